@@ -1,0 +1,204 @@
+//! Which tensors are feature maps (computed from the graph's input rather than from constants),
+//! with their channel count and element type, propagated forward in topological order. Channels
+//! come from convolution weight shapes, never from value_info.
+
+use crate::graph::{GraphView, Source};
+use crate::onnx::tensor::int_values;
+use crate::onnx::{attr_i, attr_ints, op};
+use std::collections::HashMap;
+
+/// What is known about a feature-map tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Feature {
+    /// Channel count (dimension 1 of an NCHW map), when it can be derived.
+    pub channels: Option<usize>,
+    /// ONNX element type code.
+    pub dtype: i32,
+}
+
+/// Feature facts per tensor name.
+pub struct Features {
+    map: HashMap<String, Feature>,
+}
+
+/// Ops whose output keeps the channels and type of their first feature input.
+const CHANNEL_PRESERVING: &[&str] = &[
+    "BatchNormalization",
+    "Relu",
+    "Clip",
+    "LeakyRelu",
+    "PRelu",
+    "Sigmoid",
+    "HardSigmoid",
+    "HardSwish",
+    "Tanh",
+    "Elu",
+    "Selu",
+    "Celu",
+    "Softplus",
+    "Gelu",
+    "Mish",
+    "Erf",
+    "Dropout",
+    "Identity",
+    "MaxPool",
+    "AveragePool",
+    "LpPool",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "GlobalLpPool",
+    "LRN",
+    "InstanceNormalization",
+    "Pad",
+    "Resize",
+    "Upsample",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Sum",
+    "Max",
+    "Min",
+    "Mean",
+    "Pow",
+    "Sqrt",
+    "Neg",
+    "Exp",
+    "Abs",
+    "Relu6",
+    "Swish",
+    "ThresholdedRelu",
+];
+
+impl Features {
+    /// Propagates feature facts through the graph.
+    pub fn new(view: &GraphView) -> Self {
+        let mut map: HashMap<String, Feature> = HashMap::new();
+        for i in view.feature_inputs() {
+            let name = view.graph.input[i].name.clone().unwrap_or_default();
+            let channels = view
+                .input_dims(i)
+                .and_then(|d| d.get(1).copied().flatten())
+                .and_then(|c| usize::try_from(c).ok());
+            let dtype = view.input_type(i).unwrap_or(1);
+            map.insert(name, Feature { channels, dtype });
+        }
+        for &n in &view.topo {
+            let node = view.node(n);
+            let first = node.input.iter().find_map(|i| map.get(i.as_str()).copied());
+            let Some(first) = first else { continue };
+            let out = match op(node) {
+                "Conv" | "ConvInteger" => Feature {
+                    channels: conv_weight(view, n)
+                        .and_then(|d| d.first().copied())
+                        .and_then(to_usize),
+                    dtype: first.dtype,
+                },
+                "ConvTranspose" => Feature {
+                    channels: conv_weight(view, n)
+                        .and_then(|d| {
+                            let g = attr_i(node, "group").unwrap_or(1);
+                            d.get(1).copied().map(|c| c * g)
+                        })
+                        .and_then(to_usize),
+                    dtype: first.dtype,
+                },
+                "Cast" => Feature {
+                    channels: first.channels,
+                    dtype: attr_i(node, "to").map_or(first.dtype, |t| t as i32),
+                },
+                "Concat" => {
+                    let axis = attr_i(node, "axis").unwrap_or(1);
+                    let feats: Vec<Option<Feature>> = node
+                        .input
+                        .iter()
+                        .map(|i| map.get(i.as_str()).copied())
+                        .collect();
+                    let channels = if axis == 1 || axis == -3 {
+                        feats
+                            .iter()
+                            .map(|f| f.and_then(|f| f.channels))
+                            .sum::<Option<usize>>()
+                    } else {
+                        first.channels
+                    };
+                    Feature {
+                        channels,
+                        dtype: first.dtype,
+                    }
+                }
+                "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceSum" | "ReduceL2" => {
+                    let axes = attr_ints(node, "axes").map(<[i64]>::to_vec).or_else(|| {
+                        node.input
+                            .get(1)
+                            .and_then(|a| view.constant(a))
+                            .and_then(int_values)
+                    });
+                    let keep = attr_i(node, "keepdims").unwrap_or(1) == 1;
+                    let channels = match axes {
+                        Some(a) if keep && !a.contains(&1) && !a.is_empty() => first.channels,
+                        _ => None,
+                    };
+                    Feature {
+                        channels,
+                        dtype: first.dtype,
+                    }
+                }
+                o if CHANNEL_PRESERVING.contains(&o) => first,
+                _ => Feature {
+                    channels: None,
+                    dtype: first.dtype,
+                },
+            };
+            for o in &node.output {
+                if !o.is_empty() {
+                    map.insert(o.clone(), out);
+                }
+            }
+        }
+        Self { map }
+    }
+
+    /// Facts about tensor `name`, if it is a feature map.
+    pub fn get(&self, name: &str) -> Option<Feature> {
+        self.map.get(name).copied()
+    }
+
+    /// Whether `name` is computed from a graph input (not a weight, shape or other constant).
+    pub fn is_feature(&self, name: &str) -> bool {
+        self.map.contains_key(name)
+    }
+
+    /// Channel count of `name`, if known.
+    pub fn channels(&self, name: &str) -> Option<usize> {
+        self.get(name).and_then(|f| f.channels)
+    }
+}
+
+fn to_usize(v: i64) -> Option<usize> {
+    usize::try_from(v).ok()
+}
+
+/// Dims of a Conv node's weight, wherever the weight is produced.
+pub fn conv_weight<'a>(view: &GraphView<'a>, n: usize) -> Option<&'a [i64]> {
+    let node = view.node(n);
+    let w = node.input.get(1)?;
+    view.constant_dims(w)
+}
+
+/// Whether a Conv node is spatial (a kernel larger than 1×1).
+pub fn is_spatial_conv(view: &GraphView, n: usize) -> bool {
+    let node = view.node(n);
+    if op(node) != "Conv" {
+        return false;
+    }
+    if let Some(k) = attr_ints(node, "kernel_shape") {
+        return k.iter().any(|&k| k > 1);
+    }
+    conv_weight(view, n).is_some_and(|d| d.iter().skip(2).any(|&k| k > 1))
+}
+
+/// Whether `name` is produced by a node (as opposed to a graph input or initializer).
+pub fn from_node(view: &GraphView, name: &str) -> bool {
+    matches!(view.producer(name), Some(Source::Node { .. }))
+}

@@ -1,0 +1,56 @@
+//! Read-only analysis: feature maps and their channels, blocks, stages.
+
+pub mod blocks;
+pub mod features;
+pub mod stages;
+
+pub use blocks::{Block, BlockKind, Detection};
+pub use features::Features;
+pub use stages::Stage;
+
+use crate::graph::GraphView;
+use crate::onnx::op;
+use anyhow::{bail, Result};
+use std::collections::BTreeMap;
+
+/// Everything the rewrite and the report need to know about a model.
+pub struct Analysis {
+    pub blocks: Vec<Block>,
+    pub stages: Vec<Stage>,
+    pub features: Features,
+}
+
+/// Detects blocks and groups them into stages; an error when the model has no block at all,
+/// saying what was found instead.
+pub fn analyse(view: &GraphView) -> Result<Analysis> {
+    if view.feature_inputs().is_empty() {
+        bail!("the graph has no input (every graph input is an initializer)");
+    }
+    let feats = Features::new(view);
+    let det = blocks::detect(view, &feats);
+    if det.blocks.is_empty() {
+        let mut ops: BTreeMap<&str, usize> = BTreeMap::new();
+        for n in &view.graph.node {
+            *ops.entry(op(n)).or_default() += 1;
+        }
+        let found: Vec<String> = ops.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let why = match det.rejected.first() {
+            Some((m, reason)) => format!(
+                "; {} merge(s) rejected, e.g. {}: {reason}",
+                det.rejected.len(),
+                crate::onnx::describe_node(view.node(*m))
+            ),
+            None => String::new(),
+        };
+        bail!(
+            "no residual block found (no Add or Sum merging a branch with convolutions and a shortcut{why}); the graph holds {}",
+            found.join(", ")
+        );
+    }
+    let stages = stages::group(view, &det.blocks);
+    Ok(Analysis {
+        blocks: det.blocks,
+        stages,
+        features: feats,
+    })
+}

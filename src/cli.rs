@@ -1,0 +1,162 @@
+//! Command-line flags, parsed by clap into a validated [`Config`].
+
+use clap::{CommandFactory, Parser};
+use se_inject::rewrite::{Gate, Init, Position, SeOptions, Squeeze};
+use se_inject::{Config, ReportKind};
+use std::path::PathBuf;
+
+/// Output format of the report on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Splice Squeeze-and-Excitation blocks into a trained ONNX CNN, report what they cost against
+/// the paper's (2/r)·Σ N_s·C_s², and prove the result runs in tract.
+#[derive(Debug, Parser)]
+#[command(name = "se-inject", version)]
+pub struct Cli {
+    /// The ONNX model (its external data file, if any, beside it).
+    pub model: PathBuf,
+    /// Reduction ratio r (hidden width max(1, round(C / r))).
+    #[arg(short, long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub ratio: u32,
+    /// Where SE goes in each block.
+    #[arg(short, long, value_enum, default_value_t = Position::Standard)]
+    pub position: Position,
+    /// Where to write the rewritten model [default: <stem>.se.onnx beside MODEL].
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// `all`, or 1-based stage numbers as the report prints them: 1,2,4.
+    #[arg(long, default_value = "all", value_parser = parse_stages)]
+    pub stages: StageSelection,
+    /// How the SE weights start: random (He-normal), or identity (gate saturated at 1, so the
+    /// model computes what it computed before; needs biases).
+    #[arg(long, value_enum, default_value_t = Init::Random)]
+    pub init: Init,
+    /// Seed for random init (and the validation input): same input, options and seed give the
+    /// same bytes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// FC layers without bias (the paper's ablation setting).
+    #[arg(long)]
+    pub no_bias: bool,
+    /// Squeeze operator (paper Tables 11 and 16): global average, global max, or none (the FCs
+    /// then run as 1×1 convolutions on the full map).
+    #[arg(long, value_enum, default_value_t = Squeeze::Avg)]
+    pub squeeze: Squeeze,
+    /// Excitation gate (paper Table 12). Each reaches exactly 1, so --init identity keeps the
+    /// model's function with any of them (tract's sigmoid stops at 0.9999995).
+    #[arg(long, value_enum, default_value_t = Gate::Sigmoid)]
+    pub gate: Gate,
+    /// Print this report; without -o nothing is written.
+    #[arg(long, value_enum)]
+    pub report: Option<ReportKind>,
+    /// Format of what is printed on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Concrete input shape for symbolic dims, e.g. 1,3,224,224.
+    #[arg(long, value_parser = parse_shape)]
+    pub input_shape: Option<Vec<usize>>,
+    /// Skip the run in tract.
+    #[arg(long)]
+    pub no_validate: bool,
+    /// Inject even where an SE block is already present.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `--stages`: every stage, or a list of 1-based numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageSelection {
+    All,
+    Some(Vec<usize>),
+}
+
+fn parse_stages(s: &str) -> Result<StageSelection, String> {
+    if s.trim() == "all" {
+        return Ok(StageSelection::All);
+    }
+    let v: Result<Vec<usize>, String> = s
+        .split(',')
+        .map(|p| match p.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(format!("'{p}' is not a stage number (1, 2, ...)")),
+        })
+        .collect();
+    Ok(StageSelection::Some(v?))
+}
+
+fn parse_shape(s: &str) -> Result<Vec<usize>, String> {
+    s.split(',')
+        .map(|p| match p.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(format!("'{p}' is not a positive dimension")),
+        })
+        .collect()
+}
+
+impl Cli {
+    /// Turns the flags into a [`Config`]; a conflict between flags exits with a usage error.
+    pub fn into_config(self) -> (Config, Format) {
+        if self.init == Init::Identity && self.no_bias {
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--init identity needs biases (the gate is held at 1 by the second FC's bias); drop --no-bias",
+                )
+                .exit();
+        }
+        let se = SeOptions {
+            ratio: self.ratio as usize,
+            position: self.position,
+            bias: !self.no_bias,
+            init: self.init,
+            seed: self.seed,
+            squeeze: self.squeeze,
+            gate: self.gate,
+            stages: match self.stages {
+                StageSelection::All => None,
+                StageSelection::Some(v) => Some(v),
+            },
+            force: self.force,
+        };
+        let cfg = Config {
+            model: self.model,
+            output: self.output,
+            se,
+            report: self.report,
+            input_shape: self.input_shape,
+            validate: !self.no_validate,
+        };
+        (cfg, self.format)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stage_lists() {
+        assert_eq!(parse_stages("all"), Ok(StageSelection::All));
+        assert_eq!(
+            parse_stages("1,2,4"),
+            Ok(StageSelection::Some(vec![1, 2, 4]))
+        );
+        assert!(parse_stages("0").is_err());
+        assert!(parse_stages("x").is_err());
+    }
+
+    #[test]
+    fn parses_shapes() {
+        assert_eq!(parse_shape("1,3,224,224"), Ok(vec![1, 3, 224, 224]));
+        assert!(parse_shape("1,0").is_err());
+    }
+
+    #[test]
+    fn flags_are_consistent() {
+        Cli::command().debug_assert();
+    }
+}

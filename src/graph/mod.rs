@@ -1,0 +1,260 @@
+//! A read-only petgraph view of an ONNX graph: nodes are ONNX nodes, edges are tensors from a
+//! producer's output to a consumer's input. Graph inputs and initializers are sources outside the
+//! petgraph. Building the view checks the structure: every input has a producer, no tensor has
+//! two producers, the graph is acyclic.
+
+use crate::onnx::{attr_t, describe_node, op, GraphProto, NodeProto, TensorProto};
+use anyhow::{bail, Result};
+use petgraph::algo::dominators::{simple_fast, Dominators};
+use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::{HashMap, HashSet};
+
+/// Where a tensor comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The i-th graph input (that is not also an initializer).
+    Input(usize),
+    /// The i-th initializer.
+    Initializer(usize),
+    /// Output `slot` of node `node` (an index into `graph.node`).
+    Node { node: usize, slot: usize },
+}
+
+/// The graph view. Node indices are indices into `graph.node`.
+pub struct GraphView<'a> {
+    pub graph: &'a GraphProto,
+    /// Node-to-node dependencies; node `i` is `NodeIndex::new(i)`.
+    pub dag: DiGraph<usize, ()>,
+    producers: HashMap<&'a str, Source>,
+    consumers: HashMap<&'a str, Vec<(usize, usize)>>,
+    /// Node indices in a topological order.
+    pub topo: Vec<usize>,
+    /// Position of each node in `topo`.
+    pub rank: Vec<usize>,
+}
+
+impl<'a> GraphView<'a> {
+    /// Builds the view, checking the structure.
+    pub fn new(graph: &'a GraphProto) -> Result<Self> {
+        let mut producers: HashMap<&str, Source> = HashMap::new();
+        for (i, t) in graph.initializer.iter().enumerate() {
+            let name = t.name.as_deref().unwrap_or("");
+            if producers.insert(name, Source::Initializer(i)).is_some() {
+                bail!("initializer '{name}' is defined twice");
+            }
+        }
+        for (i, v) in graph.input.iter().enumerate() {
+            let name = v.name.as_deref().unwrap_or("");
+            // Before IR 4 every initializer is also listed as a graph input.
+            producers.entry(name).or_insert(Source::Input(i));
+        }
+        for (n, node) in graph.node.iter().enumerate() {
+            for (slot, out) in node.output.iter().enumerate() {
+                if out.is_empty() {
+                    continue;
+                }
+                if let Some(prev) = producers.insert(out, Source::Node { node: n, slot }) {
+                    let by = match prev {
+                        Source::Node { node, .. } => describe_node(&graph.node[node]),
+                        Source::Input(_) => "a graph input".to_string(),
+                        Source::Initializer(_) => "an initializer".to_string(),
+                    };
+                    bail!(
+                        "tensor '{out}' is produced twice: by {by} and by {}",
+                        describe_node(node)
+                    );
+                }
+            }
+        }
+        let mut dag = DiGraph::with_capacity(graph.node.len(), graph.node.len() * 2);
+        for i in 0..graph.node.len() {
+            dag.add_node(i);
+        }
+        let mut consumers: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
+        for (n, node) in graph.node.iter().enumerate() {
+            for (slot, inp) in node.input.iter().enumerate() {
+                if inp.is_empty() {
+                    continue; // an omitted optional input
+                }
+                match producers.get(inp.as_str()) {
+                    None => bail!(
+                        "{} reads tensor '{inp}', which nothing produces",
+                        describe_node(node)
+                    ),
+                    Some(Source::Node { node: p, .. }) => {
+                        dag.update_edge(NodeIndex::new(*p), NodeIndex::new(n), ());
+                    }
+                    Some(_) => {}
+                }
+                consumers.entry(inp.as_str()).or_default().push((n, slot));
+            }
+        }
+        for out in &graph.output {
+            let name = out.name.as_deref().unwrap_or("");
+            if !producers.contains_key(name) {
+                bail!("graph output '{name}' is produced by no node");
+            }
+        }
+        let topo = match petgraph::algo::toposort(&dag, None) {
+            Ok(order) => order.into_iter().map(|i| i.index()).collect::<Vec<_>>(),
+            Err(cycle) => bail!(
+                "the graph has a cycle through {}",
+                describe_node(&graph.node[cycle.node_id().index()])
+            ),
+        };
+        let mut rank = vec![0; topo.len()];
+        for (pos, &n) in topo.iter().enumerate() {
+            rank[n] = pos;
+        }
+        Ok(Self {
+            graph,
+            dag,
+            producers,
+            consumers,
+            topo,
+            rank,
+        })
+    }
+
+    /// The node at index `i`.
+    pub fn node(&self, i: usize) -> &'a NodeProto {
+        &self.graph.node[i]
+    }
+
+    /// Where tensor `name` comes from.
+    pub fn producer(&self, name: &str) -> Option<Source> {
+        self.producers.get(name).copied()
+    }
+
+    /// The node producing `name`, if a node does.
+    pub fn producer_node(&self, name: &str) -> Option<usize> {
+        match self.producer(name)? {
+            Source::Node { node, .. } => Some(node),
+            _ => None,
+        }
+    }
+
+    /// The (node, input slot) pairs reading tensor `name`.
+    pub fn consumers(&self, name: &str) -> &[(usize, usize)] {
+        self.consumers.get(name).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Whether `name` is one of the graph's outputs.
+    pub fn is_graph_output(&self, name: &str) -> bool {
+        self.graph
+            .output
+            .iter()
+            .any(|o| o.name.as_deref() == Some(name))
+    }
+
+    /// The constant tensor behind `name`: an initializer, a Constant node's value, or either of
+    /// those seen through Identity / Cast nodes (as the TorchScript exporter writes weights).
+    pub fn constant(&self, name: &str) -> Option<&'a TensorProto> {
+        let mut name = name;
+        for _ in 0..64 {
+            match self.producer(name)? {
+                Source::Initializer(i) => return Some(&self.graph.initializer[i]),
+                Source::Input(_) => return None,
+                Source::Node { node, .. } => {
+                    let n = self.node(node);
+                    match op(n) {
+                        "Constant" => return attr_t(n, "value"),
+                        "Identity" | "Cast" => name = n.input.first()?,
+                        _ => return None,
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Dims of the constant tensor behind `name`.
+    pub fn constant_dims(&self, name: &str) -> Option<&'a [i64]> {
+        self.constant(name).map(|t| t.dims.as_slice())
+    }
+
+    /// Element type of a graph input, if declared.
+    pub fn input_type(&self, i: usize) -> Option<i32> {
+        use crate::onnx::proto::type_proto::Value;
+        match self.graph.input.get(i)?.r#type.as_ref()?.value.as_ref()? {
+            Value::TensorType(t) => t.elem_type,
+            _ => None,
+        }
+    }
+
+    /// Declared dims of a graph input (None for a symbolic or missing dim).
+    pub fn input_dims(&self, i: usize) -> Option<Vec<Option<i64>>> {
+        use crate::onnx::proto::tensor_shape_proto::dimension::Value as D;
+        use crate::onnx::proto::type_proto::Value;
+        match self.graph.input.get(i)?.r#type.as_ref()?.value.as_ref()? {
+            Value::TensorType(t) => Some(
+                t.shape
+                    .as_ref()?
+                    .dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(D::DimValue(v)) => Some(v),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Indices of the graph inputs that are real inputs (not initializers listed as inputs).
+    pub fn feature_inputs(&self) -> Vec<usize> {
+        (0..self.graph.input.len())
+            .filter(|&i| {
+                let name = self.graph.input[i].name.as_deref().unwrap_or("");
+                matches!(self.producer(name), Some(Source::Input(_)))
+            })
+            .collect()
+    }
+
+    /// Dominators of the node graph, from a virtual root (index `graph.node.len()`) that feeds
+    /// every node without a node predecessor.
+    pub fn dominators(&self) -> (DiGraph<usize, ()>, Dominators<NodeIndex>) {
+        let mut g = self.dag.clone();
+        let root = g.add_node(usize::MAX);
+        for i in 0..self.graph.node.len() {
+            let idx = NodeIndex::new(i);
+            if self
+                .dag
+                .neighbors_directed(idx, petgraph::Direction::Incoming)
+                .next()
+                .is_none()
+            {
+                g.add_edge(root, idx, ());
+            }
+        }
+        let doms = simple_fast(&g, root);
+        (g, doms)
+    }
+
+    /// Whether the node list is already in topological order (each input produced earlier).
+    pub fn is_ordered(&self) -> bool {
+        self.graph.node.iter().enumerate().all(|(n, node)| {
+            node.input.iter().all(|i| match self.producer(i) {
+                Some(Source::Node { node: p, .. }) => p < n,
+                _ => true,
+            })
+        })
+    }
+
+    /// Every name used in the graph: nodes, tensors, initializers, inputs, outputs, value_info.
+    pub fn all_names(&self) -> HashSet<String> {
+        let g = self.graph;
+        let mut names: HashSet<String> = HashSet::new();
+        for n in &g.node {
+            names.extend(n.name.iter().cloned());
+            names.extend(n.input.iter().cloned());
+            names.extend(n.output.iter().cloned());
+        }
+        names.extend(g.initializer.iter().filter_map(|t| t.name.clone()));
+        for v in g.input.iter().chain(&g.output).chain(&g.value_info) {
+            names.extend(v.name.iter().cloned());
+        }
+        names
+    }
+}

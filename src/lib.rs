@@ -1,0 +1,144 @@
+//! se-inject: splices Squeeze-and-Excitation blocks into trained ONNX CNNs.
+//!
+//! Data flows one way: bytes → [`onnx::Model`] → [`graph::GraphView`] → [`analysis`] (blocks,
+//! stages) → [`rewrite`] (a patch applied once) → model → bytes → [`validate`] (tract).
+
+pub mod analysis;
+pub mod graph;
+pub mod onnx;
+pub mod report;
+pub mod rewrite;
+pub mod validate;
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// What to print besides the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportKind {
+    /// The per-stage parameter table.
+    Params,
+    /// Stages and every block with its decision.
+    Stages,
+    /// Both.
+    All,
+}
+
+/// A complete, validated request.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub model: PathBuf,
+    /// Where to write; None with a report means write nothing.
+    pub output: Option<PathBuf>,
+    pub se: rewrite::SeOptions,
+    pub report: Option<ReportKind>,
+    pub input_shape: Option<Vec<usize>>,
+    pub validate: bool,
+}
+
+/// What a run produced.
+pub struct Outcome {
+    pub report: report::Report,
+    /// Files written (empty when nothing was written).
+    pub written: Vec<PathBuf>,
+}
+
+impl Outcome {
+    /// Whether validation ran and failed (nothing was written then).
+    pub fn validation_failed(&self) -> bool {
+        self.report.validation.as_ref().is_some_and(|v| !v.ok)
+    }
+}
+
+/// The default output path: `<stem>.se.onnx` beside the model.
+pub fn default_output(model: &Path) -> PathBuf {
+    let stem = model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    model.with_file_name(format!("{stem}.se.onnx"))
+}
+
+/// Runs the whole job: load, analyse, splice, report, validate, write.
+pub fn run(cfg: &Config) -> Result<Outcome> {
+    let model = onnx::load(&cfg.model)?;
+    let shown = cfg.model.display().to_string();
+    let output = match (&cfg.output, cfg.report) {
+        (Some(o), _) => Some(o.clone()),
+        (None, Some(_)) => None,
+        (None, None) => Some(default_output(&cfg.model)),
+    };
+    if let Some(out) = &output {
+        onnx::io::check_output_path(&model, out)?;
+    }
+    let view = graph::GraphView::new(model.graph()).with_context(|| format!("'{shown}'"))?;
+    let analysis = analysis::analyse(&view).with_context(|| format!("'{shown}'"))?;
+    if let Some(sel) = &cfg.se.stages {
+        let n = analysis.stages.len();
+        if let Some(bad) = sel.iter().find(|&&s| s == 0 || s > n) {
+            bail!("--stages names stage {bad}, but '{shown}' has {n} stage(s), numbered 1 to {n}");
+        }
+    }
+    let splice =
+        rewrite::splice(&view, &analysis, &cfg.se).with_context(|| format!("'{shown}'"))?;
+    let mut rep = report::Report::new(
+        &shown,
+        &view,
+        &analysis,
+        &splice.decisions,
+        &splice.graph,
+        &cfg.se,
+    );
+    if splice.decisions.iter().all(|d| d.skipped.is_some()) {
+        let reasons: Vec<String> = splice
+            .decisions
+            .iter()
+            .filter_map(|d| d.skipped.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        bail!(
+            "'{shown}': no block can take SE here ({})",
+            reasons.join("; ")
+        );
+    }
+    let Some(out) = output else {
+        return Ok(Outcome {
+            report: rep,
+            written: Vec::new(),
+        });
+    };
+    let mut rewritten = model.clone();
+    rewritten.proto.graph = Some(splice.graph);
+    if rewritten.storage == onnx::Storage::External {
+        rewritten.external_tensors.extend(splice.added_initializers);
+    }
+    if cfg.validate {
+        let opts = validate::ValidateOptions {
+            input_shape: cfg.input_shape.clone(),
+            seed: cfg.se.seed,
+            expect_identical: cfg.se.init == rewrite::Init::Identity,
+            runs: 5,
+        };
+        let v = validate::validate(
+            &model.to_inline_bytes(),
+            &rewritten.to_inline_bytes(),
+            &opts,
+        )
+        .with_context(|| format!("validating '{shown}' in tract (--no-validate skips this)"))?;
+        let ok = v.ok;
+        rep.validation = Some(v);
+        if !ok {
+            return Ok(Outcome {
+                report: rep,
+                written: Vec::new(),
+            });
+        }
+    }
+    let written = onnx::save(&rewritten, &out)?;
+    rep.output = Some(out.display().to_string());
+    Ok(Outcome {
+        report: rep,
+        written,
+    })
+}

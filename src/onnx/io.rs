@@ -1,0 +1,413 @@
+//! Loading and saving ONNX models, with weights inline or in an external data file.
+//!
+//! On load, external tensors are read into memory (one read per data file, each tensor a
+//! zero-copy slice of it) so the rest of the program sees every weight inline; the model remembers
+//! which initializers were external so that saving writes them external again, to
+//! `<output>.data` beside the output. Saving writes temporary files in the target folder and
+//! renames them into place, so a failure never leaves a partial file.
+
+use super::proto::tensor_proto::DataLocation;
+use super::proto::{ModelProto, StringStringEntryProto, TensorProto};
+use super::tensor::{element_count, element_size, type_name};
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use prost::Message;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+/// How a model's weights are stored on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    /// Every tensor inside the `.onnx` file.
+    Inline,
+    /// Some tensors in a separate data file (`data_location = EXTERNAL`).
+    External,
+}
+
+/// A loaded model: the protobuf with every weight in memory, and where it came from.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub proto: ModelProto,
+    pub path: PathBuf,
+    pub storage: Storage,
+    /// Initializers that are stored (and will be saved) in the external data file.
+    pub external_tensors: BTreeSet<String>,
+    /// Canonical paths of the external data files the model was read from.
+    pub data_files: Vec<PathBuf>,
+}
+
+impl Model {
+    /// The graph; loading guarantees it is present.
+    pub fn graph(&self) -> &super::GraphProto {
+        self.proto
+            .graph
+            .as_ref()
+            .expect("load() rejects models without a graph")
+    }
+
+    /// The whole model serialized with every weight inline, as runtimes take it from memory.
+    pub fn to_inline_bytes(&self) -> Vec<u8> {
+        self.proto.encode_to_vec()
+    }
+}
+
+/// Reads and decodes the model at `path`, resolving external data relative to its folder.
+pub fn load(path: &Path) -> Result<Model> {
+    let shown = path.display();
+    let data = std::fs::read(path).with_context(|| format!("cannot read model '{shown}'"))?;
+    if data.is_empty() {
+        bail!("'{shown}' is empty: not an ONNX model");
+    }
+    let proto = ModelProto::decode(Bytes::from(data))
+        .map_err(|e| anyhow!("'{shown}' is not an ONNX model: protobuf decoding failed ({e})"))?;
+    from_proto(proto, path)
+}
+
+/// Checks a decoded model and resolves its external tensors; `path` is where it was read from.
+pub fn from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
+    let shown = path.display();
+    if proto.ir_version.is_none() || proto.opset_import.is_empty() {
+        bail!("'{shown}' is not an ONNX model: it has no IR version or no opset import");
+    }
+    let Some(graph) = proto.graph.as_mut() else {
+        bail!("'{shown}' is not an ONNX model: it has no graph");
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut files: BTreeMap<PathBuf, Bytes> = BTreeMap::new();
+    let mut external_tensors = BTreeSet::new();
+    for t in graph.initializer.iter_mut() {
+        let name = t.name.clone().unwrap_or_default();
+        if t.data_location == Some(DataLocation::External as i32) {
+            resolve_external(t, dir, &mut files)
+                .with_context(|| format!("'{shown}': external data of tensor '{name}'"))?;
+            external_tensors.insert(name.clone());
+        }
+        check_tensor_size(t).with_context(|| format!("'{shown}': tensor '{name}'"))?;
+    }
+    for node in &graph.node {
+        for a in &node.attribute {
+            if let Some(t) = &a.t {
+                if t.data_location == Some(DataLocation::External as i32) {
+                    bail!(
+                        "'{shown}': {} keeps its tensor attribute in external data, which is not supported",
+                        super::describe_node(node)
+                    );
+                }
+                check_tensor_size(t).with_context(|| {
+                    format!(
+                        "'{shown}': tensor attribute of {}",
+                        super::describe_node(node)
+                    )
+                })?;
+            }
+        }
+    }
+    let storage = if external_tensors.is_empty() {
+        Storage::Inline
+    } else {
+        Storage::External
+    };
+    Ok(Model {
+        proto,
+        path: path.to_path_buf(),
+        storage,
+        external_tensors,
+        data_files: files.into_keys().collect(),
+    })
+}
+
+/// Checks that a tensor's raw data holds exactly what its dims and element type need.
+fn check_tensor_size(t: &TensorProto) -> Result<()> {
+    let n = element_count(&t.dims)?;
+    let dt = t.data_type.unwrap_or(0);
+    if let (Some(raw), Some(size)) = (&t.raw_data, element_size(dt)) {
+        let need = n
+            .checked_mul(size as u64)
+            .ok_or_else(|| anyhow!("dims {:?} overflow", t.dims))?;
+        if need != raw.len() as u64 {
+            bail!(
+                "dims {:?} of {} need {need} bytes but its data holds {}",
+                t.dims,
+                type_name(dt),
+                raw.len()
+            );
+        }
+    } else if !t.float_data.is_empty() && t.float_data.len() as u64 != n {
+        bail!(
+            "dims {:?} need {n} values but float_data holds {}",
+            t.dims,
+            t.float_data.len()
+        );
+    }
+    Ok(())
+}
+
+fn external_entry<'a>(t: &'a TensorProto, key: &str) -> Option<&'a str> {
+    t.external_data
+        .iter()
+        .find(|e| e.key.as_deref() == Some(key))
+        .and_then(|e| e.value.as_deref())
+}
+
+/// Reads an external tensor's bytes into `raw_data` and marks it inline in memory.
+fn resolve_external(
+    t: &mut TensorProto,
+    dir: &Path,
+    files: &mut BTreeMap<PathBuf, Bytes>,
+) -> Result<()> {
+    let location = external_entry(t, "location").ok_or_else(|| anyhow!("no 'location' entry"))?;
+    let file = safe_data_path(dir, location)?;
+    let parse = |key: &str| -> Result<Option<u64>> {
+        external_entry(t, key)
+            .map(|v| {
+                v.trim()
+                    .parse::<u64>()
+                    .map_err(|_| anyhow!("'{key}' is not a number: '{v}'"))
+            })
+            .transpose()
+    };
+    let offset = parse("offset")?.unwrap_or(0);
+    let length = parse("length")?;
+    if !files.contains_key(&file) {
+        let bytes = std::fs::read(&file)
+            .with_context(|| format!("cannot read external data file '{}'", file.display()))?;
+        files.insert(file.clone(), Bytes::from(bytes));
+    }
+    let buf = &files[&file];
+    let size = buf.len() as u64;
+    let end = match length {
+        Some(l) => offset
+            .checked_add(l)
+            .ok_or_else(|| anyhow!("offset + length overflow"))?,
+        None => size,
+    };
+    if offset > size || end > size {
+        bail!(
+            "'{}' holds {size} bytes but the tensor needs bytes {offset}..{end}",
+            file.display()
+        );
+    }
+    t.raw_data = Some(buf.slice(offset as usize..end as usize));
+    t.external_data.clear();
+    t.data_location = None;
+    Ok(())
+}
+
+/// Resolves an external data `location` inside `dir`, refusing anything that could escape it:
+/// absolute paths, `..` components, and symlinks that lead outside.
+pub fn safe_data_path(dir: &Path, location: &str) -> Result<PathBuf> {
+    let rel = Path::new(location);
+    if location.is_empty()
+        || rel.is_absolute()
+        || location.starts_with('/')
+        || location.starts_with('\\')
+    {
+        bail!("location '{location}' is not a relative path inside the model's folder");
+    }
+    if rel
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        bail!("location '{location}' leaves the model's folder");
+    }
+    let base = dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve folder '{}'", dir.display()))?;
+    let full = base.join(rel);
+    let real = full
+        .canonicalize()
+        .with_context(|| format!("external data file '{}' is missing", full.display()))?;
+    if !real.starts_with(&base) {
+        bail!(
+            "location '{location}' resolves outside the model's folder (to '{}')",
+            real.display()
+        );
+    }
+    Ok(real)
+}
+
+/// The data file written beside `out` when a model is saved with external data.
+pub fn data_path_for(out: &Path) -> PathBuf {
+    let mut name = out
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".data");
+    out.with_file_name(name)
+}
+
+/// Canonical form of a path that may not exist yet: its folder canonicalized, its name kept.
+fn canonical_target(p: &Path) -> Result<PathBuf> {
+    let dir = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = p
+        .file_name()
+        .ok_or_else(|| anyhow!("output path '{}' has no file name", p.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("output folder '{}' does not exist", dir.display()))?;
+    let full = dir.join(name);
+    Ok(full.canonicalize().unwrap_or(full))
+}
+
+/// Refuses an output path that would overwrite the input model or one of its data files.
+pub fn check_output_path(model: &Model, out: &Path) -> Result<()> {
+    let target = canonical_target(out)?;
+    let input = model
+        .path
+        .canonicalize()
+        .unwrap_or_else(|_| model.path.clone());
+    if target == input {
+        bail!(
+            "output path '{}' is the input model: choose another path",
+            out.display()
+        );
+    }
+    let mut targets = vec![target];
+    if model.storage == Storage::External {
+        targets.push(canonical_target(&data_path_for(out))?);
+    }
+    for t in &targets {
+        if model.data_files.contains(t) {
+            bail!(
+                "output '{}' would overwrite the input's external data file '{}'",
+                out.display(),
+                t.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Writes `model` to `out` (and `<out>.data` when its storage is external), atomically.
+/// Returns the files written.
+pub fn save(model: &Model, out: &Path) -> Result<Vec<PathBuf>> {
+    check_output_path(model, out)?;
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match model.storage {
+        Storage::Inline => {
+            let bytes = model.proto.encode_to_vec();
+            let tmp = write_temp(dir, &bytes)
+                .with_context(|| format!("cannot write '{}'", out.display()))?;
+            persist(tmp, out)?;
+            Ok(vec![out.to_path_buf()])
+        }
+        Storage::External => {
+            let data_path = data_path_for(out);
+            let location = data_path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| anyhow!("output name '{}' is not valid UTF-8", out.display()))?
+                .to_string();
+            let mut proto = model.proto.clone();
+            let mut data = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("cannot create a file in '{}'", dir.display()))?;
+            let mut offset: u64 = 0;
+            {
+                let mut w = std::io::BufWriter::new(data.as_file_mut());
+                let graph = proto
+                    .graph
+                    .as_mut()
+                    .ok_or_else(|| anyhow!("model has no graph"))?;
+                for t in graph.initializer.iter_mut() {
+                    let name = t.name.as_deref().unwrap_or("");
+                    if !model.external_tensors.contains(name) {
+                        continue;
+                    }
+                    let Some(raw) = t.raw_data.take() else {
+                        continue;
+                    };
+                    w.write_all(&raw)
+                        .with_context(|| format!("cannot write '{}'", data_path.display()))?;
+                    let entry = |k: &str, v: String| StringStringEntryProto {
+                        key: Some(k.to_string()),
+                        value: Some(v),
+                    };
+                    t.external_data = vec![
+                        entry("location", location.clone()),
+                        entry("offset", offset.to_string()),
+                        entry("length", raw.len().to_string()),
+                    ];
+                    t.data_location = Some(DataLocation::External as i32);
+                    offset += raw.len() as u64;
+                }
+                w.flush()
+                    .with_context(|| format!("cannot write '{}'", data_path.display()))?;
+            }
+            data.as_file()
+                .sync_all()
+                .with_context(|| format!("cannot write '{}'", data_path.display()))?;
+            let tmp = write_temp(dir, &proto.encode_to_vec())
+                .with_context(|| format!("cannot write '{}'", out.display()))?;
+            persist(data, &data_path)?;
+            persist(tmp, out)?;
+            Ok(vec![out.to_path_buf(), data_path])
+        }
+    }
+}
+
+fn write_temp(dir: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
+    let mut f = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a file in '{}'", dir.display()))?;
+    f.write_all(bytes)?;
+    f.as_file().sync_all()?;
+    Ok(f)
+}
+
+fn persist(tmp: tempfile::NamedTempFile, to: &Path) -> Result<()> {
+    tmp.persist(to).map_err(|e| {
+        anyhow!(
+            "cannot move the written file into place at '{}': {}",
+            to.display(),
+            e.error
+        )
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_escaping_locations() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["/etc/passwd", "../x.data", "a/../../x", ""] {
+            assert!(safe_data_path(dir.path(), bad).is_err(), "{bad} accepted");
+        }
+        std::fs::write(dir.path().join("w.data"), b"1234").unwrap();
+        assert!(safe_data_path(dir.path(), "w.data").is_ok());
+        let err = safe_data_path(dir.path(), "missing.data").unwrap_err();
+        assert!(format!("{err:#}").contains("missing.data"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_symlinks_out_of_the_folder() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"x").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("w.data"))
+            .unwrap();
+        let err = safe_data_path(dir.path(), "w.data").unwrap_err();
+        assert!(format!("{err:#}").contains("outside"));
+    }
+
+    #[test]
+    fn data_path_appends_suffix() {
+        assert_eq!(
+            data_path_for(Path::new("a/b.se.onnx")),
+            PathBuf::from("a/b.se.onnx.data")
+        );
+    }
+}
