@@ -142,3 +142,6 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         written,
     })
 }
+
+#[cfg(test)]
+pub(crate) mod testutil;

@@ -252,10 +252,11 @@ impl Report {
         };
         let _ = writeln!(
             s,
-            "parameters: {} before, {} after ({:+} counted, {pct:+.2}%; formula {})",
+            "parameters: {} before, {} after ({}{} counted, {pct:+.2}%; formula {})",
             group(self.params_before),
             group(self.params_after),
-            self.added_params,
+            if self.added_params < 0 { "-" } else { "+" },
+            group(self.added_params.unsigned_abs()),
             fmt_formula(self.formula_params.0)
         );
         if let Some(v) = &self.validation {

@@ -80,7 +80,7 @@ pub struct Detection {
 
 /// Finds the residual blocks of the graph, in topological order of their merge nodes.
 pub fn detect(view: &GraphView, feats: &Features) -> Detection {
-    let (_, doms) = view.dominators();
+    let doms = view.dominators(|t| feats.is_feature(t));
     let root = view.graph.node.len();
     let mut det = Detection::default();
     let mut merges: Vec<usize> = (0..view.graph.node.len())

@@ -212,24 +212,31 @@ impl<'a> GraphView<'a> {
             .collect()
     }
 
-    /// Dominators of the node graph, from a virtual root (index `graph.node.len()`) that feeds
-    /// every node without a node predecessor.
-    pub fn dominators(&self) -> (DiGraph<usize, ()>, Dominators<NodeIndex>) {
-        let mut g = self.dag.clone();
-        let root = g.add_node(usize::MAX);
-        for i in 0..self.graph.node.len() {
-            let idx = NodeIndex::new(i);
-            if self
-                .dag
-                .neighbors_directed(idx, petgraph::Direction::Incoming)
-                .next()
-                .is_none()
-            {
-                g.add_edge(root, idx, ());
+    /// Dominators of the node graph restricted to the tensors `keep` accepts (the feature maps:
+    /// weights fed through Identity nodes must not count as paths), from a virtual root (index
+    /// `graph.node.len()`) that feeds every node without a kept predecessor.
+    pub fn dominators(&self, keep: impl Fn(&str) -> bool) -> Dominators<NodeIndex> {
+        let n = self.graph.node.len();
+        let mut g: DiGraph<(), ()> = DiGraph::with_capacity(n + 1, n * 2);
+        for _ in 0..=n {
+            g.add_node(());
+        }
+        let root = NodeIndex::new(n);
+        let mut has_pred = vec![false; n];
+        for (c, node) in self.graph.node.iter().enumerate() {
+            for inp in node.input.iter().filter(|i| keep(i)) {
+                if let Some(p) = self.producer_node(inp) {
+                    g.update_edge(NodeIndex::new(p), NodeIndex::new(c), ());
+                    has_pred[c] = true;
+                }
             }
         }
-        let doms = simple_fast(&g, root);
-        (g, doms)
+        for (c, &p) in has_pred.iter().enumerate() {
+            if !p {
+                g.add_edge(root, NodeIndex::new(c), ());
+            }
+        }
+        simple_fast(&g, root)
     }
 
     /// Whether the node list is already in topological order (each input produced earlier).
@@ -256,5 +263,80 @@ impl<'a> GraphView<'a> {
             names.extend(v.name.iter().cloned());
         }
         names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::GraphBuilder;
+
+    fn err(g: &GraphProto) -> String {
+        match GraphView::new(g) {
+            Ok(_) => panic!("accepted a malformed graph"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    //  input → Relu → Relu → output
+    fn chain() -> GraphProto {
+        let mut b = GraphBuilder::new(2);
+        let a = b.relu("input");
+        let c = b.relu(&a);
+        b.finish(&c)
+    }
+
+    #[test]
+    fn orders_and_links_nodes() {
+        let g = chain();
+        let v = GraphView::new(&g).unwrap();
+        assert_eq!(v.topo, vec![0, 1]);
+        assert!(v.is_ordered());
+        assert_eq!(v.consumers("input"), &[(0, 0)]);
+        assert_eq!(v.producer_node(&g.node[1].output[0]), Some(1));
+        assert_eq!(v.feature_inputs(), vec![0]);
+    }
+
+    #[test]
+    fn rejects_a_missing_producer() {
+        let mut g = chain();
+        g.node[1].input[0] = "ghost".into();
+        let e = err(&g);
+        assert!(e.contains("'ghost'") && e.contains("Relu_2"), "{e}");
+    }
+
+    #[test]
+    fn rejects_two_producers() {
+        let mut g = chain();
+        g.node[1].output[0] = g.node[0].output[0].clone();
+        g.node[1].input[0] = "input".into();
+        assert!(err(&g).contains("produced twice"));
+    }
+
+    #[test]
+    fn rejects_a_cycle_naming_a_node() {
+        let mut g = chain();
+        g.node[0].input[0] = g.node[1].output[0].clone();
+        let e = err(&g);
+        assert!(e.contains("cycle") && e.contains("Relu_"), "{e}");
+    }
+
+    #[test]
+    fn rejects_an_unproduced_graph_output() {
+        let mut g = chain();
+        g.output[0].name = Some("nowhere".into());
+        assert!(err(&g).contains("'nowhere'"));
+    }
+
+    #[test]
+    fn sees_weights_through_identity() {
+        let mut b = GraphBuilder::new(2);
+        let w = b.weight(&[4, 2, 3, 3]);
+        let id = b.node("Identity", &[&w], vec![]);
+        let c = b.node("Conv", &["input", &id], vec![]);
+        let g = b.finish(&c);
+        let v = GraphView::new(&g).unwrap();
+        assert_eq!(v.constant_dims(&id), Some(&[4i64, 2, 3, 3][..]));
+        assert_eq!(v.constant_dims("input"), None);
     }
 }

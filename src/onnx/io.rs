@@ -364,7 +364,16 @@ fn write_temp(dir: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
     Ok(f)
 }
 
+/// Moves a finished temporary file into place, with the permissions of a normally created file
+/// (temporary files are private to their owner).
 fn persist(tmp: tempfile::NamedTempFile, to: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = 0o666 & !umask();
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set the permissions of '{}'", to.display()))?;
+    }
     tmp.persist(to).map_err(|e| {
         anyhow!(
             "cannot move the written file into place at '{}': {}",
@@ -373,6 +382,19 @@ fn persist(tmp: tempfile::NamedTempFile, to: &Path) -> Result<()> {
         )
     })?;
     Ok(())
+}
+
+/// The process umask, read from /proc when available (022 otherwise).
+#[cfg(unix)]
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
 }
 
 #[cfg(test)]

@@ -270,3 +270,149 @@ pub fn splice(view: &GraphView, analysis: &Analysis, opts: &SeOptions) -> Result
         added_initializers: added,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::analyse;
+    use crate::report::count_params;
+    use crate::testutil::GraphBuilder;
+
+    fn opts(position: Position, bias: bool) -> SeOptions {
+        SeOptions {
+            ratio: 16,
+            position,
+            bias,
+            init: Init::Random,
+            seed: 0,
+            squeeze: Squeeze::Avg,
+            gate: Gate::Sigmoid,
+            stages: None,
+            force: false,
+        }
+    }
+
+    fn stage_shape(a: &Analysis) -> Vec<(usize, usize)> {
+        a.stages.iter().map(|s| (s.blocks.len(), s.channels)).collect()
+    }
+
+    fn added(g: &GraphProto, position: Position, bias: bool) -> u64 {
+        let view = GraphView::new(g).unwrap();
+        let a = analyse(&view).unwrap();
+        let s = splice(&view, &a, &opts(position, bias)).unwrap();
+        count_params(&s.graph) - count_params(g)
+    }
+
+    #[test]
+    fn resnet50_matches_the_paper() {
+        let g = GraphBuilder::resnet_bottleneck(&[3, 4, 6, 3], 64, 1);
+        let view = GraphView::new(&g).unwrap();
+        let a = analyse(&view).unwrap();
+        assert_eq!(stage_shape(&a), vec![(3, 256), (4, 512), (6, 1024), (3, 2048)]);
+        // (2/16)·(3·256² + 4·512² + 6·1024² + 3·2048²) = 2,514,944 weights; biases add
+        // Σ N_s·(C_s + C_s/16) = 3·272 + 4·544 + 6·1088 + 3·2176 = 16,048.
+        assert_eq!(added(&g, Position::Standard, false), 2_514_944);
+        assert_eq!(added(&g, Position::Standard, true), 2_530_992);
+    }
+
+    #[test]
+    fn resnext50_has_resnet50_stages() {
+        let g = GraphBuilder::resnet_bottleneck(&[3, 4, 6, 3], 128, 32);
+        let view = GraphView::new(&g).unwrap();
+        let a = analyse(&view).unwrap();
+        assert_eq!(stage_shape(&a), vec![(3, 256), (4, 512), (6, 1024), (3, 2048)]);
+        assert_eq!(added(&g, Position::Standard, true), 2_530_992);
+    }
+
+    #[test]
+    fn resnet18_stages() {
+        let g = GraphBuilder::resnet_basic(&[2, 2, 2, 2]);
+        let view = GraphView::new(&g).unwrap();
+        let a = analyse(&view).unwrap();
+        assert_eq!(stage_shape(&a), vec![(2, 64), (2, 128), (2, 256), (2, 512)]);
+        assert_eq!(a.blocks.iter().map(|b| b.projection()).collect::<Vec<_>>(), [false, false, true, false, true, false, true, false]);
+        // (2/16)·2·(64² + 128² + 256² + 512²) = 87,040.
+        assert_eq!(added(&g, Position::Standard, false), 87_040);
+    }
+
+    #[test]
+    fn inner_lands_on_the_bottleneck_width() {
+        let g = GraphBuilder::resnet_bottleneck(&[3, 4, 6, 3], 64, 1);
+        // SE_3×3: 2·Σ N_s·(C_s/4)²/16 = (2/16)·(3·64² + 4·128² + 6·256² + 3·512²) = 157,184.
+        assert_eq!(added(&g, Position::Inner, false), 157_184);
+    }
+
+    #[test]
+    fn pre_lands_on_the_block_input() {
+        let g = GraphBuilder::resnet_bottleneck(&[1, 1], 64, 1);
+        // Block inputs carry 64 and 256 channels: 2·64·4 + 2·256·16 = 8,704.
+        assert_eq!(added(&g, Position::Pre, false), 8_704);
+    }
+
+    #[test]
+    fn every_position_keeps_the_graph_well_formed() {
+        let g = GraphBuilder::resnet_basic(&[2, 1, 2]);
+        for p in [Position::Standard, Position::Pre, Position::Post, Position::Identity, Position::Inner] {
+            let view = GraphView::new(&g).unwrap();
+            let a = analyse(&view).unwrap();
+            let s = splice(&view, &a, &opts(p, true)).unwrap();
+            let after = GraphView::new(&s.graph).unwrap();
+            assert!(after.is_ordered(), "{p:?}");
+            assert!(s.decisions.iter().all(|d| d.skipped.is_none()), "{p:?}");
+            assert_eq!(s.graph.node.len(), g.node.len() + 6 * a.blocks.len(), "{p:?}");
+            let mut names: Vec<&str> = s.graph.node.iter().filter_map(|n| n.name.as_deref()).collect();
+            let n = names.len();
+            names.sort();
+            names.dedup();
+            assert_eq!(names.len(), n, "{p:?}: node names are unique");
+        }
+    }
+
+    #[test]
+    fn post_keeps_graph_output_names() {
+        let g = GraphBuilder::resnet_basic(&[1]);
+        // The last block's activation feeds the pooling; make the activation itself the output.
+        let mut g2 = g.clone();
+        let pool = g2.node.pop().unwrap();
+        g2.output[0].name = Some(pool.input[0].clone());
+        let view = GraphView::new(&g2).unwrap();
+        let a = analyse(&view).unwrap();
+        let s = splice(&view, &a, &opts(Position::Post, true)).unwrap();
+        let out = s.graph.output[0].name.clone().unwrap();
+        assert_eq!(out, pool.input[0]);
+        let last = s.graph.node.last().unwrap();
+        assert_eq!(last.op_type.as_deref(), Some("Mul"));
+        assert_eq!(last.output[0], out);
+    }
+
+    #[test]
+    fn existing_se_is_refused_without_force() {
+        let g = GraphBuilder::resnet_basic(&[2]);
+        let view = GraphView::new(&g).unwrap();
+        let a = analyse(&view).unwrap();
+        let once = splice(&view, &a, &opts(Position::Standard, true)).unwrap();
+        let view2 = GraphView::new(&once.graph).unwrap();
+        let a2 = analyse(&view2).unwrap();
+        assert!(a2.blocks.iter().all(|b| b.has_se));
+        let again = splice(&view2, &a2, &opts(Position::Standard, true)).unwrap();
+        assert!(again.decisions.iter().all(|d| d.skipped.as_deref().is_some_and(|s| s.contains("already present"))));
+        let mut forced = opts(Position::Standard, true);
+        forced.force = true;
+        let twice = splice(&view2, &a2, &forced).unwrap();
+        assert!(twice.decisions.iter().all(|d| d.skipped.is_none()));
+    }
+
+    #[test]
+    fn same_seed_same_weights() {
+        let g = GraphBuilder::resnet_basic(&[2, 1]);
+        let view = GraphView::new(&g).unwrap();
+        let a = analyse(&view).unwrap();
+        let run = |seed| {
+            let mut o = opts(Position::Standard, true);
+            o.seed = seed;
+            splice(&view, &a, &o).unwrap().graph
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+    }
+}
