@@ -114,11 +114,14 @@ impl Report {
                 stage,
                 name: b.name.clone(),
                 kind: b.kind.as_str(),
-                merge: op(view.node(b.merge)).to_string(),
+                merge: b.merge.map_or("none", |m| op(view.node(m))).to_string(),
                 channels: d.channels,
                 hidden: d.hidden,
                 projection: b.projection(),
-                existing_se: b.has_se,
+                existing_se: analysis
+                    .gates
+                    .iter()
+                    .any(|g| b.nodes.contains(&g.mul) || g.output == b.output),
                 injected: d.skipped.is_none(),
                 added_params: d.params,
                 skipped: d.skipped.clone(),

@@ -21,7 +21,10 @@ fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
                 shape: Some(TensorShapeProto {
                     dim: dims
                         .iter()
-                        .map(|&d| Dimension { value: Some(Value::DimValue(d)), ..Default::default() })
+                        .map(|&d| Dimension {
+                            value: Some(Value::DimValue(d)),
+                            ..Default::default()
+                        })
                         .collect(),
                 }),
             })),
@@ -84,7 +87,11 @@ impl GraphBuilder {
                 ints: vec![k, k],
                 ..Default::default()
             },
-            AttributeProto { name: Some("group".into()), i: Some(group), ..Default::default() },
+            AttributeProto {
+                name: Some("group".into()),
+                i: Some(group),
+                ..Default::default()
+            },
         ];
         self.node("Conv", &[x, &w, &b], attrs)
     }
@@ -110,7 +117,11 @@ impl GraphBuilder {
         let b = self.conv(&a, width, width, 3, group);
         let b = self.relu(&b);
         let c = self.conv(&b, width, cout, 1, 1);
-        let short = if cin != cout { self.conv(x, cin, cout, 1, 1) } else { x.to_string() };
+        let short = if cin != cout {
+            self.conv(x, cin, cout, 1, 1)
+        } else {
+            x.to_string()
+        };
         let s = self.add(&c, &short);
         self.relu(&s)
     }
@@ -120,7 +131,11 @@ impl GraphBuilder {
         let a = self.conv(x, cin, cout, 3, 1);
         let a = self.relu(&a);
         let b = self.conv(&a, cout, cout, 3, 1);
-        let short = if project { self.conv(x, cin, cout, 1, 1) } else { x.to_string() };
+        let short = if project {
+            self.conv(x, cin, cout, 1, 1)
+        } else {
+            x.to_string()
+        };
         let s = self.add(&b, &short);
         self.relu(&s)
     }

@@ -1,27 +1,59 @@
-//! Residual block detection. A residual block is an elementwise merge (Add, or Sum as older
-//! converters write it) of two feature maps that fork from one tensor: the merge's immediate
-//! dominator produces it. One path (the residual branch) holds convolutions; the other (the
-//! shortcut) is the fork tensor itself or a short linear projection (Conv, normalisation,
-//! pooling).
+//! Block detection.
+//!
+//! - residual: an elementwise merge (Add, or Sum as older converters write it) of two feature maps
+//!   that fork from one tensor (the merge's immediate dominator produces it): a residual branch
+//!   with convolutions, and a shortcut that is the fork itself or a short linear projection.
+//!   A residual branch holding a depthwise convolution makes it an inverted residual.
+//! - inverted residual without a merge (MobileNet v2 / MnasNet stride-2 blocks): expand 1×1 →
+//!   depthwise → project 1×1, found around depthwise convolutions no other block covers.
+//! - inception: a Concat along channels of branches that fork from one tensor, none of which is
+//!   the fork itself; a Concat nested in a bigger module, or inside a residual branch
+//!   (Inception-ResNet), is part of that block.
+//! - dense: a Concat that keeps its input (DenseNet); the block is the whole dense block, from its
+//!   input to the Concat that gathers every layer.
+//! - plain: in models with none of the above (VGG, MobileNet v1), a convolution with its
+//!   activation, or a depthwise-separable pair.
 
-use super::features::Features;
+use super::features::{conv_weight, Features};
 use crate::graph::{GraphView, Source};
-use crate::onnx::{node_name, op};
+use crate::onnx::{attr_i, node_name, op};
+use petgraph::algo::dominators::Dominators;
+use petgraph::graph::NodeIndex;
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
 /// The kinds of block the analysis recognises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum BlockKind {
     Residual,
+    InvertedResidual,
+    Inception,
+    Dense,
+    Plain,
 }
 
 impl BlockKind {
     pub fn as_str(self) -> &'static str {
         match self {
             BlockKind::Residual => "residual",
+            BlockKind::InvertedResidual => "inverted-residual",
+            BlockKind::Inception => "inception",
+            BlockKind::Dense => "dense",
+            BlockKind::Plain => "plain",
         }
     }
+}
+
+/// The shortcut of a residual block.
+#[derive(Debug, Clone)]
+pub struct Shortcut {
+    /// Nodes of the shortcut (empty for an identity shortcut), in topological order.
+    pub nodes: Vec<usize>,
+    /// The shortcut's output and the merge input slot it enters.
+    pub output: String,
+    pub slot: usize,
+    /// The merge input slot the residual branch enters.
+    pub branch_slot: usize,
 }
 
 /// One detected block.
@@ -30,33 +62,48 @@ pub struct Block {
     pub kind: BlockKind,
     /// A readable name derived from the merge node, used to name what is added for the block.
     pub name: String,
-    /// Index of the merge node in `graph.node`.
-    pub merge: usize,
-    /// Op type of the merge (Add, Sum).
-    pub merge_op: String,
-    /// The tensor both paths start from.
-    pub fork: String,
-    /// Nodes of the residual branch, in topological order.
-    pub branch: Vec<usize>,
-    /// The residual branch's output and the merge input slot it enters.
-    pub branch_out: String,
-    pub branch_slot: usize,
-    /// Nodes of the shortcut (empty for an identity shortcut), in topological order.
-    pub shortcut: Vec<usize>,
-    pub shortcut_out: String,
-    pub shortcut_slot: usize,
+    /// Index of the merge node in `graph.node` (Add / Sum / Concat); None for a chain.
+    pub merge: Option<usize>,
+    /// The tensor the block starts from.
+    pub input: String,
+    /// The transformation's nodes in topological order: the residual branch, the module's
+    /// branches, the chain (the merge itself excluded).
+    pub nodes: Vec<usize>,
+    /// The transformation's output, where SE goes at the standard position: the residual
+    /// branch's output, the Concat's output, the chain's last activation.
+    pub output: String,
+    /// The block's final output (after the merge), before any activation that follows it.
+    pub end: String,
+    /// Residual blocks only.
+    pub shortcut: Option<Shortcut>,
     /// Output channels of the block.
     pub channels: usize,
     /// Element type of the block's feature maps.
     pub dtype: i32,
-    /// Whether an SE gate already scales the residual branch output.
-    pub has_se: bool,
 }
 
 impl Block {
     /// Whether the shortcut is a projection rather than the identity.
     pub fn projection(&self) -> bool {
-        !self.shortcut.is_empty()
+        self.shortcut.as_ref().is_some_and(|s| !s.nodes.is_empty())
+    }
+
+    /// Every node the block covers: transformation, shortcut and merge.
+    pub fn covers(&self, n: usize) -> bool {
+        self.merge == Some(n)
+            || self.nodes.contains(&n)
+            || self.shortcut.as_ref().is_some_and(|s| s.nodes.contains(&n))
+    }
+
+    /// Name of the block's first node in topological order.
+    pub fn first_node(&self, view: &GraphView) -> String {
+        self.nodes
+            .iter()
+            .chain(self.shortcut.iter().flat_map(|s| &s.nodes))
+            .chain(&self.merge)
+            .min_by_key(|&&n| view.rank[n])
+            .map(|&n| node_name(view.node(n)).to_string())
+            .unwrap_or_default()
     }
 }
 
@@ -70,6 +117,23 @@ const SHORTCUT_OPS: &[&str] = &[
     "Pad",
 ];
 
+/// Activations that close a convolution in a chain.
+pub const ACTIVATIONS: &[&str] = &[
+    "Relu",
+    "Clip",
+    "LeakyRelu",
+    "PRelu",
+    "Elu",
+    "Selu",
+    "Celu",
+    "HardSwish",
+    "Sigmoid",
+    "Tanh",
+    "Softplus",
+    "Gelu",
+    "Mish",
+];
+
 /// What the detection found, including merges that did not qualify as blocks.
 #[derive(Debug, Default)]
 pub struct Detection {
@@ -78,67 +142,107 @@ pub struct Detection {
     pub rejected: Vec<(usize, String)>,
 }
 
-/// Finds the residual blocks of the graph, in topological order of their merge nodes.
+/// Finds the blocks of the graph, in topological order of their outputs.
 pub fn detect(view: &GraphView, feats: &Features) -> Detection {
     let doms = view.dominators(|t| feats.is_feature(t));
-    let root = view.graph.node.len();
+    let cx = Cx {
+        view,
+        feats,
+        doms: &doms,
+        root: view.graph.node.len(),
+    };
     let mut det = Detection::default();
-    let mut merges: Vec<usize> = (0..view.graph.node.len())
-        .filter(|&n| matches!(op(view.node(n)), "Add" | "Sum"))
-        .collect();
-    merges.sort_by_key(|&n| view.rank[n]);
-    for m in merges {
-        match residual_block(view, feats, &doms, root, m) {
-            Ok(Some(b)) => det.blocks.push(b),
-            Ok(None) => {}
-            Err(reason) => det.rejected.push((m, reason)),
+    let mut order: Vec<usize> = (0..view.graph.node.len()).collect();
+    order.sort_by_key(|&n| view.rank[n]);
+    for &m in &order {
+        if matches!(op(view.node(m)), "Add" | "Sum") {
+            match cx.residual(m) {
+                Ok(Some(b)) => det.blocks.push(b),
+                Ok(None) => {}
+                Err(reason) => det.rejected.push((m, reason)),
+            }
         }
     }
+    let mut modules = Vec::new();
+    for &m in &order {
+        if op(view.node(m)) == "Concat" {
+            if det.blocks.iter().any(|b| b.covers(m)) {
+                continue; // a Concat inside a residual branch (Inception-ResNet) belongs to it
+            }
+            match cx.concat(m) {
+                Ok(Some(b)) => modules.push(b),
+                Ok(None) => {}
+                Err(reason) => det.rejected.push((m, reason)),
+            }
+        }
+    }
+    // A module whose Concat lies inside a bigger module (Inception v3's split 1×3 / 3×1
+    // branches), or a dense-layer Concat inside its dense block, is part of that block.
+    let inside = |b: &Block, of: &Block| b.merge.is_some_and(|m| of.nodes.contains(&m));
+    let outer: Vec<Block> = modules
+        .iter()
+        .filter(|b| !modules.iter().any(|o| inside(b, o)))
+        .cloned()
+        .collect();
+    det.blocks.extend(outer);
+    if !det.blocks.is_empty() {
+        let more = cx.inverted_without_merge(&det.blocks);
+        det.blocks.extend(more);
+    } else {
+        det.blocks = cx.plain();
+    }
+    det.blocks.sort_by_key(|b| {
+        b.merge
+            .map_or_else(|| end_rank(view, &b.end), |m| view.rank[m])
+    });
     det
 }
 
-fn residual_block(
-    view: &GraphView,
-    feats: &Features,
-    doms: &petgraph::algo::dominators::Dominators<petgraph::graph::NodeIndex>,
+fn end_rank(view: &GraphView, t: &str) -> usize {
+    view.producer_node(t).map_or(0, |n| view.rank[n])
+}
+
+struct Cx<'v, 'a> {
+    view: &'v GraphView<'a>,
+    feats: &'v Features,
+    doms: &'v Dominators<NodeIndex>,
     root: usize,
-    m: usize,
-) -> Result<Option<Block>, String> {
-    let node = view.node(m);
-    let operands: Vec<(usize, &String)> = node
-        .input
-        .iter()
-        .enumerate()
-        .filter(|(_, i)| feats.is_feature(i))
-        .collect();
-    if operands.len() != 2 || node.input.len() != 2 {
-        // A bias add or a broadcast with a constant: not a merge of two paths.
-        return Ok(None);
+}
+
+impl Cx<'_, '_> {
+    fn order(&self, r: impl IntoIterator<Item = usize>) -> Vec<usize> {
+        let mut v: Vec<usize> = r.into_iter().collect();
+        v.sort_by_key(|&n| self.view.rank[n]);
+        v.dedup();
+        v
     }
-    let (sa, a) = operands[0];
-    let (sb, b) = operands[1];
-    let (ca, cb) = (feats.channels(a), feats.channels(b));
-    let channels = match (ca, cb) {
-        (Some(x), Some(y)) if x == y => x,
-        (Some(x), Some(y)) => return Err(format!("its inputs have {x} and {y} channels")),
-        _ => return Err("the channel count of its inputs is unknown".into()),
-    };
-    let idom = doms
-        .immediate_dominator(petgraph::graph::NodeIndex::new(m))
-        .map(|i| i.index())
-        .ok_or("it has no dominator")?;
-    let (fork, fork_node) = if idom == root {
-        let inputs = view.feature_inputs();
-        if inputs.len() != 1 {
-            return Err("its inputs do not fork from one tensor".into());
+
+    /// The tensor the paths into merge node `m` fork from, and the node producing it.
+    fn fork(&self, m: usize) -> Result<(String, Option<usize>), String> {
+        let idom = self
+            .doms
+            .immediate_dominator(NodeIndex::new(m))
+            .map(|i| i.index())
+            .ok_or("it has no dominator")?;
+        if idom == self.root {
+            let inputs = self.view.feature_inputs();
+            if inputs.len() != 1 {
+                return Err("its inputs do not fork from one tensor".into());
+            }
+            return Ok((
+                self.view.graph.input[inputs[0]]
+                    .name
+                    .clone()
+                    .unwrap_or_default(),
+                None,
+            ));
         }
-        (
-            view.graph.input[inputs[0]].name.clone().unwrap_or_default(),
-            None,
-        )
-    } else {
-        let f = view.node(idom);
-        let outs: Vec<&String> = f.output.iter().filter(|o| feats.is_feature(o)).collect();
+        let f = self.view.node(idom);
+        let outs: Vec<&String> = f
+            .output
+            .iter()
+            .filter(|o| self.feats.is_feature(o))
+            .collect();
         if outs.len() != 1 {
             return Err(format!(
                 "its fork {} has {} feature outputs",
@@ -146,94 +250,341 @@ fn residual_block(
                 outs.len()
             ));
         }
-        (outs[0].clone(), Some(idom))
-    };
-    let ra = region(view, feats, a, &fork, fork_node)?;
-    let rb = region(view, feats, b, &fork, fork_node)?;
-    if ra.intersection(&rb).next().is_some() {
-        return Err("its two paths share nodes".into());
+        Ok((outs[0].clone(), Some(idom)))
     }
-    let convs = |r: &BTreeSet<usize>| r.iter().filter(|&&n| op(view.node(n)) == "Conv").count();
-    let is_shortcut = |r: &BTreeSet<usize>| {
-        convs(r) <= 1 && r.len() <= 4 && r.iter().all(|&n| SHORTCUT_OPS.contains(&op(view.node(n))))
-    };
-    // The branch is the path with the convolutions; the shortcut the short linear one.
-    let a_is_branch = match (is_shortcut(&ra), is_shortcut(&rb)) {
-        (true, true) => ra.len() > rb.len() || (ra.len() == rb.len() && convs(&ra) > convs(&rb)),
-        (false, true) => true,
-        (true, false) => false,
-        (false, false) => return Err("neither path is a shortcut (identity or projection)".into()),
-    };
-    let (branch, bout, bslot, short, sout, sslot) = if a_is_branch {
-        (ra, a, sa, rb, b, sb)
-    } else {
-        (rb, b, sb, ra, a, sa)
-    };
-    if convs(&branch) == 0 {
-        return Err("its residual path holds no convolution".into());
-    }
-    let order = |r: BTreeSet<usize>| {
-        let mut v: Vec<usize> = r.into_iter().collect();
-        v.sort_by_key(|&n| view.rank[n]);
-        v
-    };
-    let dtype = feats.get(bout).map_or(1, |f| f.dtype);
-    Ok(Some(Block {
-        kind: BlockKind::Residual,
-        name: block_name(&scope_name(node), m),
-        merge: m,
-        merge_op: op(node).to_string(),
-        fork,
-        has_se: is_se_gate(view, feats, bout),
-        branch: order(branch),
-        branch_out: bout.clone(),
-        branch_slot: bslot,
-        shortcut: order(short),
-        shortcut_out: sout.clone(),
-        shortcut_slot: sslot,
-        channels,
-        dtype,
-    }))
-}
 
-/// The nodes on feature paths from `fork` to `tensor` (exclusive of the fork's producer).
-fn region(
-    view: &GraphView,
-    feats: &Features,
-    tensor: &str,
-    fork: &str,
-    fork_node: Option<usize>,
-) -> Result<BTreeSet<usize>, String> {
-    let mut seen = BTreeSet::new();
-    if tensor == fork {
-        return Ok(seen);
-    }
-    let mut queue: VecDeque<&str> = VecDeque::from([tensor]);
-    let mut visited: HashSet<&str> = HashSet::new();
-    while let Some(t) = queue.pop_front() {
-        if t == fork || !visited.insert(t) {
-            continue;
-        }
-        match view.producer(t) {
-            Some(Source::Node { node, .. }) if Some(node) == fork_node => {
-                return Err(format!("it reaches its fork through a second output '{t}'"));
+    /// The nodes on feature paths from `fork` to `tensor` (exclusive of the fork's producer).
+    fn region(
+        &self,
+        tensor: &str,
+        fork: &str,
+        fork_node: Option<usize>,
+    ) -> Result<BTreeSet<usize>, String> {
+        let mut seen = BTreeSet::new();
+        let mut queue: VecDeque<&str> = VecDeque::from([tensor]);
+        let mut visited: HashSet<&str> = HashSet::new();
+        while let Some(t) = queue.pop_front() {
+            if t == fork || !visited.insert(t) {
+                continue;
             }
-            Some(Source::Node { node, .. }) => {
-                seen.insert(node);
-                for i in &view.node(node).input {
-                    if feats.is_feature(i) {
-                        queue.push_back(i);
+            match self.view.producer(t) {
+                Some(Source::Node { node, .. }) if Some(node) == fork_node => {
+                    return Err(format!("it reaches its fork through a second output '{t}'"));
+                }
+                Some(Source::Node { node, .. }) => {
+                    seen.insert(node);
+                    for i in &self.view.node(node).input {
+                        if self.feats.is_feature(i) {
+                            queue.push_back(i);
+                        }
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "a path reaches graph input '{t}' without passing the fork"
+                    ))
+                }
+            }
+        }
+        Ok(seen)
+    }
+
+    fn convs(&self, r: &BTreeSet<usize>) -> usize {
+        r.iter()
+            .filter(|&&n| op(self.view.node(n)) == "Conv")
+            .count()
+    }
+
+    fn is_depthwise(&self, n: usize) -> bool {
+        let node = self.view.node(n);
+        op(node) == "Conv"
+            && attr_i(node, "group").unwrap_or(1) > 1
+            && conv_weight(self.view, n).is_some_and(|d| d.get(1) == Some(&1))
+    }
+
+    fn residual(&self, m: usize) -> Result<Option<Block>, String> {
+        let view = self.view;
+        let node = view.node(m);
+        let operands: Vec<(usize, &String)> = node
+            .input
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| self.feats.is_feature(i))
+            .collect();
+        if operands.len() != 2 || node.input.len() != 2 {
+            // A bias add or a broadcast with a constant: not a merge of two paths.
+            return Ok(None);
+        }
+        let (sa, a) = operands[0];
+        let (sb, b) = operands[1];
+        let channels = match (self.feats.channels(a), self.feats.channels(b)) {
+            (Some(x), Some(y)) if x == y => x,
+            (Some(x), Some(y)) => return Err(format!("its inputs have {x} and {y} channels")),
+            _ => return Err("the channel count of its inputs is unknown".into()),
+        };
+        let (fork, fork_node) = self.fork(m)?;
+        let ra = self.region(a, &fork, fork_node)?;
+        let rb = self.region(b, &fork, fork_node)?;
+        if ra.intersection(&rb).next().is_some() {
+            return Err("its two paths share nodes".into());
+        }
+        let is_shortcut = |r: &BTreeSet<usize>| {
+            self.convs(r) <= 1
+                && r.len() <= 4
+                && r.iter().all(|&n| SHORTCUT_OPS.contains(&op(view.node(n))))
+        };
+        // The branch is the path with the convolutions; the shortcut the short linear one.
+        let a_is_branch = match (is_shortcut(&ra), is_shortcut(&rb)) {
+            (true, true) => {
+                ra.len() > rb.len() || (ra.len() == rb.len() && self.convs(&ra) > self.convs(&rb))
+            }
+            (false, true) => true,
+            (true, false) => false,
+            (false, false) => {
+                return Err("neither path is a shortcut (identity or projection)".into())
+            }
+        };
+        let (branch, bout, bslot, short, sout, sslot) = if a_is_branch {
+            (ra, a, sa, rb, b, sb)
+        } else {
+            (rb, b, sb, ra, a, sa)
+        };
+        if self.convs(&branch) == 0 {
+            return Err("its residual path holds no convolution".into());
+        }
+        let kind = if branch.iter().any(|&n| self.is_depthwise(n)) {
+            BlockKind::InvertedResidual
+        } else {
+            BlockKind::Residual
+        };
+        let end = node.output.first().cloned().unwrap_or_default();
+        Ok(Some(Block {
+            kind,
+            name: block_name(&scope_name(node), m),
+            merge: Some(m),
+            input: fork,
+            nodes: self.order(branch),
+            output: bout.clone(),
+            end,
+            shortcut: Some(Shortcut {
+                nodes: self.order(short),
+                output: sout.clone(),
+                slot: sslot,
+                branch_slot: bslot,
+            }),
+            channels,
+            dtype: self.feats.get(bout).map_or(1, |f| f.dtype),
+        }))
+    }
+
+    fn concat(&self, m: usize) -> Result<Option<Block>, String> {
+        let view = self.view;
+        let node = view.node(m);
+        let axis = attr_i(node, "axis").unwrap_or(1);
+        let inputs: Vec<&String> = node
+            .input
+            .iter()
+            .filter(|i| self.feats.is_feature(i))
+            .collect();
+        if inputs.len() < 2 || inputs.len() != node.input.len() || !(axis == 1 || axis == -3) {
+            return Ok(None); // shape arithmetic, or a concatenation along another axis
+        }
+        let Some(channels) = self.feats.channels(&node.output[0]) else {
+            return Err("the channel count of its inputs is unknown".into());
+        };
+        let (fork, fork_node) = self.fork(m)?;
+        let dense = inputs.iter().any(|i| **i == fork);
+        let mut all = BTreeSet::new();
+        let mut regions = Vec::new();
+        for i in &inputs {
+            let r = self.region(i, &fork, fork_node)?;
+            all.extend(r.iter().copied());
+            regions.push(r);
+        }
+        if !dense {
+            for (k, r) in regions.iter().enumerate() {
+                if r.is_empty() {
+                    return Err("one of its branches is empty".into());
+                }
+                if regions[k + 1..]
+                    .iter()
+                    .any(|o| o.intersection(r).next().is_some())
+                {
+                    return Err("its branches share nodes".into());
+                }
+            }
+        }
+        if self.convs(&all) == 0 {
+            return Err("its branches hold no convolution".into());
+        }
+        let out = node.output.first().cloned().unwrap_or_default();
+        Ok(Some(Block {
+            kind: if dense {
+                BlockKind::Dense
+            } else {
+                BlockKind::Inception
+            },
+            name: block_name(&scope_name(node), m),
+            merge: Some(m),
+            input: fork,
+            nodes: self.order(all),
+            output: out.clone(),
+            end: out.clone(),
+            shortcut: None,
+            channels,
+            dtype: self.feats.get(&out).map_or(1, |f| f.dtype),
+        }))
+    }
+
+    /// The single consumer of `t` when it is one of `ops` (and `t` is not a graph output).
+    fn next_if(&self, t: &str, ops: &[&str]) -> Option<usize> {
+        if self.view.is_graph_output(t) {
+            return None;
+        }
+        match self.view.consumers(t) {
+            [(n, 0)] if ops.contains(&op(self.view.node(*n))) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// From the output of a convolution: optional normalisation, optional activation. Returns the
+    /// nodes and the last tensor, and whether an activation closed the chain.
+    fn tail(&self, conv: usize) -> (Vec<usize>, String, bool) {
+        let mut nodes = vec![conv];
+        let mut t = self.view.node(conv).output[0].clone();
+        if let Some(bn) = self.next_if(&t, &["BatchNormalization"]) {
+            nodes.push(bn);
+            t = self.view.node(bn).output[0].clone();
+        }
+        if let Some(act) = self.next_if(&t, ACTIVATIONS) {
+            nodes.push(act);
+            t = self.view.node(act).output[0].clone();
+            return (nodes, t, true);
+        }
+        (nodes, t, false)
+    }
+
+    fn is_pointwise(&self, n: usize) -> bool {
+        let node = self.view.node(n);
+        op(node) == "Conv"
+            && attr_i(node, "group").unwrap_or(1) == 1
+            && conv_weight(self.view, n)
+                .is_some_and(|d| d.len() > 2 && d.iter().skip(2).all(|&k| k == 1))
+    }
+
+    fn chain_block(
+        &self,
+        kind: BlockKind,
+        nodes: Vec<usize>,
+        input: String,
+        out: String,
+    ) -> Option<Block> {
+        let channels = self.feats.channels(&out)?;
+        let first = *nodes.iter().min_by_key(|&&n| self.view.rank[n])?;
+        Some(Block {
+            kind,
+            name: block_name(&scope_name(self.view.node(first)), first),
+            merge: None,
+            input,
+            nodes: self.order(nodes),
+            output: out.clone(),
+            end: out.clone(),
+            shortcut: None,
+            channels,
+            dtype: self.feats.get(&out).map_or(1, |f| f.dtype),
+        })
+    }
+
+    /// The producer of `t` when it is one of `ops` and `t` has no other reader.
+    fn sole_producer(&self, t: &str, ops: &[&str]) -> Option<usize> {
+        let p = self.view.producer_node(t)?;
+        (ops.contains(&op(self.view.node(p)))
+            && self.view.consumers(t).len() == 1
+            && !self.view.is_graph_output(t))
+        .then_some(p)
+    }
+
+    /// Inverted residuals without a merge: around each depthwise convolution no block covers,
+    /// [expand 1×1 → act] → depthwise → [act] → project 1×1 [→ act].
+    fn inverted_without_merge(&self, blocks: &[Block]) -> Vec<Block> {
+        let view = self.view;
+        let covered = |n: usize| blocks.iter().any(|b| b.covers(n));
+        let mut out = Vec::new();
+        for &d in &view.topo {
+            if !self.is_depthwise(d) || covered(d) {
+                continue;
+            }
+            let mut nodes = Vec::new();
+            let mut input = view.node(d).input[0].clone();
+            // Expansion: 1×1 conv → [BN] → act, each feeding only the next.
+            let input0 = |n: usize| view.node(n).input[0].clone();
+            if let Some(a) = self.sole_producer(&input, ACTIVATIONS) {
+                let mut back = vec![a];
+                let mut t = input0(a);
+                if let Some(bn) = self.sole_producer(&t, &["BatchNormalization"]) {
+                    back.push(bn);
+                    t = input0(bn);
+                }
+                if let Some(c) = self
+                    .sole_producer(&t, &["Conv"])
+                    .filter(|&c| self.is_pointwise(c) && !covered(c))
+                {
+                    back.push(c);
+                    nodes.extend(back);
+                    input = input0(c);
+                }
+            }
+            let (dw_nodes, t, _) = self.tail(d);
+            nodes.extend(dw_nodes);
+            let Some(p) = self
+                .next_if(&t, &["Conv"])
+                .filter(|&p| self.is_pointwise(p) && !covered(p))
+            else {
+                continue;
+            };
+            let (pw_nodes, t, _) = self.tail(p);
+            nodes.extend(pw_nodes);
+            if let Some(b) = self.chain_block(BlockKind::InvertedResidual, nodes, input, t) {
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    /// Plain chains: every convolution with its activation; a depthwise convolution with its
+    /// activation and the pointwise one after it make one block.
+    fn plain(&self) -> Vec<Block> {
+        let view = self.view;
+        let mut used: HashSet<usize> = HashSet::new();
+        let mut out = Vec::new();
+        for &c in &view.topo {
+            if op(view.node(c)) != "Conv" || used.contains(&c) {
+                continue;
+            }
+            let input = view.node(c).input[0].clone();
+            let (mut nodes, mut t, act) = self.tail(c);
+            if !act {
+                continue;
+            }
+            if self.is_depthwise(c) {
+                if let Some(p) = self
+                    .next_if(&t, &["Conv"])
+                    .filter(|&p| self.is_pointwise(p))
+                {
+                    let (pw, t2, act2) = self.tail(p);
+                    if act2 {
+                        nodes.extend(pw);
+                        t = t2;
                     }
                 }
             }
-            _ => {
-                return Err(format!(
-                    "a path reaches graph input '{t}' without passing the fork"
-                ))
+            used.extend(&nodes);
+            if let Some(b) = self.chain_block(BlockKind::Plain, nodes, input, t) {
+                out.push(b);
             }
         }
+        out
     }
-    Ok(seen)
 }
 
 /// The merge node's scoped name: its own name when it carries a scope (TorchScript exporter:
@@ -274,51 +625,6 @@ pub fn block_name(merge_name: &str, index: usize) -> String {
         Some((scope, _)) if !scope.is_empty() => scope.to_string(),
         _ => merge_name.to_string(),
     }
-}
-
-/// Pooling ops that start an SE squeeze.
-const POOLS: &[&str] = &[
-    "GlobalAveragePool",
-    "ReduceMean",
-    "GlobalMaxPool",
-    "ReduceMax",
-];
-
-/// Whether `tensor` is the output of an SE gate: a Mul of a feature map `x` by a gate computed
-/// from a pooled copy of `x` through a short chain (pool → convs/FCs → activation).
-pub fn is_se_gate(view: &GraphView, feats: &Features, tensor: &str) -> bool {
-    let Some(n) = view.producer_node(tensor) else {
-        return false;
-    };
-    let node = view.node(n);
-    if op(node) != "Mul" || node.input.len() != 2 {
-        return false;
-    }
-    let (p, q) = (&node.input[0], &node.input[1]);
-    [(p, q), (q, p)]
-        .iter()
-        .any(|(x, g)| gate_from(view, feats, g, x))
-}
-
-fn gate_from(view: &GraphView, feats: &Features, gate: &str, x: &str) -> bool {
-    let mut t = gate;
-    let mut pooled = false;
-    for _ in 0..12 {
-        let Some(n) = view.producer_node(t) else {
-            return false;
-        };
-        let node = view.node(n);
-        pooled |= POOLS.contains(&op(node));
-        let inputs: Vec<&String> = node.input.iter().filter(|i| feats.is_feature(i)).collect();
-        if inputs.len() != 1 {
-            return false;
-        }
-        if inputs[0] == x {
-            return pooled && POOLS.contains(&op(node));
-        }
-        t = inputs[0];
-    }
-    false
 }
 
 #[cfg(test)]

@@ -85,6 +85,9 @@ impl Features {
         }
         for &n in &view.topo {
             let node = view.node(n);
+            if matches!(op(node), "Shape" | "Size") {
+                continue; // metadata of a map, not a map: shape arithmetic is not a feature
+            }
             let first = node.input.iter().find_map(|i| map.get(i.as_str()).copied());
             let Some(first) = first else { continue };
             let out = match op(node) {

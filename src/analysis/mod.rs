@@ -1,6 +1,7 @@
 //! Read-only analysis: feature maps and their channels, blocks, stages.
 
 pub mod blocks;
+pub mod existing;
 pub mod features;
 pub mod stages;
 
@@ -18,6 +19,18 @@ pub struct Analysis {
     pub blocks: Vec<Block>,
     pub stages: Vec<Stage>,
     pub features: Features,
+    /// SE gates already in the model.
+    pub gates: Vec<existing::SeGate>,
+}
+
+impl Analysis {
+    /// Whether an SE gate already sits at `tensor`: it is a gate's output, or the map a gate
+    /// scales.
+    pub fn se_at(&self, tensor: &str) -> bool {
+        self.gates
+            .iter()
+            .any(|g| g.output == tensor || g.input == tensor)
+    }
 }
 
 /// Detects blocks and groups them into stages; an error when the model has no block at all,
@@ -43,14 +56,16 @@ pub fn analyse(view: &GraphView) -> Result<Analysis> {
             None => String::new(),
         };
         bail!(
-            "no residual block found (no Add or Sum merging a branch with convolutions and a shortcut{why}); the graph holds {}",
+            "no block found (no residual merge, inception module, dense block or convolution with an activation{why}); the graph holds {}",
             found.join(", ")
         );
     }
     let stages = stages::group(view, &det.blocks);
+    let gates = existing::find(view, &feats);
     Ok(Analysis {
         blocks: det.blocks,
         stages,
         features: feats,
+        gates,
     })
 }

@@ -5,7 +5,8 @@ pub mod names;
 pub mod patch;
 pub mod se;
 
-use crate::analysis::{Analysis, Block, Features};
+use crate::analysis::blocks::ACTIVATIONS;
+use crate::analysis::{Analysis, Block, BlockKind, Features};
 use crate::graph::GraphView;
 use crate::onnx::{op, GraphProto};
 use anyhow::Result;
@@ -96,23 +97,6 @@ pub struct Splice {
     pub added_initializers: Vec<String>,
 }
 
-/// Activations that directly follow a merge or a convolution.
-const ACTIVATIONS: &[&str] = &[
-    "Relu",
-    "Clip",
-    "LeakyRelu",
-    "PRelu",
-    "Elu",
-    "Selu",
-    "Celu",
-    "HardSwish",
-    "Sigmoid",
-    "Tanh",
-    "Softplus",
-    "Gelu",
-    "Mish",
-];
-
 /// The tensor after `t` when `t`'s only consumer is an activation (the activation's output).
 fn after_activation<'a>(view: &GraphView<'a>, t: &'a str) -> &'a str {
     if view.is_graph_output(t) {
@@ -129,6 +113,15 @@ fn after_activation<'a>(view: &GraphView<'a>, t: &'a str) -> &'a str {
     }
 }
 
+/// The readers of `t` inside the block.
+fn readers_within(view: &GraphView, block: &Block, t: &str) -> Vec<(usize, usize)> {
+    view.consumers(t)
+        .iter()
+        .copied()
+        .filter(|(n, _)| block.nodes.contains(n))
+        .collect()
+}
+
 /// Where SE goes for `block` at `position`, or why it cannot go there.
 fn site(
     view: &GraphView,
@@ -141,57 +134,81 @@ fn site(
             .channels(t)
             .ok_or_else(|| format!("the channel count of '{t}' is unknown"))
     };
+    let kind = block.kind.as_str();
     Ok(match position {
-        Position::Standard => Site::Only {
-            tensor: block.branch_out.clone(),
-            consumers: vec![(block.merge, block.branch_slot)],
-            channels: block.channels,
+        Position::Standard => match (&block.shortcut, block.merge) {
+            (Some(sc), Some(m)) => Site::Only {
+                tensor: block.output.clone(),
+                consumers: vec![(m, sc.branch_slot)],
+                channels: block.channels,
+            },
+            _ => Site::All {
+                tensor: block.output.clone(),
+                channels: block.channels,
+            },
         },
-        Position::Identity => Site::Only {
-            tensor: block.shortcut_out.clone(),
-            consumers: vec![(block.merge, block.shortcut_slot)],
-            channels: block.channels,
+        Position::Identity => match (&block.shortcut, block.merge) {
+            (Some(sc), Some(m)) => Site::Only {
+                tensor: sc.output.clone(),
+                consumers: vec![(m, sc.slot)],
+                channels: block.channels,
+            },
+            _ => {
+                return Err(format!(
+                    "identity has no meaning for a {kind} block: it has no shortcut"
+                ))
+            }
         },
         Position::Pre => {
-            let consumers: Vec<(usize, usize)> = view
-                .consumers(&block.fork)
-                .iter()
-                .copied()
-                .filter(|(n, _)| block.branch.contains(n))
-                .collect();
+            let consumers = readers_within(view, block, &block.input);
+            if consumers.is_empty() {
+                return Err("nothing in the block reads its input".into());
+            }
             Site::Only {
-                tensor: block.fork.clone(),
+                tensor: block.input.clone(),
                 consumers,
-                channels: channels_of(&block.fork)?,
+                channels: channels_of(&block.input)?,
             }
         }
         Position::Post => {
-            let out = view
-                .node(block.merge)
-                .output
-                .first()
-                .ok_or("the merge has no output")?;
-            let t = after_activation(view, out);
+            let t = after_activation(view, &block.end);
             Site::All {
                 tensor: t.to_string(),
-                channels: block.channels,
+                channels: channels_of(t)?,
             }
         }
         Position::Inner => {
+            if !matches!(
+                block.kind,
+                BlockKind::Residual | BlockKind::InvertedResidual
+            ) {
+                return Err(format!("inner has no meaning for a {kind} block"));
+            }
             let conv = block
-                .branch
+                .nodes
                 .iter()
                 .copied()
                 .find(|&n| crate::analysis::features::is_spatial_conv(view, n))
                 .ok_or("its residual branch has no spatial convolution")?;
-            let out = view
+            let mut t = view
                 .node(conv)
                 .output
                 .first()
+                .map(String::as_str)
                 .ok_or("the convolution has no output")?;
-            let t = after_activation(view, out);
-            let consumers: Vec<(usize, usize)> = view.consumers(t).to_vec();
-            if consumers.iter().any(|(n, _)| !block.branch.contains(n)) || view.is_graph_output(t) {
+            if let [(n, 0)] = view.consumers(t) {
+                if op(view.node(*n)) == "BatchNormalization" {
+                    t = view
+                        .node(*n)
+                        .output
+                        .first()
+                        .map(String::as_str)
+                        .unwrap_or(t);
+                }
+            }
+            let t = after_activation(view, t);
+            let consumers = view.consumers(t).to_vec();
+            if consumers.iter().any(|(n, _)| !block.nodes.contains(n)) || view.is_graph_output(t) {
                 return Err(format!("'{t}' is read outside the residual branch"));
             }
             Site::Only {
@@ -224,10 +241,17 @@ pub fn splice(view: &GraphView, analysis: &Analysis, opts: &SeOptions) -> Result
             .is_none_or(|s| s.contains(&stage_of(i)));
         let site = if !selected {
             Err("stage not selected".to_string())
-        } else if block.has_se && !opts.force {
-            Err("an SE block is already present here (use --force to add another)".to_string())
         } else {
-            site(view, &analysis.features, block, opts.position)
+            site(view, &analysis.features, block, opts.position).and_then(|s| {
+                if analysis.se_at(s.tensor()) && !opts.force {
+                    Err(
+                        "an SE block is already present here (use --force to add another)"
+                            .to_string(),
+                    )
+                } else {
+                    Ok(s)
+                }
+            })
         };
         match site {
             Err(reason) => decisions.push(Decision {
@@ -293,7 +317,10 @@ mod tests {
     }
 
     fn stage_shape(a: &Analysis) -> Vec<(usize, usize)> {
-        a.stages.iter().map(|s| (s.blocks.len(), s.channels)).collect()
+        a.stages
+            .iter()
+            .map(|s| (s.blocks.len(), s.channels))
+            .collect()
     }
 
     fn added(g: &GraphProto, position: Position, bias: bool) -> u64 {
@@ -308,7 +335,10 @@ mod tests {
         let g = GraphBuilder::resnet_bottleneck(&[3, 4, 6, 3], 64, 1);
         let view = GraphView::new(&g).unwrap();
         let a = analyse(&view).unwrap();
-        assert_eq!(stage_shape(&a), vec![(3, 256), (4, 512), (6, 1024), (3, 2048)]);
+        assert_eq!(
+            stage_shape(&a),
+            vec![(3, 256), (4, 512), (6, 1024), (3, 2048)]
+        );
         // (2/16)·(3·256² + 4·512² + 6·1024² + 3·2048²) = 2,514,944 weights; biases add
         // Σ N_s·(C_s + C_s/16) = 3·272 + 4·544 + 6·1088 + 3·2176 = 16,048.
         assert_eq!(added(&g, Position::Standard, false), 2_514_944);
@@ -320,7 +350,10 @@ mod tests {
         let g = GraphBuilder::resnet_bottleneck(&[3, 4, 6, 3], 128, 32);
         let view = GraphView::new(&g).unwrap();
         let a = analyse(&view).unwrap();
-        assert_eq!(stage_shape(&a), vec![(3, 256), (4, 512), (6, 1024), (3, 2048)]);
+        assert_eq!(
+            stage_shape(&a),
+            vec![(3, 256), (4, 512), (6, 1024), (3, 2048)]
+        );
         assert_eq!(added(&g, Position::Standard, true), 2_530_992);
     }
 
@@ -330,7 +363,10 @@ mod tests {
         let view = GraphView::new(&g).unwrap();
         let a = analyse(&view).unwrap();
         assert_eq!(stage_shape(&a), vec![(2, 64), (2, 128), (2, 256), (2, 512)]);
-        assert_eq!(a.blocks.iter().map(|b| b.projection()).collect::<Vec<_>>(), [false, false, true, false, true, false, true, false]);
+        assert_eq!(
+            a.blocks.iter().map(|b| b.projection()).collect::<Vec<_>>(),
+            [false, false, true, false, true, false, true, false]
+        );
         // (2/16)·2·(64² + 128² + 256² + 512²) = 87,040.
         assert_eq!(added(&g, Position::Standard, false), 87_040);
     }
@@ -352,15 +388,30 @@ mod tests {
     #[test]
     fn every_position_keeps_the_graph_well_formed() {
         let g = GraphBuilder::resnet_basic(&[2, 1, 2]);
-        for p in [Position::Standard, Position::Pre, Position::Post, Position::Identity, Position::Inner] {
+        for p in [
+            Position::Standard,
+            Position::Pre,
+            Position::Post,
+            Position::Identity,
+            Position::Inner,
+        ] {
             let view = GraphView::new(&g).unwrap();
             let a = analyse(&view).unwrap();
             let s = splice(&view, &a, &opts(p, true)).unwrap();
             let after = GraphView::new(&s.graph).unwrap();
             assert!(after.is_ordered(), "{p:?}");
             assert!(s.decisions.iter().all(|d| d.skipped.is_none()), "{p:?}");
-            assert_eq!(s.graph.node.len(), g.node.len() + 6 * a.blocks.len(), "{p:?}");
-            let mut names: Vec<&str> = s.graph.node.iter().filter_map(|n| n.name.as_deref()).collect();
+            assert_eq!(
+                s.graph.node.len(),
+                g.node.len() + 6 * a.blocks.len(),
+                "{p:?}"
+            );
+            let mut names: Vec<&str> = s
+                .graph
+                .node
+                .iter()
+                .filter_map(|n| n.name.as_deref())
+                .collect();
             let n = names.len();
             names.sort();
             names.dedup();
@@ -393,9 +444,12 @@ mod tests {
         let once = splice(&view, &a, &opts(Position::Standard, true)).unwrap();
         let view2 = GraphView::new(&once.graph).unwrap();
         let a2 = analyse(&view2).unwrap();
-        assert!(a2.blocks.iter().all(|b| b.has_se));
+        assert_eq!(a2.gates.len(), a2.blocks.len());
         let again = splice(&view2, &a2, &opts(Position::Standard, true)).unwrap();
-        assert!(again.decisions.iter().all(|d| d.skipped.as_deref().is_some_and(|s| s.contains("already present"))));
+        assert!(again.decisions.iter().all(|d| d
+            .skipped
+            .as_deref()
+            .is_some_and(|s| s.contains("already present"))));
         let mut forced = opts(Position::Standard, true);
         forced.force = true;
         let twice = splice(&view2, &a2, &forced).unwrap();

@@ -1,0 +1,92 @@
+//! SE gates already in a model (SE-ResNet, MobileNet v3, EfficientNet, RegNetY): a Mul of a
+//! feature map `x` by a gate computed from a pooled copy of `x` through a short subgraph
+//! (pool → FCs / 1×1 convs → activations). Not every Sigmoid-Mul pair is one: EfficientNet's
+//! SiLU is `x · sigmoid(x)`, with no pooling between.
+
+use super::features::Features;
+use crate::graph::GraphView;
+use crate::onnx::{node_name, op};
+use std::collections::{HashSet, VecDeque};
+
+/// Pooling ops that start an SE squeeze.
+const POOLS: &[&str] = &[
+    "GlobalAveragePool",
+    "ReduceMean",
+    "GlobalMaxPool",
+    "ReduceMax",
+];
+
+/// Largest gate subgraph looked through.
+const MAX_GATE_NODES: usize = 24;
+
+/// An SE gate found in the graph.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SeGate {
+    /// Name of the Mul node that scales the map.
+    pub node: String,
+    /// Index of the Mul node.
+    #[serde(skip)]
+    pub mul: usize,
+    /// The map being scaled.
+    pub input: String,
+    /// The scaled map.
+    pub output: String,
+    pub channels: Option<usize>,
+}
+
+/// Every SE gate in the graph, in topological order.
+pub fn find(view: &GraphView, feats: &Features) -> Vec<SeGate> {
+    let mut gates = Vec::new();
+    for &n in &view.topo {
+        let node = view.node(n);
+        if op(node) != "Mul"
+            || node.input.len() != 2
+            || !node.input.iter().all(|i| feats.is_feature(i))
+        {
+            continue;
+        }
+        let (p, q) = (&node.input[0], &node.input[1]);
+        for (x, g) in [(p, q), (q, p)] {
+            if gated_by_pool(view, feats, g, x) {
+                gates.push(SeGate {
+                    node: node_name(node).to_string(),
+                    mul: n,
+                    input: x.clone(),
+                    output: node.output.first().cloned().unwrap_or_default(),
+                    channels: feats.channels(x),
+                });
+                break;
+            }
+        }
+    }
+    gates
+}
+
+/// Whether `gate` is computed from `x` only through a pooling of `x`, within a small subgraph.
+fn gated_by_pool(view: &GraphView, feats: &Features, gate: &str, x: &str) -> bool {
+    let mut queue: VecDeque<&str> = VecDeque::from([gate]);
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut pooled = false;
+    while let Some(t) = queue.pop_front() {
+        if !seen.insert(t) {
+            continue;
+        }
+        if seen.len() > MAX_GATE_NODES {
+            return false;
+        }
+        if t == x {
+            return false; // x reaches the gate without a pooling
+        }
+        let Some(n) = view.producer_node(t) else {
+            return false;
+        };
+        let node = view.node(n);
+        let inputs: Vec<&String> = node.input.iter().filter(|i| feats.is_feature(i)).collect();
+        if POOLS.contains(&op(node)) && inputs.len() == 1 && inputs[0] == x {
+            pooled = true;
+            continue;
+        }
+        queue.extend(inputs.into_iter().map(String::as_str));
+    }
+    pooled
+}
