@@ -89,25 +89,25 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         &splice.graph,
         &cfg.se,
     );
-    if splice.decisions.iter().all(|d| d.skipped.is_some()) {
-        let reasons: Vec<String> = splice
-            .decisions
-            .iter()
-            .filter_map(|d| d.skipped.clone())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        bail!(
-            "'{shown}': no block can take SE here ({})",
-            reasons.join("; ")
-        );
-    }
     let Some(out) = output else {
+        // A report alone is printed even when nothing can take SE: it says why.
         return Ok(Outcome {
             report: rep,
             written: Vec::new(),
         });
     };
+    if splice.decisions.iter().all(|d| d.skipped.is_some()) {
+        let mut reasons: std::collections::BTreeMap<&str, usize> = Default::default();
+        for d in &splice.decisions {
+            *reasons.entry(d.skipped.as_deref().unwrap_or("")).or_default() += 1;
+        }
+        let why: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} block(s): {r}")).collect();
+        bail!(
+            "'{shown}': no block can take SE at position {} ({})",
+            rep.position_name(),
+            why.join("; ")
+        );
+    }
     let mut rewritten = model.clone();
     rewritten.proto.graph = Some(splice.graph);
     if rewritten.storage == onnx::Storage::External {

@@ -74,6 +74,8 @@ pub struct Report {
     pub added_params: i64,
     pub params_before: u64,
     pub params_after: u64,
+    /// SE gates the model already had.
+    pub existing_se: Vec<crate::analysis::existing::SeGate>,
     pub output: Option<String>,
     pub validation: Option<Validation>,
 }
@@ -165,6 +167,7 @@ impl Report {
             added_params: after_count as i64 - before as i64,
             params_before: before,
             params_after: after_count,
+            existing_se: analysis.gates.clone(),
             output: None,
             validation: None,
         }
@@ -180,13 +183,13 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{:>5}  {:<9} {:>6} {:>8} {:>16} {:>12}  first node",
+            "{:>5}  {:<17} {:>6} {:>8} {:>16} {:>12}  first node",
             "stage", "kind", "blocks", "channels", "(2/r)·N·C²", "added"
         );
         for r in &self.stages {
             let _ = writeln!(
                 s,
-                "{:>5}  {:<9} {:>6} {:>8} {:>16} {:>12}  {}",
+                "{:>5}  {:<17} {:>6} {:>8} {:>16} {:>12}  {}",
                 r.index,
                 r.kind,
                 if r.injected == r.blocks {
@@ -203,7 +206,7 @@ impl Report {
         let blocks: usize = self.stages.iter().map(|r| r.injected).sum();
         let _ = writeln!(
             s,
-            "{:>5}  {:<9} {:>6} {:>8} {:>16} {:>12}",
+            "{:>5}  {:<17} {:>6} {:>8} {:>16} {:>12}",
             "total",
             "",
             blocks,
@@ -262,6 +265,18 @@ impl Report {
             group(self.added_params.unsigned_abs()),
             fmt_formula(self.formula_params.0)
         );
+        if !self.existing_se.is_empty() {
+            let _ = writeln!(
+                s,
+                "existing SE gates: {} (first: {})",
+                self.existing_se.len(),
+                self.existing_se[0].node
+            );
+        }
+        let skipped = self.blocks.iter().filter(|b| !b.injected).count();
+        if skipped > 0 {
+            let _ = writeln!(s, "blocks skipped: {skipped} of {} (see --report stages)", self.blocks.len());
+        }
         if let Some(v) = &self.validation {
             let diff = v
                 .max_abs_diff
@@ -280,35 +295,32 @@ impl Report {
         s
     }
 
+    /// The position as the command line spells it.
+    pub fn position_name(&self) -> String {
+        spelled(self.position)
+    }
+
     /// The header line naming the model and the options.
     pub fn header(&self) -> String {
         format!(
             "{}: position {}, r = {}, {}, squeeze {}, gate {}, init {}\n",
             self.model,
-            serde_json::to_value(self.position)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
+            spelled(self.position),
             self.ratio,
-            if self.bias {
-                "with biases"
-            } else {
-                "no biases"
-            },
-            serde_json::to_value(self.squeeze)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
-            serde_json::to_value(self.gate)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
-            serde_json::to_value(self.init)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
+            if self.bias { "with biases" } else { "no biases" },
+            spelled(self.squeeze),
+            spelled(self.gate),
+            spelled(self.init),
         )
     }
+}
+
+/// How an option value is spelled on the command line (its serde name).
+fn spelled<T: Serialize>(v: T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 /// 2514944 → "2,514,944".

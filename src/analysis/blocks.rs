@@ -401,18 +401,10 @@ impl Cx<'_, '_> {
             all.extend(r.iter().copied());
             regions.push(r);
         }
-        if !dense {
-            for (k, r) in regions.iter().enumerate() {
-                if r.is_empty() {
-                    return Err("one of its branches is empty".into());
-                }
-                if regions[k + 1..]
-                    .iter()
-                    .any(|o| o.intersection(r).next().is_some())
-                {
-                    return Err("its branches share nodes".into());
-                }
-            }
+        // Branches may share a stem (a 1×1 conv feeding both a 1×3 and a 3×1 whose outputs the
+        // exporter concatenated straight into the module's Concat): such inputs are one branch.
+        if !dense && regions.iter().any(BTreeSet::is_empty) {
+            return Err("one of its branches is empty".into());
         }
         if self.convs(&all) == 0 {
             return Err("its branches hold no convolution".into());
