@@ -13,8 +13,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let model = PathBuf::from(args.first().map_or("fixtures/resnet_bottleneck_dynamo.onnx", String::as_str));
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let model = PathBuf::from(
+        args.first()
+            .map_or("fixtures/resnet_bottleneck_dynamo.onnx", String::as_str),
+    );
     let iterations: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
     let opts = SeOptions {
         ratio: 16,
@@ -57,7 +63,11 @@ fn main() -> anyhow::Result<()> {
         anyhow::ensure!(v.ok, "validation failed: {:?}", v.reason);
         mark(5, &mut times);
     }
-    println!("{} ({} iterations), median ms per step:", model.display(), iterations);
+    println!(
+        "{} ({} iterations), median ms per step:",
+        model.display(),
+        iterations
+    );
     for (step, t) in steps.iter().zip(times) {
         println!("  {step:<9} {:>10.2}", median(t));
     }

@@ -58,7 +58,7 @@ pub struct Cli {
     pub format: Format,
     /// Concrete input shape for symbolic dims, e.g. 1,3,224,224.
     #[arg(long, value_parser = parse_shape)]
-    pub input_shape: Option<Vec<usize>>,
+    pub input_shape: Option<::std::vec::Vec<usize>>,
     /// Skip the run in tract.
     #[arg(long)]
     pub no_validate: bool,

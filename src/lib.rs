@@ -99,9 +99,14 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     if splice.decisions.iter().all(|d| d.skipped.is_some()) {
         let mut reasons: std::collections::BTreeMap<&str, usize> = Default::default();
         for d in &splice.decisions {
-            *reasons.entry(d.skipped.as_deref().unwrap_or("")).or_default() += 1;
+            *reasons
+                .entry(d.skipped.as_deref().unwrap_or(""))
+                .or_default() += 1;
         }
-        let why: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} block(s): {r}")).collect();
+        let why: Vec<String> = reasons
+            .iter()
+            .map(|(r, n)| format!("{n} block(s): {r}"))
+            .collect();
         bail!(
             "'{shown}': no block can take SE at position {} ({})",
             rep.position_name(),

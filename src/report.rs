@@ -275,7 +275,11 @@ impl Report {
         }
         let skipped = self.blocks.iter().filter(|b| !b.injected).count();
         if skipped > 0 {
-            let _ = writeln!(s, "blocks skipped: {skipped} of {} (see --report stages)", self.blocks.len());
+            let _ = writeln!(
+                s,
+                "blocks skipped: {skipped} of {} (see --report stages)",
+                self.blocks.len()
+            );
         }
         if let Some(v) = &self.validation {
             let diff = v
@@ -307,7 +311,11 @@ impl Report {
             self.model,
             spelled(self.position),
             self.ratio,
-            if self.bias { "with biases" } else { "no biases" },
+            if self.bias {
+                "with biases"
+            } else {
+                "no biases"
+            },
             spelled(self.squeeze),
             spelled(self.gate),
             spelled(self.init),

@@ -29,6 +29,7 @@ pub enum BlockKind {
     InvertedResidual,
     Inception,
     Dense,
+    Shuffle,
     Plain,
 }
 
@@ -39,6 +40,7 @@ impl BlockKind {
             BlockKind::InvertedResidual => "inverted-residual",
             BlockKind::Inception => "inception",
             BlockKind::Dense => "dense",
+            BlockKind::Shuffle => "shuffle",
             BlockKind::Plain => "plain",
         }
     }
@@ -145,10 +147,12 @@ pub struct Detection {
 /// Finds the blocks of the graph, in topological order of their outputs.
 pub fn detect(view: &GraphView, feats: &Features) -> Detection {
     let doms = view.dominators(|t| feats.is_feature(t));
+    let pdoms = view.post_dominators(|t| feats.is_feature(t));
     let cx = Cx {
         view,
         feats,
         doms: &doms,
+        pdoms: &pdoms,
         root: view.graph.node.len(),
     };
     let mut det = Detection::default();
@@ -169,7 +173,11 @@ pub fn detect(view: &GraphView, feats: &Features) -> Detection {
             if det.blocks.iter().any(|b| b.covers(m)) {
                 continue; // a Concat inside a residual branch (Inception-ResNet) belongs to it
             }
-            match cx.concat(m) {
+            let found = match cx.shuffle(m) {
+                Ok(None) => cx.concat(m),
+                other => other,
+            };
+            match found {
                 Ok(Some(b)) => modules.push(b),
                 Ok(None) => {}
                 Err(reason) => det.rejected.push((m, reason)),
@@ -206,6 +214,8 @@ struct Cx<'v, 'a> {
     view: &'v GraphView<'a>,
     feats: &'v Features,
     doms: &'v Dominators<NodeIndex>,
+    pdoms: &'v Dominators<NodeIndex>,
+    /// The virtual root of `doms` and exit of `pdoms`.
     root: usize,
 }
 
@@ -487,53 +497,64 @@ impl Cx<'_, '_> {
         })
     }
 
-    /// The producer of `t` when it is one of `ops` and `t` has no other reader.
-    fn sole_producer(&self, t: &str, ops: &[&str]) -> Option<usize> {
-        let p = self.view.producer_node(t)?;
-        (ops.contains(&op(self.view.node(p)))
-            && self.view.consumers(t).len() == 1
-            && !self.view.is_graph_output(t))
-        .then_some(p)
-    }
-
-    /// Inverted residuals without a merge: around each depthwise convolution no block covers,
-    /// [expand 1×1 → act] → depthwise → [act] → project 1×1 [→ act].
+    /// Inverted residuals without a merge, around each depthwise convolution no block covers:
+    /// the projection is the first convolution that post-dominates it (so an SE gate or a
+    /// decomposed activation in between is part of the block), the expansion the first
+    /// convolution that dominates it, when that is a pointwise one nothing else reads.
     fn inverted_without_merge(&self, blocks: &[Block]) -> Vec<Block> {
         let view = self.view;
         let covered = |n: usize| blocks.iter().any(|b| b.covers(n));
+        let first_conv = |doms: &Dominators<NodeIndex>, from: usize| -> Option<usize> {
+            let mut n = from;
+            for _ in 0..64 {
+                n = doms.immediate_dominator(NodeIndex::new(n))?.index();
+                if n == self.root {
+                    return None;
+                }
+                if matches!(
+                    op(view.node(n)),
+                    "Conv" | "Concat" | "Add" | "Sum" | "Split"
+                ) {
+                    return (op(view.node(n)) == "Conv").then_some(n);
+                }
+            }
+            None
+        };
         let mut out = Vec::new();
         for &d in &view.topo {
             if !self.is_depthwise(d) || covered(d) {
                 continue;
             }
-            let mut nodes = Vec::new();
-            let mut input = view.node(d).input[0].clone();
-            // Expansion: 1×1 conv → [BN] → act, each feeding only the next.
-            let input0 = |n: usize| view.node(n).input[0].clone();
-            if let Some(a) = self.sole_producer(&input, ACTIVATIONS) {
-                let mut back = vec![a];
-                let mut t = input0(a);
-                if let Some(bn) = self.sole_producer(&t, &["BatchNormalization"]) {
-                    back.push(bn);
-                    t = input0(bn);
-                }
-                if let Some(c) = self
-                    .sole_producer(&t, &["Conv"])
-                    .filter(|&c| self.is_pointwise(c) && !covered(c))
-                {
-                    back.push(c);
-                    nodes.extend(back);
-                    input = input0(c);
-                }
-            }
-            let (dw_nodes, t, _) = self.tail(d);
-            nodes.extend(dw_nodes);
-            let Some(p) = self
-                .next_if(&t, &["Conv"])
-                .filter(|&p| self.is_pointwise(p) && !covered(p))
+            let Some(p) =
+                first_conv(self.pdoms, d).filter(|&p| self.is_pointwise(p) && !covered(p))
             else {
                 continue;
             };
+            let (Some(d_out), Some(p_in)) =
+                (view.node(d).output.first(), view.node(p).input.first())
+            else {
+                continue;
+            };
+            let Ok(middle) = self.region(p_in, d_out, Some(d)) else {
+                continue;
+            };
+            let mut nodes: Vec<usize> = vec![d];
+            nodes.extend(middle);
+            let mut input = view.node(d).input[0].clone();
+            if let Some(e) =
+                first_conv(self.doms, d).filter(|&e| self.is_pointwise(e) && !covered(e))
+            {
+                let e_out = &view.node(e).output[0];
+                if let Ok(before) = self.region(&input, e_out, Some(e)) {
+                    let only_feeds_d = before.iter().all(|&n| op(view.node(n)) != "Conv")
+                        && first_conv(self.pdoms, e) == Some(d);
+                    if only_feeds_d {
+                        nodes.push(e);
+                        nodes.extend(before);
+                        input = view.node(e).input[0].clone();
+                    }
+                }
+            }
             let (pw_nodes, t, _) = self.tail(p);
             nodes.extend(pw_nodes);
             if let Some(b) = self.chain_block(BlockKind::InvertedResidual, nodes, input, t) {
@@ -541,6 +562,90 @@ impl Cx<'_, '_> {
             }
         }
         out
+    }
+
+    /// A ShuffleNet v2 unit: a Concat of two paths from the unit's input (split in halves, or
+    /// both transformed in a downsampling unit) followed by the channel shuffle
+    /// (Reshape → Transpose → Reshape). The path with more convolutions is the branch.
+    fn shuffle(&self, m: usize) -> Result<Option<Block>, String> {
+        let view = self.view;
+        let node = view.node(m);
+        let axis = attr_i(node, "axis").unwrap_or(1);
+        if node.input.len() != 2
+            || !node.input.iter().all(|i| self.feats.is_feature(i))
+            || !(axis == 1 || axis == -3)
+        {
+            return Ok(None);
+        }
+        let mut t = node.output[0].clone();
+        let mut shuffle = Vec::new();
+        for expect in ["Reshape", "Transpose", "Reshape"] {
+            // Readers of the map's shape (the TorchScript export computes the Reshape's target
+            // shape at run time) are not readers of the map.
+            let readers: Vec<&(usize, usize)> = view
+                .consumers(&t)
+                .iter()
+                .filter(|(c, _)| !matches!(op(view.node(*c)), "Shape" | "Size"))
+                .collect();
+            let n = match readers.as_slice() {
+                [(n, 0)] if op(view.node(*n)) == expect && !view.is_graph_output(&t) => *n,
+                _ => return Ok(None),
+            };
+            shuffle.push(n);
+            t = view.node(n).output[0].clone();
+        }
+        let idom = self
+            .doms
+            .immediate_dominator(NodeIndex::new(m))
+            .map(|i| i.index())
+            .ok_or("it has no dominator")?;
+        let (fork, fork_node) = if idom != self.root && op(view.node(idom)) == "Split" {
+            let x = view
+                .node(idom)
+                .input
+                .first()
+                .cloned()
+                .ok_or("its Split has no input")?;
+            let p = view.producer_node(&x);
+            (x, p)
+        } else {
+            self.fork(m)?
+        };
+        let ra = self.region(&node.input[0], &fork, fork_node)?;
+        let rb = self.region(&node.input[1], &fork, fork_node)?;
+        let a_is_branch = self.convs(&ra) >= self.convs(&rb);
+        let (branch, bslot, other, oslot) = if a_is_branch {
+            (&ra, 0, &rb, 1)
+        } else {
+            (&rb, 1, &ra, 0)
+        };
+        if self.convs(branch) == 0 {
+            return Err("neither half of the unit holds a convolution".into());
+        }
+        let mut nodes: BTreeSet<usize> = branch.clone();
+        nodes.extend(other.iter().copied());
+        nodes.extend(shuffle.iter().copied());
+        let channels = self
+            .feats
+            .channels(&t)
+            .ok_or("the channel count of the unit is unknown")?;
+        Ok(Some(Block {
+            kind: BlockKind::Shuffle,
+            name: block_name(&scope_name(node), m),
+            merge: Some(m),
+            input: fork,
+            nodes: self.order(branch.iter().copied()),
+            output: node.input[bslot].clone(),
+            end: t.clone(),
+            shortcut: Some(Shortcut {
+                nodes: self.order(other.iter().copied().chain(shuffle.iter().copied())),
+                output: node.input[oslot].clone(),
+                slot: oslot,
+                branch_slot: bslot,
+            }),
+            channels,
+            dtype: self.feats.get(&t).map_or(1, |f| f.dtype),
+        }))
     }
 
     /// Plain chains: every convolution with its activation; a depthwise convolution with its

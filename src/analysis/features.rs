@@ -147,6 +147,46 @@ impl Features {
                         dtype: first.dtype,
                     }
                 }
+                "Reshape" => Feature {
+                    channels: reshape_channels(view, &map, n),
+                    dtype: first.dtype,
+                },
+                "Slice" => Feature {
+                    channels: slice_channels(view, n, first.channels),
+                    dtype: first.dtype,
+                },
+                "Split" => {
+                    // Each output gets its own share, from the `split` sizes or in equal parts.
+                    let axis = attr_i(node, "axis").unwrap_or(0);
+                    let sizes = attr_ints(node, "split").map(<[i64]>::to_vec).or_else(|| {
+                        node.input
+                            .get(1)
+                            .and_then(|s| view.constant(s))
+                            .and_then(int_values)
+                    });
+                    let k = node.output.len();
+                    for (i, o) in node.output.iter().enumerate() {
+                        let channels = if axis == 1 || axis == -3 {
+                            match &sizes {
+                                Some(sz) => sz.get(i).and_then(|&v| to_usize(v)),
+                                None => first
+                                    .channels
+                                    .filter(|c| k > 0 && c % k == 0)
+                                    .map(|c| c / k),
+                            }
+                        } else {
+                            first.channels
+                        };
+                        map.insert(
+                            o.clone(),
+                            Feature {
+                                channels,
+                                dtype: first.dtype,
+                            },
+                        );
+                    }
+                    continue;
+                }
                 o if CHANNEL_PRESERVING.contains(&o) => first,
                 _ => Feature {
                     channels: None,
@@ -176,6 +216,75 @@ impl Features {
     pub fn channels(&self, name: &str) -> Option<usize> {
         self.get(name).and_then(|f| f.channels)
     }
+}
+
+/// Channels after a Slice: exact for constant bounds on the channel axis; for bounds computed at
+/// run time, half the channels when the input is read by exactly two channel Slices (how the
+/// TorchScript exporter writes `torch.chunk(x, 2, dim=1)`).
+fn slice_channels(view: &GraphView, n: usize, channels: Option<usize>) -> Option<usize> {
+    let node = view.node(n);
+    let ints = |i: usize| {
+        node.input
+            .get(i)
+            .and_then(|s| view.constant(s))
+            .and_then(int_values)
+    };
+    let axes = ints(3);
+    let on_channels = |axes: &Option<Vec<i64>>| {
+        axes.as_ref()
+            .is_some_and(|a| a.contains(&1) || a.contains(&-3))
+    };
+    if !on_channels(&axes) {
+        // Without axes every axis is sliced; without a channel slice the channels are kept.
+        return if axes.is_some() { channels } else { None };
+    }
+    let pos = axes.as_ref()?.iter().position(|&a| a == 1 || a == -3)?;
+    let c = channels? as i64;
+    if let (Some(st), Some(en)) = (ints(1), ints(2)) {
+        let clamp = |v: i64| if v < 0 { (v + c).max(0) } else { v.min(c) };
+        let (a, b) = (clamp(*st.get(pos)?), clamp(*en.get(pos)?));
+        return to_usize(b - a).filter(|_| ints(4).is_none_or(|s| s.get(pos) == Some(&1)));
+    }
+    let x = node.input.first()?;
+    let siblings = view
+        .consumers(x)
+        .iter()
+        .filter(|(c, _)| op(view.node(*c)) == "Slice")
+        .filter(|(c, _)| {
+            let other = view.node(*c);
+            let a = other
+                .input
+                .get(3)
+                .and_then(|s| view.constant(s))
+                .and_then(int_values);
+            on_channels(&a)
+        })
+        .count();
+    (siblings == 2 && c % 2 == 0).then_some((c / 2) as usize)
+}
+
+/// Channels after a Reshape: dimension 1 of a constant 4-d target shape, else the channels
+/// before a channel shuffle (Reshape → Transpose → Reshape) when this Reshape closes one.
+fn reshape_channels(view: &GraphView, map: &HashMap<String, Feature>, n: usize) -> Option<usize> {
+    let node = view.node(n);
+    let shape = node
+        .input
+        .get(1)
+        .and_then(|s| view.constant(s))
+        .and_then(int_values);
+    if let Some(c) = shape
+        .filter(|s| s.len() == 4)
+        .and_then(|s| to_usize(s[1]))
+        .filter(|&c| c > 0)
+    {
+        return Some(c);
+    }
+    let t = view.producer_node(node.input.first()?)?;
+    let r = view.producer_node(view.node(t).input.first()?)?;
+    if op(view.node(t)) != "Transpose" || op(view.node(r)) != "Reshape" {
+        return None;
+    }
+    map.get(view.node(r).input.first()?.as_str())?.channels
 }
 
 fn to_usize(v: i64) -> Option<usize> {

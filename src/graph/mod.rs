@@ -239,6 +239,33 @@ impl<'a> GraphView<'a> {
         simple_fast(&g, root)
     }
 
+    /// Post-dominators over the same edges as [`GraphView::dominators`]: dominators of the
+    /// reversed graph from a virtual exit (index `graph.node.len()`) that every node without a
+    /// kept successor feeds.
+    pub fn post_dominators(&self, keep: impl Fn(&str) -> bool) -> Dominators<NodeIndex> {
+        let n = self.graph.node.len();
+        let mut g: DiGraph<(), ()> = DiGraph::with_capacity(n + 1, n * 2);
+        for _ in 0..=n {
+            g.add_node(());
+        }
+        let exit = NodeIndex::new(n);
+        let mut has_succ = vec![false; n];
+        for (c, node) in self.graph.node.iter().enumerate() {
+            for inp in node.input.iter().filter(|i| keep(i)) {
+                if let Some(p) = self.producer_node(inp) {
+                    g.update_edge(NodeIndex::new(c), NodeIndex::new(p), ());
+                    has_succ[p] = true;
+                }
+            }
+        }
+        for (p, &s) in has_succ.iter().enumerate() {
+            if !s {
+                g.add_edge(exit, NodeIndex::new(p), ());
+            }
+        }
+        simple_fast(&g, exit)
+    }
+
     /// Whether the node list is already in topological order (each input produced earlier).
     pub fn is_ordered(&self) -> bool {
         self.graph.node.iter().enumerate().all(|(n, node)| {

@@ -259,6 +259,12 @@ fn canonical_target(p: &Path) -> Result<PathBuf> {
 
 /// Refuses an output path that would overwrite the input model or one of its data files.
 pub fn check_output_path(model: &Model, out: &Path) -> Result<()> {
+    if out.is_dir() {
+        bail!(
+            "output path '{}' is a folder: give a file name",
+            out.display()
+        );
+    }
     let target = canonical_target(out)?;
     let input = model
         .path

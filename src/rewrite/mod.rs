@@ -140,7 +140,7 @@ fn site(
             (Some(sc), Some(m)) => Site::Only {
                 tensor: block.output.clone(),
                 consumers: vec![(m, sc.branch_slot)],
-                channels: block.channels,
+                channels: channels_of(&block.output)?,
             },
             _ => Site::All {
                 tensor: block.output.clone(),
@@ -151,7 +151,7 @@ fn site(
             (Some(sc), Some(m)) => Site::Only {
                 tensor: sc.output.clone(),
                 consumers: vec![(m, sc.slot)],
-                channels: block.channels,
+                channels: channels_of(&sc.output)?,
             },
             _ => {
                 return Err(format!(
