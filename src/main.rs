@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let (cfg, format) = cli::Cli::parse().into_config();
+    // A panic, ours or a dependency's, ends as one error line below, not a backtrace.
+    std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(|| se_inject::run(&cfg));
     let outcome = match result {
         Ok(Ok(o)) => o,
@@ -15,10 +17,16 @@ fn main() -> ExitCode {
             eprintln!("se-inject: error: {}", one_line(&format!("{e:#}")));
             return ExitCode::from(1);
         }
-        Err(_) => {
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
             eprintln!(
-                "se-inject: error: internal failure while processing '{}'",
-                cfg.model.display()
+                "se-inject: error: internal failure while processing '{}': {}",
+                cfg.model.display(),
+                one_line(&what)
             );
             return ExitCode::from(1);
         }

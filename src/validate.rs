@@ -67,6 +67,8 @@ pub struct Validation {
 
 /// Relative tolerance for "same function" (`expect_identical`).
 const IDENTICAL_TOL: f64 = 1e-4;
+/// Largest input validation feeds a model (2^28 elements, 1 GiB of f32).
+const MAX_INPUT_ELEMENTS: usize = 1 << 28;
 /// Relative threshold below which outputs count as unchanged.
 const LIVE_TOL: f64 = 1e-6;
 
@@ -384,6 +386,16 @@ fn resolve_input(
                 .collect::<anyhow::Result<Vec<usize>>>()?
         }
     };
+    let elements = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_INPUT_ELEMENTS);
+    if elements.is_none() {
+        bail!(
+            "input `{name}` of shape {shape:?} is larger than validation runs ({MAX_INPUT_ELEMENTS} \
+             elements at most); pass a smaller --input-shape or --no-validate"
+        );
+    }
     Ok(InputSpec {
         name,
         datum_type,

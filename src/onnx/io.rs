@@ -6,7 +6,7 @@
 //! `<output>.data` beside the output. Saving writes temporary files in the target folder and
 //! renames them into place, so a failure never leaves a partial file.
 
-use super::proto::tensor_proto::DataLocation;
+use super::proto::tensor_proto::{DataLocation, DataType};
 use super::proto::{ModelProto, StringStringEntryProto, TensorProto};
 use super::tensor::{element_count, element_size, type_name};
 use anyhow::{anyhow, bail, Context, Result};
@@ -137,12 +137,27 @@ fn check_tensor_size(t: &TensorProto) -> Result<()> {
                 raw.len()
             );
         }
-    } else if !t.float_data.is_empty() && t.float_data.len() as u64 != n {
-        bail!(
-            "dims {:?} need {n} values but float_data holds {}",
-            t.dims,
-            t.float_data.len()
+    } else if t.raw_data.is_none() {
+        // Typed storage: one value per element (two for complex numbers) in one of the fields.
+        let typed = [
+            t.float_data.len(),
+            t.int32_data.len(),
+            t.int64_data.len(),
+            t.double_data.len(),
+            t.uint64_data.len(),
+            t.string_data.len(),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0) as u64;
+        let complex = matches!(
+            DataType::try_from(dt),
+            Ok(DataType::Complex64 | DataType::Complex128)
         );
+        let expected = if complex { n.saturating_mul(2) } else { n };
+        if typed != expected {
+            bail!("dims {:?} need {n} values but the tensor holds {typed}", t.dims);
+        }
     }
     Ok(())
 }

@@ -36,6 +36,10 @@ pub fn identity_bias(gate: Gate) -> f32 {
     }
 }
 
+/// Most parameters one SE block may hold: 2^29 (2 GiB of f32), far beyond any CNN feature map
+/// (ResNet-50's widest block at r = 1 holds 8.4M); a larger one means a malformed model.
+const MAX_BLOCK_PARAMS: u64 = 1 << 29;
+
 /// What one SE block adds to the graph.
 pub struct SeBlock {
     pub nodes: Vec<NodeProto>,
@@ -101,6 +105,12 @@ pub fn build(
 ) -> Result<SeBlock> {
     let c = channels;
     let h = hidden_width(c, opts.ratio);
+    if block_params(c, h, opts.bias) > MAX_BLOCK_PARAMS {
+        anyhow::bail!(
+            "an SE block on {c} channels at '{input}' would hold {} parameters; that is not a CNN feature map",
+            block_params(c, h, opts.bias)
+        );
+    }
     let mut nodes = Vec::new();
     let mut inits = Vec::new();
     let mut step = |names: &mut Names,
