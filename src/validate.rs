@@ -63,6 +63,9 @@ pub struct Validation {
     pub ms_after: f64,
     /// Shapes of the rewritten model's outputs (empty if it could not run).
     pub output_shapes: Vec<Vec<usize>>,
+    /// The half-precision type both models were widened from to run in FLOAT (tract's FLOAT16
+    /// support is incomplete), or `None` when they ran in their own types.
+    pub widened_from: Option<&'static str>,
 }
 
 /// Relative tolerance for "same function" (`expect_identical`).
@@ -98,8 +101,9 @@ pub fn validate(
     let runs = opts.runs.max(1);
 
     // --- original: every failure is an error ---
-    let orig_proto =
+    let mut orig_proto =
         decode_model(original).context("the original model is not a valid ONNX protobuf")?;
+    let widened = widen_half(&mut orig_proto);
     let orig_input =
         resolve_input(&orig_proto, opts.input_shape.as_deref()).context("original model input")?;
     let orig = load(&orig_proto, &orig_input)
@@ -135,6 +139,7 @@ pub fn validate(
         ms_before,
         ms_after: 0.0,
         output_shapes: vec![],
+        widened_from: widened,
     };
     let time_original_alone = |state: &mut TypedSimpleState| -> anyhow::Result<f64> {
         let mut times = Vec::with_capacity(runs);
@@ -147,7 +152,10 @@ pub fn validate(
     };
 
     let new_proto = match decode_model(rewritten) {
-        Ok(p) => p,
+        Ok(mut p) => {
+            widen_half(&mut p);
+            p
+        }
         Err(e) => {
             let ms = time_original_alone(&mut orig_state)?;
             return Ok(failed(
@@ -218,6 +226,7 @@ pub fn validate(
         ms_before,
         ms_after,
         output_shapes,
+        widened_from: widened,
     };
 
     if let Err(reason) = compare(&orig_vals, &new_out, &new.output_names, opts, &mut result) {
@@ -297,6 +306,75 @@ fn compare(
         }
     }
     Ok(())
+}
+
+/// Widens a FLOAT16 / BFLOAT16 model to FLOAT in place: initializers, Constant values, graph
+/// input and output types, and Cast targets. Returns the type it widened from, if any.
+fn widen_half(proto: &mut pb::ModelProto) -> Option<&'static str> {
+    use pb::tensor_proto::DataType;
+    let (f16, bf16, f32) = (
+        DataType::Float16 as i32,
+        DataType::Bfloat16 as i32,
+        DataType::Float as i32,
+    );
+    let graph = proto.graph.as_mut()?;
+    let mut from = None;
+    let mut widen_tensor = |t: &mut pb::TensorProto| {
+        if t.data_type != f16 && t.data_type != bf16 {
+            return;
+        }
+        let half = t.data_type == f16;
+        from = Some(if half { "FLOAT16" } else { "BFLOAT16" });
+        let to_f32 = |bits: u16| {
+            if half {
+                half::f16::from_bits(bits).to_f32()
+            } else {
+                half::bf16::from_bits(bits).to_f32()
+            }
+        };
+        let values: Vec<f32> = if t.raw_data.is_empty() {
+            t.int32_data.iter().map(|&v| to_f32(v as u16)).collect()
+        } else {
+            t.raw_data
+                .chunks_exact(2)
+                .map(|c| to_f32(u16::from_le_bytes([c[0], c[1]])))
+                .collect()
+        };
+        t.raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        t.int32_data.clear();
+        t.data_type = f32;
+    };
+    for t in graph.initializer.iter_mut() {
+        widen_tensor(t);
+    }
+    for node in graph.node.iter_mut() {
+        for a in node.attribute.iter_mut() {
+            if let Some(t) = a.t.as_mut() {
+                widen_tensor(t);
+            }
+            if node.op_type == "Cast"
+                && a.name == "to"
+                && (a.i == i64::from(f16) || a.i == i64::from(bf16))
+            {
+                a.i = i64::from(f32);
+            }
+        }
+    }
+    for v in graph.input.iter_mut().chain(graph.output.iter_mut()) {
+        if let Some(pb::type_proto::Value::TensorType(t)) =
+            v.r#type.as_mut().and_then(|t| t.value.as_mut())
+        {
+            if t.elem_type == f16 || t.elem_type == bf16 {
+                from.get_or_insert(if t.elem_type == f16 {
+                    "FLOAT16"
+                } else {
+                    "BFLOAT16"
+                });
+                t.elem_type = f32;
+            }
+        }
+    }
+    from
 }
 
 /// Decodes ONNX bytes into tract's protobuf type and drops stale `value_info`.

@@ -145,12 +145,13 @@ pub struct Detection {
 }
 
 /// Finds the blocks of the graph, in topological order of their outputs.
-pub fn detect(view: &GraphView, feats: &Features) -> Detection {
+pub fn detect(view: &GraphView, feats: &Features, gates: &[super::existing::SeGate]) -> Detection {
     let doms = view.dominators(|t| feats.is_feature(t));
     let pdoms = view.post_dominators(|t| feats.is_feature(t));
     let cx = Cx {
         view,
         feats,
+        gate_nodes: gates.iter().flat_map(|g| g.nodes.iter().copied()).collect(),
         doms: &doms,
         pdoms: &pdoms,
         root: view.graph.node.len(),
@@ -213,6 +214,8 @@ fn end_rank(view: &GraphView, t: &str) -> usize {
 struct Cx<'v, 'a> {
     view: &'v GraphView<'a>,
     feats: &'v Features,
+    /// Nodes of SE gates already in the graph: transparent where a path is classified.
+    gate_nodes: HashSet<usize>,
     doms: &'v Dominators<NodeIndex>,
     pdoms: &'v Dominators<NodeIndex>,
     /// The virtual root of `doms` and exit of `pdoms`.
@@ -339,6 +342,13 @@ impl Cx<'_, '_> {
             return Err("its two paths share nodes".into());
         }
         let is_shortcut = |r: &BTreeSet<usize>| {
+            // An SE gate on the shortcut (the identity position) leaves it a shortcut.
+            let r: BTreeSet<usize> = r
+                .iter()
+                .copied()
+                .filter(|n| !self.gate_nodes.contains(n))
+                .collect();
+            let r = &r;
             self.convs(r) <= 1
                 && r.len() <= 4
                 && r.iter().all(|&n| SHORTCUT_OPS.contains(&op(view.node(n))))

@@ -27,6 +27,9 @@ pub struct SeGate {
     /// Index of the Mul node.
     #[serde(skip)]
     pub mul: usize,
+    /// Every node of the gate: pooling, FCs, activations and the Mul.
+    #[serde(skip)]
+    pub nodes: Vec<usize>,
     /// The map being scaled.
     pub input: String,
     /// The scaled map.
@@ -47,10 +50,13 @@ pub fn find(view: &GraphView, feats: &Features) -> Vec<SeGate> {
         }
         let (p, q) = (&node.input[0], &node.input[1]);
         for (x, g) in [(p, q), (q, p)] {
-            if gated_by_pool(view, feats, g, x) {
+            if let Some(mut nodes) = gated_by_pool(view, feats, g, x) {
+                nodes.push(n);
+                nodes.sort_unstable();
                 gates.push(SeGate {
                     node: node_name(node).to_string(),
                     mul: n,
+                    nodes,
                     input: x.clone(),
                     output: node.output.first().cloned().unwrap_or_default(),
                     channels: feats.channels(x),
@@ -62,24 +68,22 @@ pub fn find(view: &GraphView, feats: &Features) -> Vec<SeGate> {
     gates
 }
 
-/// Whether `gate` is computed from `x` only through a pooling of `x`, within a small subgraph.
-fn gated_by_pool(view: &GraphView, feats: &Features, gate: &str, x: &str) -> bool {
+/// The nodes computing `gate` from `x`, when that goes only through a pooling of `x`, within a
+/// small subgraph.
+fn gated_by_pool(view: &GraphView, feats: &Features, gate: &str, x: &str) -> Option<Vec<usize>> {
     let mut queue: VecDeque<&str> = VecDeque::from([gate]);
     let mut seen: HashSet<&str> = HashSet::new();
+    let mut nodes = Vec::new();
     let mut pooled = false;
     while let Some(t) = queue.pop_front() {
         if !seen.insert(t) {
             continue;
         }
-        if seen.len() > MAX_GATE_NODES {
-            return false;
+        if seen.len() > MAX_GATE_NODES || t == x {
+            return None; // too big, or x reaches the gate without a pooling
         }
-        if t == x {
-            return false; // x reaches the gate without a pooling
-        }
-        let Some(n) = view.producer_node(t) else {
-            return false;
-        };
+        let n = view.producer_node(t)?;
+        nodes.push(n);
         let node = view.node(n);
         let inputs: Vec<&String> = node.input.iter().filter(|i| feats.is_feature(i)).collect();
         if POOLS.contains(&op(node)) && inputs.len() == 1 && inputs[0] == x {
@@ -88,5 +92,5 @@ fn gated_by_pool(view: &GraphView, feats: &Features, gate: &str, x: &str) -> boo
         }
         queue.extend(inputs.into_iter().map(String::as_str));
     }
-    pooled
+    pooled.then_some(nodes)
 }

@@ -40,7 +40,8 @@ pub fn analyse(view: &GraphView) -> Result<Analysis> {
         bail!("the graph has no input (every graph input is an initializer)");
     }
     let feats = Features::new(view);
-    let det = blocks::detect(view, &feats);
+    let gates = existing::find(view, &feats);
+    let det = blocks::detect(view, &feats, &gates);
     if det.blocks.is_empty() {
         let mut ops: BTreeMap<&str, usize> = BTreeMap::new();
         for n in &view.graph.node {
@@ -61,7 +62,6 @@ pub fn analyse(view: &GraphView) -> Result<Analysis> {
         );
     }
     let stages = stages::group(view, &det.blocks);
-    let gates = existing::find(view, &feats);
     Ok(Analysis {
         blocks: det.blocks,
         stages,

@@ -156,7 +156,10 @@ fn check_tensor_size(t: &TensorProto) -> Result<()> {
         );
         let expected = if complex { n.saturating_mul(2) } else { n };
         if typed != expected {
-            bail!("dims {:?} need {n} values but the tensor holds {typed}", t.dims);
+            bail!(
+                "dims {:?} need {n} values but the tensor holds {typed}",
+                t.dims
+            );
         }
     }
     Ok(())
