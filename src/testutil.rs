@@ -140,6 +140,24 @@ impl GraphBuilder {
         self.relu(&s)
     }
 
+    /// An inception module: one 1×1 conv + ReLU branch per width, concatenated on channels.
+    pub fn inception(&mut self, x: &str, cin: i64, widths: &[i64]) -> String {
+        let outs: Vec<String> = widths
+            .iter()
+            .map(|&w| {
+                let c = self.conv(x, cin, w, 1, 1);
+                self.relu(&c)
+            })
+            .collect();
+        let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+        let axis = AttributeProto {
+            name: Some("axis".into()),
+            i: Some(1),
+            ..Default::default()
+        };
+        self.node("Concat", &refs, vec![axis])
+    }
+
     /// Stem plus the given bottleneck stages (blocks per stage, base width, groups): torchvision
     /// ResNet-50 is `resnet_bottleneck(&[3, 4, 6, 3], 64, 1)`.
     pub fn resnet_bottleneck(blocks: &[usize], base: i64, group: i64) -> GraphProto {

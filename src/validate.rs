@@ -63,9 +63,10 @@ pub struct Validation {
     pub ms_after: f64,
     /// Shapes of the rewritten model's outputs (empty if it could not run).
     pub output_shapes: Vec<Vec<usize>>,
-    /// The half-precision type both models were widened from to run in FLOAT (tract's FLOAT16
-    /// support is incomplete), or `None` when they ran in their own types.
-    pub widened_from: Option<&'static str>,
+    /// The float type both models were converted from to run in FLOAT (tract's FLOAT16 and
+    /// DOUBLE support is incomplete: no Sigmoid in DOUBLE), or `None` when they ran in their
+    /// own types.
+    pub converted_from: Option<&'static str>,
 }
 
 /// Relative tolerance for "same function" (`expect_identical`).
@@ -103,7 +104,7 @@ pub fn validate(
     // --- original: every failure is an error ---
     let mut orig_proto =
         decode_model(original).context("the original model is not a valid ONNX protobuf")?;
-    let widened = widen_half(&mut orig_proto);
+    let converted = to_float(&mut orig_proto);
     let orig_input =
         resolve_input(&orig_proto, opts.input_shape.as_deref()).context("original model input")?;
     let orig = load(&orig_proto, &orig_input)
@@ -139,7 +140,7 @@ pub fn validate(
         ms_before,
         ms_after: 0.0,
         output_shapes: vec![],
-        widened_from: widened,
+        converted_from: converted,
     };
     let time_original_alone = |state: &mut TypedSimpleState| -> anyhow::Result<f64> {
         let mut times = Vec::with_capacity(runs);
@@ -153,7 +154,7 @@ pub fn validate(
 
     let new_proto = match decode_model(rewritten) {
         Ok(mut p) => {
-            widen_half(&mut p);
+            to_float(&mut p);
             p
         }
         Err(e) => {
@@ -226,7 +227,7 @@ pub fn validate(
         ms_before,
         ms_after,
         output_shapes,
-        widened_from: widened,
+        converted_from: converted,
     };
 
     if let Err(reason) = compare(&orig_vals, &new_out, &new.output_names, opts, &mut result) {
@@ -308,54 +309,72 @@ fn compare(
     Ok(())
 }
 
-/// Widens a FLOAT16 / BFLOAT16 model to FLOAT in place: initializers, Constant values, graph
-/// input and output types, and Cast targets. Returns the type it widened from, if any.
-fn widen_half(proto: &mut pb::ModelProto) -> Option<&'static str> {
+/// Converts a FLOAT16 / BFLOAT16 / DOUBLE model to FLOAT in place: initializers, Constant
+/// values, graph input and output types, and Cast targets. Returns the type it converted from.
+fn to_float(proto: &mut pb::ModelProto) -> Option<&'static str> {
     use pb::tensor_proto::DataType;
-    let (f16, bf16, f32) = (
+    let (f16, bf16, f32, f64) = (
         DataType::Float16 as i32,
         DataType::Bfloat16 as i32,
         DataType::Float as i32,
+        DataType::Double as i32,
     );
+    let other = |t: i32| t == f16 || t == bf16 || t == f64;
+    let name = |t: i32| match t {
+        t if t == f16 => "FLOAT16",
+        t if t == bf16 => "BFLOAT16",
+        _ => "DOUBLE",
+    };
     let graph = proto.graph.as_mut()?;
     let mut from = None;
-    let mut widen_tensor = |t: &mut pb::TensorProto| {
-        if t.data_type != f16 && t.data_type != bf16 {
+    let mut convert = |t: &mut pb::TensorProto| {
+        if !other(t.data_type) {
             return;
         }
-        let half = t.data_type == f16;
-        from = Some(if half { "FLOAT16" } else { "BFLOAT16" });
-        let to_f32 = |bits: u16| {
-            if half {
-                half::f16::from_bits(bits).to_f32()
+        from = Some(name(t.data_type));
+        let values: Vec<f32> = if t.data_type == f64 {
+            if t.raw_data.is_empty() {
+                t.double_data.iter().map(|&v| v as f32).collect()
             } else {
-                half::bf16::from_bits(bits).to_f32()
+                t.raw_data
+                    .chunks_exact(8)
+                    .map(|c| {
+                        f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+                    })
+                    .collect()
             }
-        };
-        let values: Vec<f32> = if t.raw_data.is_empty() {
-            t.int32_data.iter().map(|&v| to_f32(v as u16)).collect()
         } else {
-            t.raw_data
-                .chunks_exact(2)
-                .map(|c| to_f32(u16::from_le_bytes([c[0], c[1]])))
-                .collect()
+            let half = t.data_type == f16;
+            let widen = |bits: u16| {
+                if half {
+                    half::f16::from_bits(bits).to_f32()
+                } else {
+                    half::bf16::from_bits(bits).to_f32()
+                }
+            };
+            if t.raw_data.is_empty() {
+                t.int32_data.iter().map(|&v| widen(v as u16)).collect()
+            } else {
+                t.raw_data
+                    .chunks_exact(2)
+                    .map(|c| widen(u16::from_le_bytes([c[0], c[1]])))
+                    .collect()
+            }
         };
         t.raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         t.int32_data.clear();
+        t.double_data.clear();
         t.data_type = f32;
     };
     for t in graph.initializer.iter_mut() {
-        widen_tensor(t);
+        convert(t);
     }
     for node in graph.node.iter_mut() {
         for a in node.attribute.iter_mut() {
             if let Some(t) = a.t.as_mut() {
-                widen_tensor(t);
+                convert(t);
             }
-            if node.op_type == "Cast"
-                && a.name == "to"
-                && (a.i == i64::from(f16) || a.i == i64::from(bf16))
-            {
+            if node.op_type == "Cast" && a.name == "to" && i32::try_from(a.i).is_ok_and(other) {
                 a.i = i64::from(f32);
             }
         }
@@ -364,12 +383,8 @@ fn widen_half(proto: &mut pb::ModelProto) -> Option<&'static str> {
         if let Some(pb::type_proto::Value::TensorType(t)) =
             v.r#type.as_mut().and_then(|t| t.value.as_mut())
         {
-            if t.elem_type == f16 || t.elem_type == bf16 {
-                from.get_or_insert(if t.elem_type == f16 {
-                    "FLOAT16"
-                } else {
-                    "BFLOAT16"
-                });
+            if other(t.elem_type) {
+                from.get_or_insert(name(t.elem_type));
                 t.elem_type = f32;
             }
         }

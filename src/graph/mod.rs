@@ -222,17 +222,24 @@ impl<'a> GraphView<'a> {
             g.add_node(());
         }
         let root = NodeIndex::new(n);
-        let mut has_pred = vec![false; n];
+        let mut from_root = vec![true; n];
+        let mut reads_input = vec![false; n];
         for (c, node) in self.graph.node.iter().enumerate() {
             for inp in node.input.iter().filter(|i| keep(i)) {
-                if let Some(p) = self.producer_node(inp) {
-                    g.update_edge(NodeIndex::new(p), NodeIndex::new(c), ());
-                    has_pred[c] = true;
+                match self.producer(inp) {
+                    Some(Source::Node { node: p, .. }) => {
+                        g.update_edge(NodeIndex::new(p), NodeIndex::new(c), ());
+                        from_root[c] = false;
+                    }
+                    Some(Source::Input(_)) => reads_input[c] = true,
+                    _ => {}
                 }
             }
         }
-        for (c, &p) in has_pred.iter().enumerate() {
-            if !p {
+        // The root stands for the graph inputs: it feeds every node reading one, and every node
+        // with no kept predecessor at all.
+        for c in 0..n {
+            if from_root[c] || reads_input[c] {
                 g.add_edge(root, NodeIndex::new(c), ());
             }
         }
@@ -249,17 +256,24 @@ impl<'a> GraphView<'a> {
             g.add_node(());
         }
         let exit = NodeIndex::new(n);
-        let mut has_succ = vec![false; n];
+        let mut to_exit = vec![true; n];
         for (c, node) in self.graph.node.iter().enumerate() {
             for inp in node.input.iter().filter(|i| keep(i)) {
                 if let Some(p) = self.producer_node(inp) {
                     g.update_edge(NodeIndex::new(c), NodeIndex::new(p), ());
-                    has_succ[p] = true;
+                    to_exit[p] = false;
                 }
             }
         }
-        for (p, &s) in has_succ.iter().enumerate() {
-            if !s {
+        // The exit stands for the graph outputs: every producer of one feeds it, as does every
+        // node with no kept successor.
+        for out in &self.graph.output {
+            if let Some(p) = out.name.as_deref().and_then(|o| self.producer_node(o)) {
+                to_exit[p] = true;
+            }
+        }
+        for (p, &e) in to_exit.iter().enumerate() {
+            if e {
                 g.add_edge(exit, NodeIndex::new(p), ());
             }
         }

@@ -469,4 +469,77 @@ mod tests {
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));
     }
+
+    /// A block of a random network: basic (0), bottleneck (1) or inception (2), its output
+    /// channels, and the inception branch widths.
+    type Spec = (u8, i64, Vec<i64>);
+
+    fn build(specs: &[Spec]) -> GraphProto {
+        let mut g = GraphBuilder::new(3);
+        let x = g.conv("input", 3, 8, 3, 1);
+        let mut x = g.relu(&x);
+        let mut cin = 8;
+        for (kind, c, widths) in specs {
+            match kind {
+                0 => {
+                    x = g.basic(&x, cin, *c, cin != *c);
+                    cin = *c;
+                }
+                1 => {
+                    x = g.bottleneck(&x, cin, (*c / 4).max(1), *c, 1);
+                    cin = *c;
+                }
+                _ => {
+                    x = g.inception(&x, cin, widths);
+                    cin = widths.iter().sum();
+                }
+            }
+        }
+        let p = g.node("GlobalAveragePool", &[&x], vec![]);
+        g.finish(&p)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn random_networks_stay_well_formed(
+            specs in proptest::collection::vec(
+                (0u8..3, 1i64..48, proptest::collection::vec(1i64..12, 2..5)),
+                1..7,
+            ),
+            ratio in 1usize..33,
+            bias: bool,
+            pos in 0usize..5,
+        ) {
+            let position = [Position::Standard, Position::Pre, Position::Post, Position::Identity, Position::Inner][pos];
+            let g = build(&specs);
+            let view = GraphView::new(&g).unwrap();
+            let a = analyse(&view).unwrap();
+            proptest::prop_assert_eq!(a.blocks.len(), specs.len());
+            let mut o = opts(position, bias);
+            o.ratio = ratio;
+            let s = splice(&view, &a, &o).unwrap();
+            let after = GraphView::new(&s.graph).unwrap();
+            proptest::prop_assert!(after.is_ordered());
+            let mut names: Vec<&str> = s.graph.node.iter().filter_map(|n| n.name.as_deref()).collect();
+            let n = names.len();
+            names.sort_unstable();
+            names.dedup();
+            proptest::prop_assert_eq!(names.len(), n);
+            // Σ (2·C·h + h + C) over the injected blocks, h = max(1, round(C / r)).
+            let expected: u64 = s
+                .decisions
+                .iter()
+                .filter(|d| d.skipped.is_none())
+                .map(|d| {
+                    let c = d.channels as u64;
+                    let h = ((c + ratio as u64 / 2) / ratio as u64).max(1);
+                    2 * c * h + if bias { h + c } else { 0 }
+                })
+                .sum();
+            proptest::prop_assert_eq!(count_params(&s.graph) - count_params(&g), expected);
+            let injected = s.decisions.iter().filter(|d| d.skipped.is_none()).count();
+            proptest::prop_assert_eq!(s.graph.node.len(), g.node.len() + 6 * injected);
+        }
+    }
 }

@@ -1,0 +1,435 @@
+//! Hostile and broken input: every case ends in one clear error line and exit code 1 (or is
+//! handled), never a panic, and never touches the input or leaves a partial output. The bad
+//! files are generated here from a small residual model built with the library's own types.
+
+mod common;
+
+use common::{copy_fixture, fixture, listing, run, stderr};
+use prost::Message;
+use se_inject::onnx::proto::tensor_proto::{DataLocation, DataType};
+use se_inject::onnx::proto::tensor_shape_proto::{dimension, Dimension};
+use se_inject::onnx::proto::{
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn value_info(name: &str, elem: i32, dims: &[i64]) -> ValueInfoProto {
+    ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(elem),
+                shape: Some(TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|&d| Dimension {
+                            value: Some(dimension::Value::DimValue(d)),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn tensor(name: &str, dims: &[i64], elem: i32, seed: u32) -> TensorProto {
+    let n: i64 = dims.iter().product();
+    let vals =
+        (0..n).map(|i| ((i as u32).wrapping_mul(2654435761) ^ seed) as f32 / u32::MAX as f32 - 0.5);
+    let raw: Vec<u8> = match DataType::try_from(elem) {
+        Ok(DataType::Double) => vals.flat_map(|v| f64::from(v).to_le_bytes()).collect(),
+        _ => vals.flat_map(|v| v.to_le_bytes()).collect(),
+    };
+    TensorProto {
+        name: Some(name.into()),
+        dims: dims.to_vec(),
+        data_type: Some(elem),
+        raw_data: Some(raw.into()),
+        ..Default::default()
+    }
+}
+
+fn node(name: &str, op: &str, inputs: &[&str], output: &str) -> NodeProto {
+    NodeProto {
+        name: Some(name.into()),
+        op_type: Some(op.into()),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        ..Default::default()
+    }
+}
+
+/// input x [1,4,8,8] → conv → relu → conv → Add(·, x) → relu → y: one residual block.
+fn residual_model(elem: i32) -> ModelProto {
+    let conv = |name: &str, x: &str, w: &str, b: &str, out: &str| {
+        let mut n = node(name, "Conv", &[x, w, b], out);
+        n.attribute.push(AttributeProto {
+            name: Some("pads".into()),
+            ints: vec![1, 1, 1, 1],
+            r#type: Some(7),
+            ..Default::default()
+        });
+        n
+    };
+    let graph = GraphProto {
+        name: Some("residual".into()),
+        node: vec![
+            conv("/b/conv1/Conv", "x", "w1", "b1", "c1"),
+            node("/b/relu1/Relu", "Relu", &["c1"], "r1"),
+            conv("/b/conv2/Conv", "r1", "w2", "b2", "c2"),
+            node("/b/Add", "Add", &["c2", "x"], "s"),
+            node("/b/relu2/Relu", "Relu", &["s"], "y"),
+        ],
+        initializer: vec![
+            tensor("w1", &[4, 4, 3, 3], elem, 1),
+            tensor("b1", &[4], elem, 2),
+            tensor("w2", &[4, 4, 3, 3], elem, 3),
+            tensor("b2", &[4], elem, 4),
+        ],
+        input: vec![value_info("x", elem, &[1, 4, 8, 8])],
+        output: vec![value_info("y", elem, &[1, 4, 8, 8])],
+        ..Default::default()
+    };
+    ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(13),
+        }],
+        producer_name: Some("hostile-test".into()),
+        graph: Some(graph),
+        ..Default::default()
+    }
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// Exit 1, one line on stderr starting `se-inject: error:`, containing every word of `needles`,
+/// no panic; returns the line.
+fn fails(o: &Output, needles: &[&str]) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "expected exit 1, stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
+    assert!(lines[0].starts_with("se-inject: error:"), "{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "error line lacks '{n}': {err}");
+    }
+    lines[0].to_string()
+}
+
+fn run_on(model: &Path, extra: &[&str]) -> Output {
+    let out = model.with_file_name("out.onnx");
+    let mut args = vec![model.to_str().unwrap(), "-o", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run(args)
+}
+
+#[test]
+fn the_generated_model_itself_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "m.onnx",
+        &residual_model(DataType::Float as i32).encode_to_vec(),
+    );
+    let o = run_on(&p, &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // One block on 4 channels at r = 16: h = 1, 2·4·1 + 1 + 4 = 13.
+    assert_eq!(v["added_params"], 2 * 4 + 1 + 4);
+    assert_eq!(v["validation"]["ok"], true);
+}
+
+#[test]
+fn empty_and_random_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "empty.onnx", b"");
+    fails(&run_on(&p, &[]), &["empty.onnx", "empty"]);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for k in 0..20 {
+        let bytes: Vec<u8> = (0..1000 + 97 * k)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let p = write(dir.path(), &format!("random{k}.onnx"), &bytes);
+        fails(&run_on(&p, &[]), &[&format!("random{k}.onnx")]);
+    }
+}
+
+#[test]
+fn truncated_at_every_tenth() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "resnet_basic_ts",
+        "resnet_basic_dynamo",
+        "mobilenet_v2_tiny_ts",
+    ] {
+        let model = copy_fixture(name, dir.path());
+        let bytes = std::fs::read(&model).unwrap();
+        for tenth in 1..10 {
+            let cut = write(
+                dir.path(),
+                &format!("{name}.cut{tenth}.onnx"),
+                &bytes[..bytes.len() * tenth / 10],
+            );
+            let o = run_on(&cut, &["--no-validate"]);
+            // A cut may fall between two fields and leave a decodable model with dangling
+            // references: every outcome must still be a clean error.
+            fails(&o, &[&format!("cut{tenth}.onnx")]);
+        }
+        assert!(
+            listing(dir.path()).iter().all(|f| f != "out.onnx"),
+            "a failed run wrote output"
+        );
+    }
+}
+
+#[test]
+fn a_protobuf_that_is_not_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tensor("w", &[2, 2], DataType::Float as i32, 0);
+    let p = write(dir.path(), "tensor.onnx", &t.encode_to_vec());
+    fails(&run_on(&p, &[]), &["tensor.onnx", "not an ONNX model"]);
+    let mut m = residual_model(1);
+    m.graph = None;
+    let p = write(dir.path(), "nograph.onnx", &m.encode_to_vec());
+    fails(&run_on(&p, &[]), &["nograph.onnx", "no graph"]);
+}
+
+#[test]
+fn structural_faults_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, Box<dyn Fn(&mut GraphProto)>, Vec<&str>)> = vec![
+        (
+            "dangling",
+            Box::new(|g| g.node[1].input[0] = "ghost".into()),
+            vec!["'ghost'", "/b/relu1/Relu"],
+        ),
+        (
+            "twice",
+            Box::new(|g| g.node[1].output[0] = "c1".into()),
+            vec!["'c1'", "produced twice"],
+        ),
+        (
+            "cycle",
+            Box::new(|g| g.node[0].input[0] = "r1".into()),
+            vec!["cycle"],
+        ),
+        (
+            "no-output",
+            Box::new(|g| g.output[0].name = Some("nowhere".into())),
+            vec!["'nowhere'"],
+        ),
+        (
+            "dims",
+            Box::new(|g| g.initializer[0].dims = vec![4, 4, 3, 4]),
+            vec!["'w1'", "bytes"],
+        ),
+        (
+            "negative",
+            Box::new(|g| g.initializer[1].dims = vec![-4]),
+            vec!["'b1'", "negative"],
+        ),
+        (
+            "absurd",
+            Box::new(|g| g.initializer[1].dims = vec![1_000_000, 1_000_000]),
+            vec!["'b1'"],
+        ),
+        (
+            "no-data",
+            Box::new(|g| g.initializer[2].raw_data = None),
+            vec!["'w2'"],
+        ),
+    ];
+    for (name, mutate, needles) in cases {
+        let mut m = residual_model(1);
+        mutate(m.graph.as_mut().unwrap());
+        let file = format!("{name}.onnx");
+        let p = write(dir.path(), &file, &m.encode_to_vec());
+        let mut all = needles.clone();
+        all.push(&file);
+        fails(&run_on(&p, &[]), &all);
+    }
+    assert!(!dir.path().join("out.onnx").exists());
+}
+
+#[test]
+fn unknown_ops_outside_the_splice_pass_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = residual_model(1);
+    let g = m.graph.as_mut().unwrap();
+    // y → custom op in a custom domain → z, the new graph output.
+    let mut custom = node("/post/Custom", "FancyNorm", &["y"], "z");
+    custom.domain = Some("com.example".into());
+    custom.attribute.push(AttributeProto {
+        name: Some("eps".into()),
+        f: Some(0.5),
+        r#type: Some(1),
+        ..Default::default()
+    });
+    g.node.push(custom.clone());
+    g.output[0].name = Some("z".into());
+    m.opset_import.push(OperatorSetIdProto {
+        domain: Some("com.example".into()),
+        version: Some(1),
+    });
+    let p = write(dir.path(), "custom.onnx", &m.encode_to_vec());
+    // tract cannot run the custom op: validation cannot start, and says how to skip it.
+    fails(&run_on(&p, &[]), &["custom.onnx", "--no-validate"]);
+    let o = run_on(&p, &["--no-validate"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = se_inject::onnx::load(&dir.path().join("out.onnx")).unwrap();
+    let kept: Vec<&NodeProto> = out
+        .graph()
+        .node
+        .iter()
+        .filter(|n| n.op_type.as_deref() == Some("FancyNorm"))
+        .collect();
+    assert_eq!(kept, vec![&custom]);
+    assert_eq!(out.proto.opset_import, m.opset_import);
+}
+
+#[test]
+fn double_precision_models_get_double_se() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "f64.onnx",
+        &residual_model(DataType::Double as i32).encode_to_vec(),
+    );
+    let o = run_on(&p, &["--format", "json", "--init", "identity"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["validation"]["ok"], true);
+    let out = se_inject::onnx::load(&dir.path().join("out.onnx")).unwrap();
+    let added: Vec<&TensorProto> = out
+        .graph()
+        .initializer
+        .iter()
+        .filter(|t| t.name.as_deref().is_some_and(|n| n.contains("/se/")))
+        .collect();
+    assert_eq!(added.len(), 4);
+    assert!(added
+        .iter()
+        .all(|t| t.data_type == Some(DataType::Double as i32)));
+}
+
+fn external_model(dir: &Path, location: &str, offset: u64, length: u64) -> PathBuf {
+    let mut m = residual_model(1);
+    let w = &mut m.graph.as_mut().unwrap().initializer[0];
+    let raw = w.raw_data.take().unwrap();
+    std::fs::write(dir.join("w.data"), &raw).unwrap();
+    let e = |k: &str, v: String| StringStringEntryProto {
+        key: Some(k.into()),
+        value: Some(v),
+    };
+    w.external_data = vec![
+        e("location", location.into()),
+        e("offset", offset.to_string()),
+        e("length", length.to_string()),
+    ];
+    w.data_location = Some(DataLocation::External as i32);
+    write(dir, "ext.onnx", &m.encode_to_vec())
+}
+
+#[test]
+fn external_data_is_confined_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let len = 4 * 4 * 3 * 3 * 4;
+    let p = external_model(d, "w.data", 0, len);
+    let o = run_on(&p, &["--no-validate"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(d.join("out.onnx.data").exists());
+
+    let p = external_model(d, "/etc/passwd", 0, len);
+    fails(&run_on(&p, &[]), &["'w1'", "/etc/passwd"]);
+    let p = external_model(d, "../w.data", 0, len);
+    fails(&run_on(&p, &[]), &["'w1'", "leaves the model's folder"]);
+    let p = external_model(d, "w.data", 8, len);
+    fails(&run_on(&p, &[]), &["'w1'", "holds"]);
+    let p = external_model(d, "w.data", u64::MAX, 1);
+    fails(&run_on(&p, &[]), &["'w1'"]);
+    let p = external_model(d, "missing.data", 0, len);
+    fails(&run_on(&p, &[]), &["missing.data"]);
+    #[cfg(unix)]
+    {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), vec![0u8; len as usize]).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), d.join("link.data")).unwrap();
+        let p = external_model(d, "link.data", 0, len);
+        fails(&run_on(&p, &[]), &["'w1'", "outside"]);
+    }
+}
+
+#[test]
+fn a_failed_run_leaves_an_existing_output_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.onnx");
+    std::fs::write(&out, b"precious").unwrap();
+    let p = write(dir.path(), "bad.onnx", b"not a model");
+    fails(&run_on(&p, &[]), &["bad.onnx"]);
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+    // An unwritable target (a missing folder) fails before any work, writing nothing.
+    let model = fixture("resnet_basic_ts");
+    let o = run([
+        model.to_str().unwrap(),
+        "-o",
+        dir.path().join("no/such/dir/x.onnx").to_str().unwrap(),
+    ]);
+    fails(&o, &["no/such/dir"]);
+    assert_eq!(listing(dir.path()), vec!["bad.onnx", "out.onnx"]);
+}
+
+#[test]
+fn nhwc_graphs_are_refused_with_a_reason() {
+    // A TensorFlow-style graph: the residual Add merges NHWC maps between Transposes, so its
+    // channel count is not the Conv's: the Add is rejected and the error says why.
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = residual_model(1);
+    let g = m.graph.as_mut().unwrap();
+    let perm = |n: &mut NodeProto, p: &[i64]| {
+        n.attribute.push(AttributeProto {
+            name: Some("perm".into()),
+            ints: p.to_vec(),
+            r#type: Some(7),
+            ..Default::default()
+        });
+    };
+    let mut t1 = node("/nhwc/T1", "Transpose", &["c2"], "c2t");
+    perm(&mut t1, &[0, 2, 3, 1]);
+    let mut t2 = node("/nhwc/T2", "Transpose", &["x"], "xt");
+    perm(&mut t2, &[0, 2, 3, 1]);
+    g.node.insert(3, t1);
+    g.node.insert(3, t2);
+    g.node[5].input = vec!["c2t".into(), "xt".into()];
+    g.output[0] = value_info("y", 1, &[1, 8, 8, 4]);
+    let p = write(dir.path(), "nhwc.onnx", &m.encode_to_vec());
+    let o = run_on(&p, &["--report", "stages"]);
+    // Either refused with the reason, or handled: never a panic, never a wrong block.
+    if o.status.code() == Some(1) {
+        fails(&o, &["nhwc.onnx"]);
+    } else {
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let text = common::stdout(&o);
+        assert!(
+            !text.contains("residual"),
+            "an NHWC merge was taken for a residual block:\n{text}"
+        );
+    }
+}
