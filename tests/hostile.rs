@@ -211,10 +211,13 @@ fn a_protobuf_that_is_not_a_model() {
     fails(&run_on(&p, &[]), &["nograph.onnx", "no graph"]);
 }
 
+/// A change that breaks a graph.
+type Mutation = Box<dyn Fn(&mut GraphProto)>;
+
 #[test]
 fn structural_faults_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut GraphProto)>, Vec<&str>)> = vec![
+    let cases: Vec<(&str, Mutation, Vec<&str>)> = vec![
         (
             "dangling",
             Box::new(|g| g.node[1].input[0] = "ghost".into()),
