@@ -1,0 +1,213 @@
+//! A fuzz harness over load → analyse → splice → save (stable Rust, proptest): fixture models
+//! mutated at the byte level (flips, truncation, insertion) and at the graph level (rewired
+//! inputs, dropped nodes, changed op types, dims and attributes). Every case must end in Ok or
+//! a clean Err, never a panic. `SE_FUZZ_CASES=N cargo test --release --test fuzz` runs longer.
+
+mod common;
+
+use proptest::prelude::*;
+use prost::Message;
+use se_inject::onnx::proto::ModelProto;
+use se_inject::rewrite::{Gate, Init, Position, SeOptions, Squeeze};
+use se_inject::Config;
+use std::path::Path;
+
+const FIXTURES: [&str; 8] = [
+    "resnet_basic_ts",
+    "resnet_bottleneck_dynamo",
+    "inception_tiny_ts",
+    "mobilenet_v2_tiny_dynamo",
+    "shufflenet_v2_tiny_ts",
+    "densenet_tiny_ts",
+    "efficientnet_tiny_dynamo",
+    "vgg_tiny_ts",
+];
+
+fn cases() -> u32 {
+    std::env::var("SE_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96)
+}
+
+/// Runs the whole pipeline (without tract) on `bytes` written beside a copy of the fixture's
+/// data file; panics only if the library panics.
+fn pipeline(fixture: &str, bytes: &[u8], position: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::copy_fixture(fixture, dir.path());
+    std::fs::write(&model, bytes).unwrap();
+    let positions = [Position::Standard, Position::Pre, Position::Post, Position::Identity, Position::Inner];
+    let cfg = Config {
+        model: model.clone(),
+        output: Some(dir.path().join("out.onnx")),
+        se: SeOptions {
+            ratio: 16,
+            position: positions[position % positions.len()],
+            bias: true,
+            init: Init::Random,
+            seed: 0,
+            squeeze: Squeeze::Avg,
+            gate: Gate::Sigmoid,
+            stages: None,
+            force: false,
+        },
+        report: None,
+        input_shape: None,
+        validate: false,
+    };
+    let result = std::panic::catch_unwind(|| se_inject::run(&cfg));
+    match result {
+        Err(_) => panic!("the pipeline panicked on a mutated {fixture} (bytes kept in {})", keep(bytes)),
+        Ok(Ok(_)) => {
+            // Whatever was accepted must load back and be well formed.
+            let out = se_inject::onnx::load(&dir.path().join("out.onnx")).expect("reload output");
+            let view = se_inject::graph::GraphView::new(out.graph()).expect("output is well formed");
+            assert!(view.is_ordered());
+        }
+        Ok(Err(e)) => assert!(!format!("{e:#}").is_empty()),
+    }
+}
+
+/// Saves a failing input for reproduction and returns its path.
+fn keep(bytes: &[u8]) -> String {
+    let p = std::env::temp_dir().join(format!("se-inject-fuzz-{}.onnx", bytes.len()));
+    let _ = std::fs::write(&p, bytes);
+    p.display().to_string()
+}
+
+fn fixture_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(common::fixture(name)).unwrap()
+}
+
+#[derive(Debug, Clone)]
+enum Edit {
+    Flip { at: usize, xor: u8 },
+    Truncate { at: usize },
+    Insert { at: usize, bytes: Vec<u8> },
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        (any::<usize>(), 1u8..=255).prop_map(|(at, xor)| Edit::Flip { at, xor }),
+        any::<usize>().prop_map(|at| Edit::Truncate { at }),
+        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..16)).prop_map(|(at, bytes)| Edit::Insert { at, bytes }),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum GraphEdit {
+    RewireInput { node: usize, slot: usize, from: usize },
+    DropNode { node: usize },
+    OpType { node: usize, op: usize },
+    Dims { init: usize, dim: usize, value: i64 },
+    AttrInt { node: usize, value: i64 },
+    SwapInputs { node: usize },
+}
+
+const OPS: [&str; 8] = ["Add", "Concat", "Conv", "Relu", "Mul", "Split", "Reshape", "Unknown"];
+
+fn graph_edit() -> impl Strategy<Value = GraphEdit> {
+    prop_oneof![
+        (any::<usize>(), 0usize..3, any::<usize>()).prop_map(|(node, slot, from)| GraphEdit::RewireInput { node, slot, from }),
+        any::<usize>().prop_map(|node| GraphEdit::DropNode { node }),
+        (any::<usize>(), 0..OPS.len()).prop_map(|(node, op)| GraphEdit::OpType { node, op }),
+        (any::<usize>(), 0usize..4, prop_oneof![Just(0i64), Just(-1), Just(1), Just(1 << 40), -4i64..64])
+            .prop_map(|(init, dim, value)| GraphEdit::Dims { init, dim, value }),
+        (any::<usize>(), prop_oneof![Just(0i64), Just(-3), Just(1), Just(i64::MAX), -4i64..8])
+            .prop_map(|(node, value)| GraphEdit::AttrInt { node, value }),
+        any::<usize>().prop_map(|node| GraphEdit::SwapInputs { node }),
+    ]
+}
+
+fn apply(model: &mut ModelProto, e: &GraphEdit) {
+    let Some(g) = model.graph.as_mut() else { return };
+    let n = g.node.len().max(1);
+    match *e {
+        GraphEdit::RewireInput { node, slot, from } => {
+            let tensors: Vec<String> = g.node.iter().flat_map(|n| n.output.clone()).collect();
+            if tensors.is_empty() {
+                return;
+            }
+            let t = tensors[from % tensors.len()].clone();
+            if let Some(inp) = g.node.get_mut(node % n).and_then(|x| x.input.get_mut(slot)) {
+                *inp = t;
+            }
+        }
+        GraphEdit::DropNode { node } => {
+            if !g.node.is_empty() {
+                g.node.remove(node % n);
+            }
+        }
+        GraphEdit::OpType { node, op } => {
+            if let Some(x) = g.node.get_mut(node % n) {
+                x.op_type = Some(OPS[op].to_string());
+            }
+        }
+        GraphEdit::Dims { init, dim, value } => {
+            let k = g.initializer.len().max(1);
+            if let Some(t) = g.initializer.get_mut(init % k) {
+                if let Some(d) = t.dims.get_mut(dim) {
+                    *d = value;
+                } else {
+                    t.dims.push(value);
+                }
+            }
+        }
+        GraphEdit::AttrInt { node, value } => {
+            if let Some(a) = g.node.get_mut(node % n).and_then(|x| x.attribute.first_mut()) {
+                a.i = Some(value);
+                if let Some(v) = a.ints.first_mut() {
+                    *v = value;
+                }
+            }
+        }
+        GraphEdit::SwapInputs { node } => {
+            if let Some(x) = g.node.get_mut(node % n) {
+                x.input.reverse();
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn byte_mutations_never_panic(f in 0..FIXTURES.len(), edits in proptest::collection::vec(edit(), 1..6), position in 0usize..5) {
+        let mut bytes = fixture_bytes(FIXTURES[f]);
+        for e in &edits {
+            let len = bytes.len().max(1);
+            match e {
+                Edit::Flip { at, xor } => {
+                    let i = at % len;
+                    if let Some(b) = bytes.get_mut(i) {
+                        *b ^= xor;
+                    }
+                }
+                Edit::Truncate { at } => bytes.truncate(at % len),
+                Edit::Insert { at, bytes: ins } => {
+                    let i = at % len;
+                    bytes.splice(i..i, ins.iter().copied());
+                }
+            }
+        }
+        pipeline(FIXTURES[f], &bytes, position);
+    }
+
+    #[test]
+    fn graph_mutations_never_panic(f in 0..FIXTURES.len(), edits in proptest::collection::vec(graph_edit(), 1..4), position in 0usize..5) {
+        let bytes = fixture_bytes(FIXTURES[f]);
+        let mut model = ModelProto::decode(bytes.as_slice()).unwrap();
+        for e in &edits {
+            apply(&mut model, e);
+        }
+        pipeline(FIXTURES[f], &model.encode_to_vec(), position);
+    }
+}
+
+#[test]
+fn unmutated_fixtures_pass_the_harness() {
+    for f in FIXTURES {
+        for position in 0..5 {
+            pipeline(f, &fixture_bytes(f), position);
+        }
+    }
+    assert!(Path::new(&common::fixture(FIXTURES[0])).exists());
+}
