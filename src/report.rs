@@ -346,9 +346,15 @@ pub fn group(n: u64) -> String {
 
 fn fmt_formula(v: f64) -> String {
     if v.fract() == 0.0 && (0.0..9.0e15).contains(&v) {
-        group(v as u64)
-    } else {
-        format!("{v:.1}")
+        return group(v as u64);
+    }
+    let text = format!("{v:.1}");
+    match text.split_once('.') {
+        Some((whole, tenth)) if !whole.starts_with('-') => match whole.parse::<u64>() {
+            Ok(w) => format!("{}.{tenth}", group(w)),
+            Err(_) => text,
+        },
+        _ => text,
     }
 }
 
@@ -370,6 +376,8 @@ mod tests {
         assert_eq!(group(999), "999");
         assert_eq!(group(2_514_944), "2,514,944");
         assert_eq!(fmt_formula(12.5), "12.5");
+        assert_eq!(fmt_formula(68_541.5), "68,541.5");
+        assert_eq!(fmt_formula(1_999.96), "2,000.0");
     }
 
     #[test]
