@@ -2,7 +2,7 @@
 //! tract validation. `cargo bench --bench pipeline -- [MODEL] [ITERATIONS]`; the model defaults to
 //! the committed bottleneck fixture. Prints the median of each step in milliseconds.
 
-use se_inject::rewrite::{Gate, Init, Position, SeOptions, Squeeze};
+use se_inject::rewrite::{Position, SeOptions};
 use se_inject::{analysis, graph, onnx, rewrite, validate};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,15 +23,8 @@ fn main() -> anyhow::Result<()> {
     );
     let iterations: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
     let opts = SeOptions {
-        ratio: 16,
         position: Position::Standard,
-        bias: true,
-        init: Init::Random,
-        seed: 0,
-        squeeze: Squeeze::Avg,
-        gate: Gate::Sigmoid,
-        stages: None,
-        force: false,
+        ..SeOptions::default()
     };
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("bench.se.onnx");

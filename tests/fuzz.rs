@@ -8,7 +8,7 @@ mod common;
 use proptest::prelude::*;
 use prost::Message;
 use se_inject::onnx::proto::ModelProto;
-use se_inject::rewrite::{Gate, Init, Position, SeOptions, Squeeze};
+use se_inject::rewrite::{Position, SeOptions};
 use se_inject::Config;
 use std::path::Path;
 
@@ -24,7 +24,10 @@ const FIXTURES: [&str; 8] = [
 ];
 
 fn cases() -> u32 {
-    std::env::var("SE_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96)
+    std::env::var("SE_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(96)
 }
 
 /// Runs the whole pipeline (without tract) on `bytes` written beside a copy of the fixture's
@@ -33,20 +36,19 @@ fn pipeline(fixture: &str, bytes: &[u8], position: usize) {
     let dir = tempfile::tempdir().unwrap();
     let model = common::copy_fixture(fixture, dir.path());
     std::fs::write(&model, bytes).unwrap();
-    let positions = [Position::Standard, Position::Pre, Position::Post, Position::Identity, Position::Inner];
+    let positions = [
+        Position::Standard,
+        Position::Pre,
+        Position::Post,
+        Position::Identity,
+        Position::Inner,
+    ];
     let cfg = Config {
         model: model.clone(),
         output: Some(dir.path().join("out.onnx")),
         se: SeOptions {
-            ratio: 16,
             position: positions[position % positions.len()],
-            bias: true,
-            init: Init::Random,
-            seed: 0,
-            squeeze: Squeeze::Avg,
-            gate: Gate::Sigmoid,
-            stages: None,
-            force: false,
+            ..SeOptions::default()
         },
         report: None,
         input_shape: None,
@@ -54,11 +56,15 @@ fn pipeline(fixture: &str, bytes: &[u8], position: usize) {
     };
     let result = std::panic::catch_unwind(|| se_inject::run(&cfg));
     match result {
-        Err(_) => panic!("the pipeline panicked on a mutated {fixture} (bytes kept in {})", keep(bytes)),
+        Err(_) => panic!(
+            "the pipeline panicked on a mutated {fixture} (bytes kept in {})",
+            keep(bytes)
+        ),
         Ok(Ok(_)) => {
             // Whatever was accepted must load back and be well formed.
             let out = se_inject::onnx::load(&dir.path().join("out.onnx")).expect("reload output");
-            let view = se_inject::graph::GraphView::new(out.graph()).expect("output is well formed");
+            let view =
+                se_inject::graph::GraphView::new(out.graph()).expect("output is well formed");
             assert!(view.is_ordered());
         }
         Ok(Err(e)) => assert!(!format!("{e:#}").is_empty()),
@@ -87,37 +93,71 @@ fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         (any::<usize>(), 1u8..=255).prop_map(|(at, xor)| Edit::Flip { at, xor }),
         any::<usize>().prop_map(|at| Edit::Truncate { at }),
-        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..16)).prop_map(|(at, bytes)| Edit::Insert { at, bytes }),
+        (
+            any::<usize>(),
+            proptest::collection::vec(any::<u8>(), 1..16)
+        )
+            .prop_map(|(at, bytes)| Edit::Insert { at, bytes }),
     ]
 }
 
 #[derive(Debug, Clone)]
 enum GraphEdit {
-    RewireInput { node: usize, slot: usize, from: usize },
-    DropNode { node: usize },
-    OpType { node: usize, op: usize },
-    Dims { init: usize, dim: usize, value: i64 },
-    AttrInt { node: usize, value: i64 },
-    SwapInputs { node: usize },
+    RewireInput {
+        node: usize,
+        slot: usize,
+        from: usize,
+    },
+    DropNode {
+        node: usize,
+    },
+    OpType {
+        node: usize,
+        op: usize,
+    },
+    Dims {
+        init: usize,
+        dim: usize,
+        value: i64,
+    },
+    AttrInt {
+        node: usize,
+        value: i64,
+    },
+    SwapInputs {
+        node: usize,
+    },
 }
 
-const OPS: [&str; 8] = ["Add", "Concat", "Conv", "Relu", "Mul", "Split", "Reshape", "Unknown"];
+const OPS: [&str; 8] = [
+    "Add", "Concat", "Conv", "Relu", "Mul", "Split", "Reshape", "Unknown",
+];
 
 fn graph_edit() -> impl Strategy<Value = GraphEdit> {
     prop_oneof![
-        (any::<usize>(), 0usize..3, any::<usize>()).prop_map(|(node, slot, from)| GraphEdit::RewireInput { node, slot, from }),
+        (any::<usize>(), 0usize..3, any::<usize>())
+            .prop_map(|(node, slot, from)| GraphEdit::RewireInput { node, slot, from }),
         any::<usize>().prop_map(|node| GraphEdit::DropNode { node }),
         (any::<usize>(), 0..OPS.len()).prop_map(|(node, op)| GraphEdit::OpType { node, op }),
-        (any::<usize>(), 0usize..4, prop_oneof![Just(0i64), Just(-1), Just(1), Just(1 << 40), -4i64..64])
+        (
+            any::<usize>(),
+            0usize..4,
+            prop_oneof![Just(0i64), Just(-1), Just(1), Just(1 << 40), -4i64..64]
+        )
             .prop_map(|(init, dim, value)| GraphEdit::Dims { init, dim, value }),
-        (any::<usize>(), prop_oneof![Just(0i64), Just(-3), Just(1), Just(i64::MAX), -4i64..8])
+        (
+            any::<usize>(),
+            prop_oneof![Just(0i64), Just(-3), Just(1), Just(i64::MAX), -4i64..8]
+        )
             .prop_map(|(node, value)| GraphEdit::AttrInt { node, value }),
         any::<usize>().prop_map(|node| GraphEdit::SwapInputs { node }),
     ]
 }
 
 fn apply(model: &mut ModelProto, e: &GraphEdit) {
-    let Some(g) = model.graph.as_mut() else { return };
+    let Some(g) = model.graph.as_mut() else {
+        return;
+    };
     let n = g.node.len().max(1);
     match *e {
         GraphEdit::RewireInput { node, slot, from } => {
@@ -151,7 +191,11 @@ fn apply(model: &mut ModelProto, e: &GraphEdit) {
             }
         }
         GraphEdit::AttrInt { node, value } => {
-            if let Some(a) = g.node.get_mut(node % n).and_then(|x| x.attribute.first_mut()) {
+            if let Some(a) = g
+                .node
+                .get_mut(node % n)
+                .and_then(|x| x.attribute.first_mut())
+            {
                 a.i = Some(value);
                 if let Some(v) = a.ints.first_mut() {
                     *v = value;

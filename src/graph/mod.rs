@@ -212,38 +212,53 @@ impl<'a> GraphView<'a> {
             .collect()
     }
 
-    /// Dominators of the node graph restricted to the tensors `keep` accepts (the feature maps:
-    /// weights fed through Identity nodes must not count as paths), from a virtual root (index
-    /// `graph.node.len()`) that feeds every node without a kept predecessor.
-    pub fn dominators(&self, keep: impl Fn(&str) -> bool) -> Dominators<NodeIndex> {
-        let n = self.graph.node.len();
-        let mut g: DiGraph<(), ()> = DiGraph::with_capacity(n + 1, n * 2);
-        for _ in 0..=n {
-            g.add_node(());
-        }
-        let root = NodeIndex::new(n);
-        let mut from_root = vec![true; n];
-        let mut reads_input = vec![false; n];
+    /// The producer → consumer pairs of the tensors `keep` accepts, and for each node whether it
+    /// reads a graph input through such a tensor.
+    fn kept_edges(&self, keep: impl Fn(&str) -> bool) -> (Vec<(usize, usize)>, Vec<bool>) {
+        let mut edges = Vec::new();
+        let mut reads_input = vec![false; self.graph.node.len()];
         for (c, node) in self.graph.node.iter().enumerate() {
             for inp in node.input.iter().filter(|i| keep(i)) {
                 match self.producer(inp) {
-                    Some(Source::Node { node: p, .. }) => {
-                        g.update_edge(NodeIndex::new(p), NodeIndex::new(c), ());
-                        from_root[c] = false;
-                    }
+                    Some(Source::Node { node: p, .. }) => edges.push((p, c)),
                     Some(Source::Input(_)) => reads_input[c] = true,
                     _ => {}
                 }
             }
         }
+        (edges, reads_input)
+    }
+
+    /// A graph over the nodes plus one virtual node (index `graph.node.len()`), with `edges`.
+    fn with_virtual(&self, edges: impl Iterator<Item = (usize, usize)>) -> DiGraph<(), ()> {
+        let n = self.graph.node.len();
+        let mut g: DiGraph<(), ()> = DiGraph::with_capacity(n + 1, n * 2);
+        for _ in 0..=n {
+            g.add_node(());
+        }
+        for (a, b) in edges {
+            g.update_edge(NodeIndex::new(a), NodeIndex::new(b), ());
+        }
+        g
+    }
+
+    /// Dominators of the node graph restricted to the tensors `keep` accepts (the feature maps:
+    /// weights fed through Identity nodes must not count as paths), from a virtual root (index
+    /// `graph.node.len()`) that feeds every node without a kept predecessor.
+    pub fn dominators(&self, keep: impl Fn(&str) -> bool) -> Dominators<NodeIndex> {
+        let n = self.graph.node.len();
+        let (edges, reads_input) = self.kept_edges(keep);
+        let mut from_root = vec![true; n];
+        for &(_, c) in &edges {
+            from_root[c] = false;
+        }
         // The root stands for the graph inputs: it feeds every node reading one, and every node
         // with no kept predecessor at all.
-        for c in 0..n {
-            if from_root[c] || reads_input[c] {
-                g.add_edge(root, NodeIndex::new(c), ());
-            }
-        }
-        simple_fast(&g, root)
+        let root_edges = (0..n)
+            .filter(|&c| from_root[c] || reads_input[c])
+            .map(|c| (n, c));
+        let g = self.with_virtual(edges.iter().copied().chain(root_edges));
+        simple_fast(&g, NodeIndex::new(n))
     }
 
     /// Post-dominators over the same edges as [`GraphView::dominators`]: dominators of the
@@ -251,19 +266,10 @@ impl<'a> GraphView<'a> {
     /// kept successor feeds.
     pub fn post_dominators(&self, keep: impl Fn(&str) -> bool) -> Dominators<NodeIndex> {
         let n = self.graph.node.len();
-        let mut g: DiGraph<(), ()> = DiGraph::with_capacity(n + 1, n * 2);
-        for _ in 0..=n {
-            g.add_node(());
-        }
-        let exit = NodeIndex::new(n);
+        let (edges, _) = self.kept_edges(keep);
         let mut to_exit = vec![true; n];
-        for (c, node) in self.graph.node.iter().enumerate() {
-            for inp in node.input.iter().filter(|i| keep(i)) {
-                if let Some(p) = self.producer_node(inp) {
-                    g.update_edge(NodeIndex::new(c), NodeIndex::new(p), ());
-                    to_exit[p] = false;
-                }
-            }
+        for &(p, _) in &edges {
+            to_exit[p] = false;
         }
         // The exit stands for the graph outputs: every producer of one feeds it, as does every
         // node with no kept successor.
@@ -272,12 +278,9 @@ impl<'a> GraphView<'a> {
                 to_exit[p] = true;
             }
         }
-        for (p, &e) in to_exit.iter().enumerate() {
-            if e {
-                g.add_edge(exit, NodeIndex::new(p), ());
-            }
-        }
-        simple_fast(&g, exit)
+        let exit_edges = (0..n).filter(|&p| to_exit[p]).map(|p| (n, p));
+        let g = self.with_virtual(edges.iter().map(|&(p, c)| (c, p)).chain(exit_edges));
+        simple_fast(&g, NodeIndex::new(n))
     }
 
     /// Whether the node list is already in topological order (each input produced earlier).

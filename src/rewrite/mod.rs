@@ -76,6 +76,24 @@ pub struct SeOptions {
     pub force: bool,
 }
 
+impl Default for SeOptions {
+    /// The command line's defaults: r = 16, standard, with biases, random init, seed 0, average
+    /// squeeze, sigmoid gate, every stage.
+    fn default() -> Self {
+        Self {
+            ratio: 16,
+            position: Position::Standard,
+            bias: true,
+            init: Init::Random,
+            seed: 0,
+            squeeze: Squeeze::Avg,
+            gate: Gate::Sigmoid,
+            stages: None,
+            force: false,
+        }
+    }
+}
+
 /// The decision for one block.
 #[derive(Debug, Clone)]
 pub struct Decision {
@@ -304,15 +322,9 @@ mod tests {
 
     fn opts(position: Position, bias: bool) -> SeOptions {
         SeOptions {
-            ratio: 16,
             position,
             bias,
-            init: Init::Random,
-            seed: 0,
-            squeeze: Squeeze::Avg,
-            gate: Gate::Sigmoid,
-            stages: None,
-            force: false,
+            ..SeOptions::default()
         }
     }
 
