@@ -31,7 +31,7 @@ pub struct StageRow {
     pub kind: &'static str,
     pub blocks: usize,
     pub channels: usize,
-    /// (2/r)·N_s·C_s².
+    /// (2/r)·N_s·C_s², N_s counting the stage's blocks that get SE.
     pub formula_params: Formula,
     /// Parameters counted in the initializers added to this stage's blocks.
     pub added_params: u64,
@@ -139,18 +139,18 @@ impl Report {
                     kind: s.kind.as_str(),
                     blocks: s.blocks.len(),
                     channels: s.channels,
-                    formula_params: Formula(formula(opts.ratio, s.blocks.len(), s.channels)),
+                    formula_params: Formula(formula(
+                        opts.ratio,
+                        rows().filter(|b| b.injected).count(),
+                        s.channels,
+                    )),
                     added_params: rows().map(|b| b.added_params).sum(),
                     injected: rows().filter(|b| b.injected).count(),
                     first_node: s.first_node.clone(),
                 }
             })
             .collect();
-        let total = stages
-            .iter()
-            .filter(|s| s.injected > 0)
-            .map(|s| s.formula_params.0)
-            .sum();
+        let total = stages.iter().map(|s| s.formula_params.0).sum();
         let before = count_params(view.graph);
         let after_count = count_params(after);
         Report {
@@ -292,6 +292,15 @@ impl Report {
                 v.ms_before,
                 v.ms_after
             );
+            if let Some(from) = v.converted_from {
+                let _ = writeln!(
+                    s,
+                    "validation ran the {from} model converted to FLOAT (tract's {from} support is incomplete)"
+                );
+            }
+            if let Some(note) = &v.note {
+                let _ = writeln!(s, "validation note: {note}");
+            }
         }
         if let Some(o) = &self.output {
             let _ = writeln!(s, "written: {o}");

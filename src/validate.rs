@@ -67,6 +67,8 @@ pub struct Validation {
     /// DOUBLE support is incomplete: no Sigmoid in DOUBLE), or `None` when they ran in their
     /// own types.
     pub converted_from: Option<&'static str>,
+    /// What the checks could not tell, when they passed without seeing everything.
+    pub note: Option<String>,
 }
 
 /// Relative tolerance for "same function" (`expect_identical`).
@@ -129,6 +131,16 @@ pub fn validate(
         .iter()
         .flat_map(|(_, v)| v.iter())
         .fold(0.0f64, |m, v| m.max(v.abs()));
+    // How much the original's outputs move with its input: a model with random weights can
+    // give nearly the same output for any input, and then no change inside it shows either.
+    let sensitivity = {
+        let other = random_input(&orig_input, opts.seed.wrapping_add(1))?;
+        let out = run_once(&mut orig_state, &other)
+            .map_err(|e| anyhow!("tract could not run the original model: {}", one_line(&e)))?;
+        let vals = outputs_as_f64(&out, &orig.output_names)
+            .context("reading the original model's outputs")?;
+        max_diff(&orig_vals, &vals)
+    };
 
     // --- rewritten: every failure is a failed validation ---
     let failed = |reason: String, ms_before: f64| Validation {
@@ -141,6 +153,7 @@ pub fn validate(
         ms_after: 0.0,
         output_shapes: vec![],
         converted_from: converted,
+        note: None,
     };
     let time_original_alone = |state: &mut TypedSimpleState| -> anyhow::Result<f64> {
         let mut times = Vec::with_capacity(runs);
@@ -228,9 +241,17 @@ pub fn validate(
         ms_after,
         output_shapes,
         converted_from: converted,
+        note: None,
     };
 
-    if let Err(reason) = compare(&orig_vals, &new_out, &new.output_names, opts, &mut result) {
+    if let Err(reason) = compare(
+        &orig_vals,
+        &new_out,
+        &new.output_names,
+        opts,
+        sensitivity,
+        &mut result,
+    ) {
         result.reason = Some(reason);
     } else {
         result.ok = true;
@@ -244,6 +265,7 @@ fn compare(
     new_out: &[TValue],
     new_names: &[String],
     opts: &ValidateOptions,
+    sensitivity: f64,
     result: &mut Validation,
 ) -> Result<(), String> {
     if new_out.len() != orig_vals.len() {
@@ -287,9 +309,9 @@ fn compare(
     }
     result.max_abs_diff = Some(max_diff);
 
-    let scale = result.output_scale.unwrap_or(0.0).max(1.0);
+    let scale = result.output_scale.unwrap_or(0.0);
     if opts.expect_identical {
-        let tol = IDENTICAL_TOL * scale;
+        let tol = IDENTICAL_TOL * scale.max(1.0);
         if max_diff > tol {
             return Err(format!(
                 "{} differs from the original by up to {max_diff:.3e} (tolerance {tol:.3e}) \
@@ -298,15 +320,31 @@ fn compare(
             ));
         }
     } else {
+        // Relative to the outputs' own magnitude, however small (random-weight models).
         let tol = LIVE_TOL * scale;
         if max_diff <= tol {
-            return Err(format!(
-                "outputs identical to the original (max abs diff {max_diff:.3e} <= {tol:.3e}): \
-                 the SE blocks have no effect"
-            ));
+            if sensitivity <= tol {
+                result.note = Some(format!(
+                    "the original's outputs hardly depend on its input (two inputs differ by \
+                     {sensitivity:.1e}), so whether the SE blocks act cannot be seen at the output"
+                ));
+            } else {
+                return Err(format!(
+                    "outputs identical to the original (max abs diff {max_diff:.3e} <= {tol:.3e}): \
+                     the SE blocks have no effect"
+                ));
+            }
         }
     }
     Ok(())
+}
+
+/// Largest absolute difference between two sets of outputs of the same shapes.
+fn max_diff(a: &[(Vec<usize>, Vec<f64>)], b: &[(Vec<usize>, Vec<f64>)]) -> f64 {
+    a.iter()
+        .zip(b)
+        .flat_map(|((_, x), (_, y))| x.iter().zip(y))
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
 }
 
 /// Converts a FLOAT16 / BFLOAT16 / DOUBLE model to FLOAT in place: initializers, Constant
@@ -748,6 +786,22 @@ mod tests {
         assert!(!v.ok);
         assert_eq!(v.max_abs_diff, Some(0.0));
         assert!(v.reason.unwrap().contains("the SE blocks have no effect"));
+    }
+
+    #[test]
+    fn an_input_blind_original_passes_with_a_note() {
+        // y = relu(x)·0 gives 0 for every input: no change inside can show at the output.
+        let v = validate(&relu_mul(0.0), &relu_mul(0.0), &opts(false)).unwrap();
+        assert!(v.ok, "{:?}", v.reason);
+        assert!(v.note.unwrap().contains("hardly depend on its input"));
+    }
+
+    #[test]
+    fn tiny_outputs_are_judged_relative_to_their_scale() {
+        // Outputs of size 1e-8 that change by 1e-8: live, though far below an absolute 1e-6.
+        let v = validate(&relu_mul(1e-8), &relu_mul(2e-8), &opts(false)).unwrap();
+        assert!(v.ok, "{:?}", v.reason);
+        assert!(v.note.is_none());
     }
 
     #[test]

@@ -136,6 +136,39 @@ pub const ACTIVATIONS: &[&str] = &[
     "Mish",
 ];
 
+/// Gates of the activations written as `x · gate(x)` (SiLU = x·sigmoid(x); HardSwish before
+/// opset 14 = x·hardsigmoid(x)).
+const GATED_ACTIVATIONS: &[&str] = &["Sigmoid", "HardSigmoid"];
+
+/// The activation that directly follows `t`, when there is one: a single activation node
+/// reading only `t`, or the pair `Mul(t, gate(t))` of a gated activation. Returns its nodes
+/// and its output. Not for graph outputs, which keep their readers' meaning.
+pub fn activation_after<'a>(view: &GraphView<'a>, t: &str) -> Option<(Vec<usize>, &'a str)> {
+    if view.is_graph_output(t) {
+        return None;
+    }
+    let out = |n: usize| view.node(n).output.first().map(String::as_str);
+    match view.consumers(t) {
+        [(n, 0)] if ACTIVATIONS.contains(&op(view.node(*n))) => Some((vec![*n], out(*n)?)),
+        [(a, _), (b, _)] => {
+            let (gate, mul) = if op(view.node(*a)) == "Mul" {
+                (*b, *a)
+            } else {
+                (*a, *b)
+            };
+            let g_out = out(gate)?;
+            let ok = GATED_ACTIVATIONS.contains(&op(view.node(gate)))
+                && op(view.node(mul)) == "Mul"
+                && view.node(gate).input.first().map(String::as_str) == Some(t)
+                && view.node(mul).input.iter().any(|i| i == g_out)
+                && view.node(mul).input.iter().any(|i| i == t)
+                && matches!(view.consumers(g_out), [(m, _)] if *m == mul);
+            ok.then_some((vec![gate, mul], out(mul)?))
+        }
+        _ => None,
+    }
+}
+
 /// What the detection found, including merges that did not qualify as blocks.
 #[derive(Debug, Default)]
 pub struct Detection {
@@ -468,10 +501,9 @@ impl Cx<'_, '_> {
             nodes.push(bn);
             t = self.view.node(bn).output[0].clone();
         }
-        if let Some(act) = self.next_if(&t, ACTIVATIONS) {
-            nodes.push(act);
-            t = self.view.node(act).output[0].clone();
-            return (nodes, t, true);
+        if let Some((act, out)) = activation_after(self.view, &t) {
+            nodes.extend(act);
+            return (nodes, out.to_string(), true);
         }
         (nodes, t, false)
     }

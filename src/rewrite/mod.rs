@@ -5,7 +5,7 @@ pub mod names;
 pub mod patch;
 pub mod se;
 
-use crate::analysis::blocks::ACTIVATIONS;
+use crate::analysis::blocks::activation_after;
 use crate::analysis::{Analysis, Block, BlockKind, Features};
 use crate::graph::GraphView;
 use crate::onnx::{op, GraphProto};
@@ -115,20 +115,9 @@ pub struct Splice {
     pub added_initializers: Vec<String>,
 }
 
-/// The tensor after `t` when `t`'s only consumer is an activation (the activation's output).
+/// The tensor after `t`'s activation when one directly follows it, else `t`.
 fn after_activation<'a>(view: &GraphView<'a>, t: &'a str) -> &'a str {
-    if view.is_graph_output(t) {
-        return t;
-    }
-    match view.consumers(t) {
-        [(n, 0)] if ACTIVATIONS.contains(&op(view.node(*n))) => view
-            .node(*n)
-            .output
-            .first()
-            .map(String::as_str)
-            .unwrap_or(t),
-        _ => t,
-    }
+    activation_after(view, t).map_or(t, |(_, out)| out)
 }
 
 /// The readers of `t` inside the block.
@@ -196,6 +185,9 @@ fn site(
             }
         }
         Position::Inner => {
+            if block.nodes.iter().any(|&n| op(view.node(n)) == "Concat") {
+                return Err("inner has no meaning for a residual branch of parallel paths (Inception-ResNet)".into());
+            }
             if !matches!(
                 block.kind,
                 BlockKind::Residual | BlockKind::InvertedResidual
@@ -261,13 +253,18 @@ pub fn splice(view: &GraphView, analysis: &Analysis, opts: &SeOptions) -> Result
             Err("stage not selected".to_string())
         } else {
             site(view, &analysis.features, block, opts.position).and_then(|s| {
-                if analysis.se_at(s.tensor()) && !opts.force {
-                    Err(
+                let inside = analysis.gates.iter().find(|g| block.nodes.contains(&g.mul));
+                match (inside, analysis.se_at(s.tensor())) {
+                    _ if opts.force => Ok(s),
+                    (Some(_), _) => Err(
+                        "an SE block is already present in this block (use --force to add another)"
+                            .to_string(),
+                    ),
+                    (None, true) => Err(
                         "an SE block is already present here (use --force to add another)"
                             .to_string(),
-                    )
-                } else {
-                    Ok(s)
+                    ),
+                    (None, false) => Ok(s),
                 }
             })
         };
