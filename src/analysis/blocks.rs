@@ -56,6 +56,8 @@ pub struct Shortcut {
     pub slot: usize,
     /// The merge input slot the residual branch enters.
     pub branch_slot: usize,
+    /// Whether the shortcut holds a convolution (a projection) rather than passing the map on.
+    pub projection: bool,
 }
 
 /// One detected block.
@@ -78,6 +80,9 @@ pub struct Block {
     pub end: String,
     /// Residual blocks only.
     pub shortcut: Option<Shortcut>,
+    /// Where the transformation starts when that is not `input` itself: the half a ShuffleNet
+    /// unit's branch takes after the split (what `pre` scales, leaving the other half raw).
+    pub branch_input: Option<String>,
     /// Output channels of the block.
     pub channels: usize,
     /// Element type of the block's feature maps.
@@ -87,7 +92,7 @@ pub struct Block {
 impl Block {
     /// Whether the shortcut is a projection rather than the identity.
     pub fn projection(&self) -> bool {
-        self.shortcut.as_ref().is_some_and(|s| !s.nodes.is_empty())
+        self.shortcut.as_ref().is_some_and(|s| s.projection)
     }
 
     /// Every node the block covers: transformation, shortcut and merge.
@@ -420,11 +425,13 @@ impl Cx<'_, '_> {
             output: bout.clone(),
             end,
             shortcut: Some(Shortcut {
+                projection: self.convs(&short) > 0,
                 nodes: self.order(short),
                 output: sout.clone(),
                 slot: sslot,
                 branch_slot: bslot,
             }),
+            branch_input: None,
             channels,
             dtype: self.feats.get(bout).map_or(1, |f| f.dtype),
         }))
@@ -476,6 +483,7 @@ impl Cx<'_, '_> {
             output: out.clone(),
             end: out.clone(),
             shortcut: None,
+            branch_input: None,
             channels,
             dtype: self.feats.get(&out).map_or(1, |f| f.dtype),
         }))
@@ -534,6 +542,7 @@ impl Cx<'_, '_> {
             output: out.clone(),
             end: out.clone(),
             shortcut: None,
+            branch_input: None,
             channels,
             dtype: self.feats.get(&out).map_or(1, |f| f.dtype),
         })
@@ -664,9 +673,25 @@ impl Cx<'_, '_> {
         if self.convs(branch) == 0 {
             return Err("neither half of the unit holds a convolution".into());
         }
-        let mut nodes: BTreeSet<usize> = branch.clone();
-        nodes.extend(other.iter().copied());
-        nodes.extend(shuffle.iter().copied());
+        // After a split, the branch starts from its half (the Split output or Slice it reads).
+        let branch_input = branch
+            .iter()
+            .find(|&&n| {
+                matches!(op(view.node(n)), "Split" | "Slice")
+                    && view.node(n).input.first() == Some(&fork)
+            })
+            .and_then(|&n| {
+                view.node(n)
+                    .output
+                    .iter()
+                    .find(|o| {
+                        self.view
+                            .consumers(o)
+                            .iter()
+                            .any(|(c, _)| branch.contains(c))
+                    })
+                    .cloned()
+            });
         let channels = self
             .feats
             .channels(&t)
@@ -680,11 +705,13 @@ impl Cx<'_, '_> {
             output: node.input[bslot].clone(),
             end: t.clone(),
             shortcut: Some(Shortcut {
-                nodes: self.order(other.iter().copied().chain(shuffle.iter().copied())),
+                projection: self.convs(other) > 0,
+                nodes: self.order(other.iter().copied()),
                 output: node.input[oslot].clone(),
                 slot: oslot,
                 branch_slot: bslot,
             }),
+            branch_input,
             channels,
             dtype: self.feats.get(&t).map_or(1, |f| f.dtype),
         }))
@@ -697,7 +724,7 @@ impl Cx<'_, '_> {
         let mut used: HashSet<usize> = HashSet::new();
         let mut out = Vec::new();
         for &c in &view.topo {
-            if op(view.node(c)) != "Conv" || used.contains(&c) {
+            if op(view.node(c)) != "Conv" || used.contains(&c) || self.gate_nodes.contains(&c) {
                 continue;
             }
             let input = view.node(c).input[0].clone();

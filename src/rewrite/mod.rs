@@ -167,14 +167,15 @@ fn site(
             }
         },
         Position::Pre => {
-            let consumers = readers_within(view, block, &block.input);
+            let input = block.branch_input.as_ref().unwrap_or(&block.input);
+            let consumers = readers_within(view, block, input);
             if consumers.is_empty() {
                 return Err("nothing in the block reads its input".into());
             }
             Site::Only {
-                tensor: block.input.clone(),
+                tensor: input.clone(),
                 consumers,
-                channels: channels_of(&block.input)?,
+                channels: channels_of(input)?,
             }
         }
         Position::Post => {
@@ -185,14 +186,16 @@ fn site(
             }
         }
         Position::Inner => {
-            if block.nodes.iter().any(|&n| op(view.node(n)) == "Concat") {
-                return Err("inner has no meaning for a residual branch of parallel paths (Inception-ResNet)".into());
-            }
             if !matches!(
                 block.kind,
-                BlockKind::Residual | BlockKind::InvertedResidual
+                BlockKind::Residual | BlockKind::InvertedResidual | BlockKind::Shuffle
             ) {
                 return Err(format!("inner has no meaning for a {kind} block"));
+            }
+            if block.nodes.iter().any(|&n| op(view.node(n)) == "Concat") {
+                return Err(
+                    "inner has no meaning for a residual branch of parallel paths (Inception-ResNet)".into(),
+                );
             }
             let conv = block
                 .nodes
