@@ -43,6 +43,10 @@ fn tensor(name: &str, dims: &[i64], elem: i32, seed: u32) -> TensorProto {
         (0..n).map(|i| ((i as u32).wrapping_mul(2654435761) ^ seed) as f32 / u32::MAX as f32 - 0.5);
     let raw: Vec<u8> = match DataType::try_from(elem) {
         Ok(DataType::Double) => vals.flat_map(|v| f64::from(v).to_le_bytes()).collect(),
+        // bfloat16: the upper half of the f32 bits.
+        Ok(DataType::Bfloat16) => vals
+            .flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes())
+            .collect(),
         _ => vals.flat_map(|v| v.to_le_bytes()).collect(),
     };
     TensorProto {
@@ -307,18 +311,19 @@ fn unknown_ops_outside_the_splice_pass_through() {
     assert_eq!(out.proto.opset_import, m.opset_import);
 }
 
-#[test]
-fn double_precision_models_get_double_se() {
+/// A model in `elem` gets SE weights in `elem` and validates (tract runs it as FLOAT).
+fn se_in_the_model_type(elem: DataType, name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let p = write(
         dir.path(),
-        "f64.onnx",
-        &residual_model(DataType::Double as i32).encode_to_vec(),
+        "m.onnx",
+        &residual_model(elem as i32).encode_to_vec(),
     );
     let o = run_on(&p, &["--format", "json", "--init", "identity"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["validation"]["ok"], true);
+    assert_eq!(v["validation"]["converted_from"], name);
     let out = se_inject::onnx::load(&dir.path().join("out.onnx")).unwrap();
     let added: Vec<&TensorProto> = out
         .graph()
@@ -327,9 +332,25 @@ fn double_precision_models_get_double_se() {
         .filter(|t| t.name.as_deref().is_some_and(|n| n.contains("/se/")))
         .collect();
     assert_eq!(added.len(), 4);
-    assert!(added
-        .iter()
-        .all(|t| t.data_type == Some(DataType::Double as i32)));
+    assert!(added.iter().all(|t| t.data_type == Some(elem as i32)));
+    // h = 1 on 4 channels: 4 + 1 + 4 + 4 elements.
+    assert_eq!(
+        added
+            .iter()
+            .map(|t| t.dims.iter().product::<i64>())
+            .sum::<i64>(),
+        4 + 1 + 4 + 4
+    );
+}
+
+#[test]
+fn double_precision_models_get_double_se() {
+    se_in_the_model_type(DataType::Double, "DOUBLE");
+}
+
+#[test]
+fn bfloat16_models_get_bfloat16_se() {
+    se_in_the_model_type(DataType::Bfloat16, "BFLOAT16");
 }
 
 fn external_model(dir: &Path, location: &str, offset: u64, length: u64) -> PathBuf {
