@@ -457,3 +457,38 @@ fn nhwc_graphs_are_refused_with_a_reason() {
         );
     }
 }
+
+/// Unmounts the small file system when the test ends, however it ends.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_leaves_no_partial_file_and_the_old_output_alone() {
+    // A 120 KiB tmpfs cannot hold the rewritten model (about 170 KB). Mounting needs root: where
+    // it is refused the machine cannot stage a full disk and the test says so.
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=120k", "tmpfs"])
+        .arg(&small)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("cannot mount a tmpfs here (not root?): full-disk case not exercised");
+        return;
+    }
+    let _guard = Mounted(small.clone());
+    let out = small.join("out.onnx");
+    std::fs::write(&out, b"precious").unwrap();
+    let model = fixture("resnet_basic_ts");
+    let o = run([model.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    fails(&o, &["out.onnx", "No space left"]);
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+    assert_eq!(listing(&small), vec!["out.onnx"]);
+}
