@@ -166,18 +166,6 @@ fn expect_r16(net: &str) -> Expect {
 // ------------------------------------------------------------------------------------------------
 // JSON helpers
 
-fn u(v: &Value, key: &str) -> u64 {
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("'{key}' is not an unsigned integer in {v}"))
-}
-
-fn f(v: &Value, key: &str) -> f64 {
-    v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("'{key}' is not a number in {v}"))
-}
-
 fn stages_of(j: &Value) -> Vec<Stage> {
     j["stages"]
         .as_array()
@@ -237,34 +225,6 @@ fn check_report(j: &Value, e: &Expect, what: &str) {
     }
 }
 
-/// Asserts a failed run: the exit code, exactly one stderr line starting `se-inject: error:`
-/// that contains every string of `needles`, and no panic. Returns the line.
-fn assert_error(o: &std::process::Output, needles: &[&str]) -> String {
-    let err = stderr(o);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "expected exit 1\nstdout:\n{}\nstderr:\n{err}",
-        stdout(o)
-    );
-    assert!(!err.contains("panicked"), "panic on stderr:\n{err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one stderr line, got:\n{err}");
-    assert!(
-        lines[0].starts_with("se-inject: error:"),
-        "stderr line does not start with 'se-inject: error:': {}",
-        lines[0]
-    );
-    for n in needles {
-        assert!(
-            lines[0].contains(n),
-            "stderr does not name '{n}': {}",
-            lines[0]
-        );
-    }
-    lines[0].to_string()
-}
-
 /// Asserts a usage error: exit 2, no panic.
 fn assert_usage_error(args: &[&str]) {
     let o = run(args);
@@ -286,19 +246,10 @@ fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
 }
 
-/// Float parameters of a saved model, counted independently of the tool's report: the elements
-/// of every FLOAT (1) initializer.
+/// Float parameters of a saved model, counted independently of the tool's report.
 fn float_params_on_disk(path: &Path) -> u64 {
     let m = se_inject::onnx::load(path).expect("load written model");
-    m.proto
-        .graph
-        .as_ref()
-        .unwrap()
-        .initializer
-        .iter()
-        .filter(|t| t.data_type == Some(1))
-        .map(|t| t.dims.iter().product::<i64>() as u64)
-        .sum()
+    float_params(m.graph())
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -677,56 +677,10 @@ fn family(net: &str) -> Fam {
 // ------------------------------------------------------------------------------------------------
 // Helpers
 
-fn u(v: &Value, key: &str) -> u64 {
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("'{key}' is not an unsigned integer in {v}"))
-}
-
-fn f(v: &Value, key: &str) -> f64 {
-    v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("'{key}' is not a number in {v}"))
-}
-
 fn arr<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
     v[key]
         .as_array()
         .unwrap_or_else(|| panic!("'{key}' is not an array in {v}"))
-}
-
-/// Asserts a failed run: exit 1, one stderr line starting `se-inject: error:` that contains
-/// every needle, no panic.
-fn assert_error(o: &std::process::Output, needles: &[&str], what: &str) {
-    let err = stderr(o);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{what}: expected exit 1\nstdout:\n{}\nstderr:\n{err}",
-        stdout(o)
-    );
-    assert!(!err.contains("panicked"), "{what}: panic:\n{err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{what}: expected one stderr line:\n{err}");
-    assert!(
-        lines[0].starts_with("se-inject: error:"),
-        "{what}: {}",
-        lines[0]
-    );
-    for n in needles {
-        assert!(lines[0].contains(n), "{what}: no '{n}' in: {}", lines[0]);
-    }
-}
-
-/// Elements of the float initializers (FLOAT, FLOAT16, DOUBLE, BFLOAT16) of a saved model,
-/// counted independently of the tool's report.
-fn float_params(graph: &se_inject::onnx::GraphProto) -> u64 {
-    graph
-        .initializer
-        .iter()
-        .filter(|t| matches!(t.data_type, Some(1 | 10 | 11 | 16)))
-        .map(|t| t.dims.iter().product::<i64>() as u64)
-        .sum()
 }
 
 fn load(path: &Path) -> se_inject::onnx::Model {
@@ -972,7 +926,7 @@ fn check_position(fam: &Fam, exporter: &str, p: &Pos) {
             Skip(reason) => Some(*reason),
             At(..) => None,
         }));
-        assert_error(&o, &needles, &what);
+        assert_error_in(&o, &needles, &what);
         assert!(listing(dir.path()).is_empty(), "{what}: written anyway");
         return;
     }
@@ -1368,7 +1322,7 @@ fn check_idempotent(name: &str, positions: &[&str]) {
             twice.as_os_str(),
             "--no-validate".as_ref(),
         ]);
-        assert_error(
+        assert_error_in(
             &o,
             &[&format!("once_{p}.onnx"), PRESENT],
             &format!("{name} -p {p}, second run"),

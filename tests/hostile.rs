@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{copy_fixture, fixture, listing, run, stderr};
+use common::{assert_error, copy_fixture, fixture, listing, run, stderr};
 use prost::Message;
 use se_inject::onnx::proto::tensor_proto::{DataLocation, DataType};
 use se_inject::onnx::proto::tensor_shape_proto::{dimension, Dimension};
@@ -117,21 +117,6 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
-/// Exit 1, one line on stderr starting `se-inject: error:`, containing every word of `needles`,
-/// no panic; returns the line.
-fn fails(o: &Output, needles: &[&str]) -> String {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "expected exit 1, stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
-    assert!(lines[0].starts_with("se-inject: error:"), "{err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "error line lacks '{n}': {err}");
-    }
-    lines[0].to_string()
-}
-
 fn run_on(model: &Path, extra: &[&str]) -> Output {
     let out = model.with_file_name("out.onnx");
     let mut args = vec![model.to_str().unwrap(), "-o", out.to_str().unwrap()];
@@ -159,7 +144,7 @@ fn the_generated_model_itself_is_accepted() {
 fn empty_and_random_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "empty.onnx", b"");
-    fails(&run_on(&p, &[]), &["empty.onnx", "empty"]);
+    assert_error(&run_on(&p, &[]), &["empty.onnx", "empty"]);
     let mut state = 0x2545_f491_4f6c_dd1du64;
     for k in 0..20 {
         let bytes: Vec<u8> = (0..1000 + 97 * k)
@@ -171,7 +156,7 @@ fn empty_and_random_bytes() {
             })
             .collect();
         let p = write(dir.path(), &format!("random{k}.onnx"), &bytes);
-        fails(&run_on(&p, &[]), &[&format!("random{k}.onnx")]);
+        assert_error(&run_on(&p, &[]), &[&format!("random{k}.onnx")]);
     }
 }
 
@@ -194,7 +179,7 @@ fn truncated_at_every_tenth() {
             let o = run_on(&cut, &["--no-validate"]);
             // A cut may fall between two fields and leave a decodable model with dangling
             // references: every outcome must still be a clean error.
-            fails(&o, &[&format!("cut{tenth}.onnx")]);
+            assert_error(&o, &[&format!("cut{tenth}.onnx")]);
         }
         assert!(
             listing(dir.path()).iter().all(|f| f != "out.onnx"),
@@ -208,11 +193,11 @@ fn a_protobuf_that_is_not_a_model() {
     let dir = tempfile::tempdir().unwrap();
     let t = tensor("w", &[2, 2], DataType::Float as i32, 0);
     let p = write(dir.path(), "tensor.onnx", &t.encode_to_vec());
-    fails(&run_on(&p, &[]), &["tensor.onnx", "not an ONNX model"]);
+    assert_error(&run_on(&p, &[]), &["tensor.onnx", "not an ONNX model"]);
     let mut m = residual_model(1);
     m.graph = None;
     let p = write(dir.path(), "nograph.onnx", &m.encode_to_vec());
-    fails(&run_on(&p, &[]), &["nograph.onnx", "no graph"]);
+    assert_error(&run_on(&p, &[]), &["nograph.onnx", "no graph"]);
 }
 
 /// A change that breaks a graph.
@@ -270,7 +255,7 @@ fn structural_faults_are_named() {
         let p = write(dir.path(), &file, &m.encode_to_vec());
         let mut all = needles.clone();
         all.push(&file);
-        fails(&run_on(&p, &[]), &all);
+        assert_error(&run_on(&p, &[]), &all);
     }
     assert!(!dir.path().join("out.onnx").exists());
 }
@@ -297,7 +282,7 @@ fn unknown_ops_outside_the_splice_pass_through() {
     });
     let p = write(dir.path(), "custom.onnx", &m.encode_to_vec());
     // tract cannot run the custom op: validation cannot start, and says how to skip it.
-    fails(&run_on(&p, &[]), &["custom.onnx", "--no-validate"]);
+    assert_error(&run_on(&p, &[]), &["custom.onnx", "--no-validate"]);
     let o = run_on(&p, &["--no-validate"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = se_inject::onnx::load(&dir.path().join("out.onnx")).unwrap();
@@ -382,22 +367,22 @@ fn external_data_is_confined_and_checked() {
     assert!(d.join("out.onnx.data").exists());
 
     let p = external_model(d, "/etc/passwd", 0, len);
-    fails(&run_on(&p, &[]), &["'w1'", "/etc/passwd"]);
+    assert_error(&run_on(&p, &[]), &["'w1'", "/etc/passwd"]);
     let p = external_model(d, "../w.data", 0, len);
-    fails(&run_on(&p, &[]), &["'w1'", "leaves the model's folder"]);
+    assert_error(&run_on(&p, &[]), &["'w1'", "leaves the model's folder"]);
     let p = external_model(d, "w.data", 8, len);
-    fails(&run_on(&p, &[]), &["'w1'", "holds"]);
+    assert_error(&run_on(&p, &[]), &["'w1'", "holds"]);
     let p = external_model(d, "w.data", u64::MAX, 1);
-    fails(&run_on(&p, &[]), &["'w1'"]);
+    assert_error(&run_on(&p, &[]), &["'w1'"]);
     let p = external_model(d, "missing.data", 0, len);
-    fails(&run_on(&p, &[]), &["missing.data"]);
+    assert_error(&run_on(&p, &[]), &["missing.data"]);
     #[cfg(unix)]
     {
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret"), vec![0u8; len as usize]).unwrap();
         std::os::unix::fs::symlink(outside.path().join("secret"), d.join("link.data")).unwrap();
         let p = external_model(d, "link.data", 0, len);
-        fails(&run_on(&p, &[]), &["'w1'", "outside"]);
+        assert_error(&run_on(&p, &[]), &["'w1'", "outside"]);
     }
 }
 
@@ -407,7 +392,7 @@ fn a_failed_run_leaves_an_existing_output_alone() {
     let out = dir.path().join("out.onnx");
     std::fs::write(&out, b"precious").unwrap();
     let p = write(dir.path(), "bad.onnx", b"not a model");
-    fails(&run_on(&p, &[]), &["bad.onnx"]);
+    assert_error(&run_on(&p, &[]), &["bad.onnx"]);
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
     // An unwritable target (a missing folder) fails before any work, writing nothing.
     let model = fixture("resnet_basic_ts");
@@ -416,7 +401,7 @@ fn a_failed_run_leaves_an_existing_output_alone() {
         "-o",
         dir.path().join("no/such/dir/x.onnx").to_str().unwrap(),
     ]);
-    fails(&o, &["no/such/dir"]);
+    assert_error(&o, &["no/such/dir"]);
     assert_eq!(listing(dir.path()), vec!["bad.onnx", "out.onnx"]);
 }
 
@@ -447,7 +432,7 @@ fn nhwc_graphs_are_refused_with_a_reason() {
     let o = run_on(&p, &["--report", "stages"]);
     // Either refused with the reason, or handled: never a panic, never a wrong block.
     if o.status.code() == Some(1) {
-        fails(&o, &["nhwc.onnx"]);
+        assert_error(&o, &["nhwc.onnx"]);
     } else {
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let text = common::stdout(&o);
@@ -488,7 +473,7 @@ fn a_full_disk_leaves_no_partial_file_and_the_old_output_alone() {
     std::fs::write(&out, b"precious").unwrap();
     let model = fixture("resnet_basic_ts");
     let o = run([model.to_str().unwrap(), "-o", out.to_str().unwrap()]);
-    fails(&o, &["out.onnx", "No space left"]);
+    assert_error(&o, &["out.onnx", "No space left"]);
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
     assert_eq!(listing(&small), vec!["out.onnx"]);
 }

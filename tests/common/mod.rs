@@ -86,3 +86,65 @@ pub fn listing(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// The unsigned integer at `key` of a JSON object.
+pub fn u(v: &serde_json::Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("'{key}' is not an unsigned integer in {v}"))
+}
+
+/// The number at `key` of a JSON object.
+pub fn f(v: &serde_json::Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("'{key}' is not a number in {v}"))
+}
+
+/// Asserts a failed run: exit 1, exactly one stderr line starting `se-inject: error:` that
+/// contains every string of `needles`, no panic. `what` labels the failure. Returns the line.
+pub fn assert_error_in(o: &Output, needles: &[&str], what: &str) -> String {
+    let err = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{what}: expected exit 1\nstdout:\n{}\nstderr:\n{err}",
+        stdout(o)
+    );
+    assert!(!err.contains("panicked"), "{what}: panic on stderr:\n{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{what}: expected one stderr line, got:\n{err}"
+    );
+    assert!(
+        lines[0].starts_with("se-inject: error:"),
+        "{what}: stderr line does not start with 'se-inject: error:': {}",
+        lines[0]
+    );
+    for n in needles {
+        assert!(
+            lines[0].contains(n),
+            "{what}: stderr does not name '{n}': {}",
+            lines[0]
+        );
+    }
+    lines[0].to_string()
+}
+
+/// [`assert_error_in`] without a label.
+pub fn assert_error(o: &Output, needles: &[&str]) -> String {
+    assert_error_in(o, needles, "")
+}
+
+/// Elements of the float initializers (FLOAT, FLOAT16, DOUBLE, BFLOAT16) of a graph, counted
+/// independently of the tool's report.
+pub fn float_params(graph: &se_inject::onnx::GraphProto) -> u64 {
+    graph
+        .initializer
+        .iter()
+        .filter(|t| matches!(t.data_type, Some(1 | 10 | 11 | 16)))
+        .map(|t| t.dims.iter().product::<i64>() as u64)
+        .sum()
+}
