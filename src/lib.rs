@@ -20,7 +20,9 @@ pub enum ReportKind {
     Params,
     /// Stages and every block with its decision.
     Stages,
-    /// Both.
+    /// Multiply-accumulates before and after.
+    Macs,
+    /// Everything.
     All,
 }
 
@@ -81,6 +83,13 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     }
     let splice =
         rewrite::splice(&view, &analysis, &cfg.se).with_context(|| format!("'{shown}'"))?;
+    let macs = |view: &graph::GraphView, feats: &analysis::Features| {
+        let shapes = analysis::shapes::Shapes::infer(view, feats, cfg.input_shape.as_deref());
+        analysis::shapes::macs(view, &shapes)
+    };
+    let macs_before = macs(&view, &analysis.features);
+    let after_view = graph::GraphView::new(&splice.graph).context("the rewritten graph")?;
+    let macs_after = macs(&after_view, &analysis::Features::new(&after_view));
     let mut rep = report::Report::new(
         &shown,
         &view,
@@ -89,6 +98,7 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         &splice.graph,
         &cfg.se,
     );
+    rep.set_macs(macs_before, macs_after);
     let Some(out) = output else {
         // A report alone is printed even when nothing can take SE: it says why.
         return Ok(Outcome {

@@ -39,6 +39,8 @@ fn main() -> ExitCode {
             out.push('\n');
             match cfg.report {
                 Some(se_inject::ReportKind::Stages) => out.push_str(&r.blocks_table()),
+                // The summary below carries the MAC counts.
+                Some(se_inject::ReportKind::Macs) => {}
                 Some(se_inject::ReportKind::All) => {
                     out.push_str(&r.params_table());
                     out.push('\n');

@@ -74,6 +74,14 @@ pub struct Report {
     pub added_params: i64,
     pub params_before: u64,
     pub params_after: u64,
+    /// Multiply-accumulates of the convolutions and matrix products, before and after; absent
+    /// when shapes could not be derived (`macs_note` says why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub macs_before: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub macs_after: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub macs_note: Option<String>,
     /// SE gates the model already had.
     pub existing_se: Vec<crate::analysis::existing::SeGate>,
     pub output: Option<String>,
@@ -167,6 +175,9 @@ impl Report {
             added_params: after_count as i64 - before as i64,
             params_before: before,
             params_after: after_count,
+            macs_before: None,
+            macs_after: None,
+            macs_note: None,
             existing_se: analysis.gates.clone(),
             output: None,
             validation: None,
@@ -265,6 +276,7 @@ impl Report {
             group(self.added_params.unsigned_abs()),
             fmt_formula(self.formula_params.0)
         );
+        s.push_str(&self.macs_line());
         if !self.existing_se.is_empty() {
             let _ = writeln!(
                 s,
@@ -306,6 +318,37 @@ impl Report {
             let _ = writeln!(s, "written: {o}");
         }
         s
+    }
+
+    /// Records the MAC counts, or why they could not be made.
+    pub fn set_macs(&mut self, before: Result<u64, String>, after: Result<u64, String>) {
+        match (before, after) {
+            (Ok(b), Ok(a)) => {
+                self.macs_before = Some(b);
+                self.macs_after = Some(a);
+            }
+            (Err(e), _) => self.macs_note = Some(format!("original: {e}")),
+            (_, Err(e)) => self.macs_note = Some(format!("rewritten: {e}")),
+        }
+    }
+
+    /// The MAC line: before, after and the increase, or why they are not counted.
+    pub fn macs_line(&self) -> String {
+        match (self.macs_before, self.macs_after, &self.macs_note) {
+            (Some(b), Some(a), _) => format!(
+                "MACs (convolutions and matrix products): {} before, {} after (+{}, {:+.3}%)\n",
+                group(b),
+                group(a),
+                group(a.saturating_sub(b)),
+                if b > 0 {
+                    100.0 * (a as f64 - b as f64) / b as f64
+                } else {
+                    0.0
+                }
+            ),
+            (_, _, Some(note)) => format!("MACs not counted: {note}\n"),
+            _ => String::new(),
+        }
     }
 
     /// The position as the command line spells it.

@@ -1342,3 +1342,41 @@ fn input_shape_of_the_wrong_rank() {
     assert!(err.starts_with("se-inject: "), "{err}");
     assert!(!out.exists(), "written despite a wrong input shape");
 }
+
+/// MACs of resnet_basic on its 1×3×32×32 input, by hand (out H·W · C_out · C_in · k²):
+/// stem 32·32·8·3·9; layer1 4 convs 32·32·8·8·9; layer2 conv1 (stride 2) 16·16·16·8·9, conv2
+/// 16·16·16·16·9, projection 16·16·16·8; layer3 conv1 8·8·32·16·9, three convs 8·8·32·32·9,
+/// projection 8·8·32·16; the Linear 32·10. SE adds its two FCs, 2·C·h per block.
+#[test]
+fn macs_report() {
+    let before = 32 * 32 * 8 * 3 * 9
+        + 4 * (32 * 32 * 8 * 8 * 9)
+        + 16 * 16 * 16 * 8 * 9
+        + 16 * 16 * 16 * 16 * 9
+        + 16 * 16 * 16 * 8
+        + 8 * 8 * 32 * 16 * 9
+        + 3 * (8 * 8 * 32 * 32 * 9)
+        + 8 * 8 * 32 * 16
+        + 32 * 10;
+    let se = 2 * (2 * 8 * 1) + 2 * 16 * 1 + 2 * (2 * 32 * 2);
+    for name in ["resnet_basic_ts", "resnet_basic_dynamo"] {
+        let o = run([
+            fixture(name).to_str().unwrap(),
+            "--report",
+            "macs",
+            "--format",
+            "json",
+        ]);
+        let j = json_ok(&o);
+        assert_eq!(u(&j, "macs_before"), before, "{name}");
+        assert_eq!(u(&j, "macs_after"), before + se, "{name}");
+        let o = run([fixture(name).to_str().unwrap(), "--report", "macs"]);
+        let text = stdout(&o);
+        assert!(
+            text.contains(
+                "MACs (convolutions and matrix products): 5,595,456 before, 5,595,776 after"
+            ),
+            "{text}"
+        );
+    }
+}

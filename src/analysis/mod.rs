@@ -3,6 +3,7 @@
 pub mod blocks;
 pub mod existing;
 pub mod features;
+pub mod shapes;
 pub mod stages;
 
 pub use blocks::{Block, BlockKind, Detection};
