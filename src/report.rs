@@ -95,7 +95,7 @@ pub fn count_params(graph: &GraphProto) -> u64 {
         .iter()
         .filter(|t| is_float(t.data_type.unwrap_or(0)))
         .map(numel)
-        .sum()
+        .fold(0u64, u64::saturating_add)
 }
 
 /// The paper's formula for one stage: (2/r)·N·C².
@@ -172,7 +172,8 @@ impl Report {
             stages,
             blocks,
             formula_params: Formula(total),
-            added_params: after_count as i64 - before as i64,
+            added_params: (i128::from(after_count) - i128::from(before))
+                .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
             params_before: before,
             params_after: after_count,
             macs_before: None,

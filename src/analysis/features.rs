@@ -101,7 +101,7 @@ impl Features {
                     channels: conv_weight(view, n)
                         .and_then(|d| {
                             let g = attr_i(node, "group").unwrap_or(1);
-                            d.get(1).copied().map(|c| c * g)
+                            d.get(1).copied().and_then(|c| c.checked_mul(g))
                         })
                         .and_then(to_usize),
                     dtype: first.dtype,
@@ -121,7 +121,7 @@ impl Features {
                         feats
                             .iter()
                             .map(|f| f.and_then(|f| f.channels))
-                            .sum::<Option<usize>>()
+                            .try_fold(0usize, |acc, c| acc.checked_add(c?))
                     } else {
                         first.channels
                     };

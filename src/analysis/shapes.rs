@@ -103,16 +103,18 @@ fn window(node: &NodeProto, input: &[usize], kernel: &[usize]) -> Option<Vec<usi
     let ceil = attr_i(node, "ceil_mode").unwrap_or(0) == 1;
     (0..n)
         .map(|i| {
-            let (x, k) = (spatial[i] as i64, kernel[i] as i64);
-            let s = *strides.get(i)?.max(&1);
-            let d = *dilations.get(i)?.max(&1);
+            // In i128: hostile attributes (pads or strides near i64::MAX) must not overflow.
+            let (x, k) = (spatial[i] as i128, kernel[i] as i128);
+            let s = i128::from(*strides.get(i)?.max(&1));
+            let d = i128::from(*dilations.get(i)?.max(&1));
             let out = match auto_pad {
                 b"SAME_UPPER" | b"SAME_LOWER" => (x + s - 1) / s,
-                b"VALID" => (x - d * (k - 1) - 1) / s + 1,
+                b"VALID" => (x - d * (k - 1) - 1).div_euclid(s) + 1,
                 _ => {
-                    let span = x + pads.get(i)? + pads.get(i + n)? - d * (k - 1) - 1;
+                    let pad = i128::from(*pads.get(i)?) + i128::from(*pads.get(i + n)?);
+                    let span = x + pad - d * (k - 1) - 1;
                     if ceil {
-                        (span + s - 1) / s + 1
+                        (span + s - 1).div_euclid(s) + 1
                     } else {
                         span.div_euclid(s) + 1
                     }
@@ -243,7 +245,7 @@ impl Shapes {
                 out[axis] = all
                     .iter()
                     .map(|s| s.get(axis).copied())
-                    .sum::<Option<usize>>()?;
+                    .try_fold(0usize, |acc, d| acc.checked_add(d?))?;
                 one(out)
             }
             "Split" => {

@@ -13,13 +13,14 @@ use rand_distr::{Distribution, Normal};
 /// Hidden width of the excitation: max(1, round(C / r)).
 pub fn hidden_width(channels: usize, ratio: usize) -> usize {
     let r = ratio.max(1);
-    ((channels + r / 2) / r).max(1)
+    (channels.saturating_add(r / 2) / r).max(1)
 }
 
 /// Parameters one SE block adds: 2·C·h weights, plus h + C biases when biases are on.
 pub fn block_params(channels: usize, hidden: usize, bias: bool) -> u64 {
     let (c, h) = (channels as u64, hidden as u64);
-    2 * c * h + if bias { h + c } else { 0 }
+    let biases = if bias { h.saturating_add(c) } else { 0 };
+    c.saturating_mul(h).saturating_mul(2).saturating_add(biases)
 }
 
 /// Bias of the second FC that saturates the gate at exactly 1 when its weights are zero.
