@@ -21,8 +21,8 @@ pub struct Features {
     map: HashMap<String, Feature>,
 }
 
-/// Ops whose output keeps the channels and type of their first feature input.
-const CHANNEL_PRESERVING: &[&str] = &[
+/// Ops whose output has the shape (so the channels) of their first input.
+pub const SAME_SHAPE: &[&str] = &[
     "BatchNormalization",
     "Relu",
     "Clip",
@@ -41,33 +41,36 @@ const CHANNEL_PRESERVING: &[&str] = &[
     "Erf",
     "Dropout",
     "Identity",
+    "Cast",
+    "LRN",
+    "InstanceNormalization",
+    "Softmax",
+    "LogSoftmax",
+    "Sqrt",
+    "Neg",
+    "Exp",
+    "Abs",
+    "ThresholdedRelu",
+    "Relu6",
+    "Swish",
+];
+
+/// Elementwise ops with numpy broadcasting: a feature map keeps its channels through them.
+pub const BROADCAST: &[&str] = &[
+    "Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "Mean", "Pow",
+];
+
+/// Ops that keep the channels of their first input while changing the spatial size.
+const SPATIAL: &[&str] = &[
     "MaxPool",
     "AveragePool",
     "LpPool",
     "GlobalAveragePool",
     "GlobalMaxPool",
     "GlobalLpPool",
-    "LRN",
-    "InstanceNormalization",
     "Pad",
     "Resize",
     "Upsample",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Sum",
-    "Max",
-    "Min",
-    "Mean",
-    "Pow",
-    "Sqrt",
-    "Neg",
-    "Exp",
-    "Abs",
-    "Relu6",
-    "Swish",
-    "ThresholdedRelu",
 ];
 
 impl Features {
@@ -187,7 +190,9 @@ impl Features {
                     }
                     continue;
                 }
-                o if CHANNEL_PRESERVING.contains(&o) => first,
+                o if SAME_SHAPE.contains(&o) || BROADCAST.contains(&o) || SPATIAL.contains(&o) => {
+                    first
+                }
                 _ => Feature {
                     channels: None,
                     dtype: first.dtype,

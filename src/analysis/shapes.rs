@@ -2,7 +2,7 @@
 //! and the multiply-accumulates (MACs) of the convolutions and matrix products they imply.
 //! Symbolic input dimensions take 1 unless a concrete input shape is given.
 
-use super::features::Features;
+use super::features::{Features, BROADCAST, SAME_SHAPE};
 use crate::graph::GraphView;
 use crate::onnx::tensor::int_values;
 use crate::onnx::{attr_i, attr_ints, describe_node, op, NodeProto};
@@ -14,45 +14,6 @@ pub struct Shapes {
     /// Why shapes stop, when they do: the first node whose output shape could not be derived.
     pub stopped_at: Option<String>,
 }
-
-/// Ops whose output has the shape of their first input.
-const SAME_SHAPE: &[&str] = &[
-    "BatchNormalization",
-    "Relu",
-    "Clip",
-    "LeakyRelu",
-    "PRelu",
-    "Sigmoid",
-    "HardSigmoid",
-    "HardSwish",
-    "Tanh",
-    "Elu",
-    "Selu",
-    "Celu",
-    "Softplus",
-    "Gelu",
-    "Mish",
-    "Erf",
-    "Dropout",
-    "Identity",
-    "Cast",
-    "LRN",
-    "InstanceNormalization",
-    "Softmax",
-    "LogSoftmax",
-    "Sqrt",
-    "Neg",
-    "Exp",
-    "Abs",
-    "ThresholdedRelu",
-    "Relu6",
-    "Swish",
-];
-
-/// Elementwise ops with numpy broadcasting.
-const BROADCAST: &[&str] = &[
-    "Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "Mean", "Pow",
-];
 
 /// The product of `dims`, or None on overflow (hostile dims must not wrap or panic).
 fn product(dims: impl IntoIterator<Item = usize>) -> Option<usize> {
