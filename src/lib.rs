@@ -81,8 +81,12 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
             bail!("--stages names stage {bad}, but '{shown}' has {n} stage(s), numbered 1 to {n}");
         }
     }
-    let splice =
+    let mut splice =
         rewrite::splice(&view, &analysis, &cfg.se).with_context(|| format!("'{shown}'"))?;
+    if model.proto.ir_version.is_some_and(|v| v < 4) {
+        // Before IR 4 every initializer must also be a graph input.
+        onnx::list_as_inputs(&mut splice.graph, &splice.added_initializers);
+    }
     let macs = |view: &graph::GraphView, feats: &analysis::Features| {
         let shapes = analysis::shapes::Shapes::infer(view, feats, cfg.input_shape.as_deref());
         analysis::shapes::macs(view, &shapes)

@@ -477,3 +477,107 @@ fn a_full_disk_leaves_no_partial_file_and_the_old_output_alone() {
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
     assert_eq!(listing(&small), vec!["out.onnx"]);
 }
+
+/// A model as older converters wrote them (IR 3, opset 8): initializers also listed as graph
+/// inputs, BatchNormalization kept as its own node, the merge a `Sum`, one weight in a Constant
+/// node and one computed by a constant subgraph (Reshape of a flat tensor).
+fn legacy_model() -> ModelProto {
+    let f = DataType::Float as i32;
+    let mut m = residual_model(f);
+    m.ir_version = Some(3);
+    m.opset_import[0].version = Some(8);
+    let g = m.graph.as_mut().unwrap();
+    // w1 from a Constant node.
+    let w1 = g.initializer.remove(0);
+    let mut constant = node("/b/w1/Constant", "Constant", &[], "w1");
+    constant.attribute.push(AttributeProto {
+        name: Some("value".into()),
+        t: Some(w1),
+        r#type: Some(4),
+        ..Default::default()
+    });
+    // w2 = Reshape(w2_flat [4, 36], [4, 4, 3, 3]).
+    let w2 = g
+        .initializer
+        .iter_mut()
+        .find(|t| t.name.as_deref() == Some("w2"))
+        .unwrap();
+    w2.name = Some("w2_flat".into());
+    w2.dims = vec![4, 36];
+    let shape = TensorProto {
+        name: Some("w2_shape".into()),
+        dims: vec![4],
+        data_type: Some(DataType::Int64 as i32),
+        int64_data: vec![4, 4, 3, 3],
+        ..Default::default()
+    };
+    g.initializer.push(shape);
+    let reshape = node("/b/w2/Reshape", "Reshape", &["w2_flat", "w2_shape"], "w2");
+    // BatchNormalization after each convolution, with its four tensors.
+    let bn = |name: &str, x: &str, out: &str, g: &mut GraphProto| {
+        for (k, p) in ["scale", "bias", "mean", "var"].iter().enumerate() {
+            let mut t = tensor(&format!("{name}.{p}"), &[4], f, 10 + k as u32);
+            if *p == "var" {
+                t.raw_data = Some(vec![0x00, 0x00, 0x80, 0x3f].repeat(4).into());
+                // 1.0
+            }
+            g.initializer.push(t);
+        }
+        let ins: Vec<String> = ["scale", "bias", "mean", "var"]
+            .iter()
+            .map(|p| format!("{name}.{p}"))
+            .collect();
+        let mut n = node(name, "BatchNormalization", &[x], out);
+        n.input.extend(ins);
+        n
+    };
+    let bn1 = bn("/b/bn1", "c1", "c1n", g);
+    let bn2 = bn("/b/bn2", "c2", "c2n", g);
+    g.node[1].input[0] = "c1n".into();
+    g.node[3].input[0] = "c2n".into();
+    g.node[3].op_type = Some("Sum".into());
+    g.node.insert(3, bn2);
+    g.node.insert(1, bn1);
+    g.node.insert(0, reshape);
+    g.node.insert(0, constant);
+    // IR 3: every initializer is also a graph input.
+    let inits: Vec<ValueInfoProto> = g
+        .initializer
+        .iter()
+        .map(|t| value_info(t.name.as_deref().unwrap(), t.data_type.unwrap(), &t.dims))
+        .collect();
+    g.input.extend(inits);
+    m
+}
+
+#[test]
+fn older_converters_sum_merges_batchnorm_and_computed_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "legacy.onnx", &legacy_model().encode_to_vec());
+    let o = run_on(&p, &["--format", "json", "--init", "identity"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let blocks = v["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0]["kind"], "residual");
+    assert_eq!(blocks[0]["merge"], "Sum");
+    assert_eq!(blocks[0]["channels"], 4);
+    // One block on 4 channels at r = 16: h = 1, 2·4·1 + 1 + 4 = 13.
+    assert_eq!(v["added_params"], 2 * 4 + 1 + 4);
+    assert_eq!(v["validation"]["ok"], true, "{}", v["validation"]);
+    // MACs: two 3×3 convs on an 8×8 map with 4 → 4 channels, plus the SE's 2·4·1.
+    assert_eq!(v["macs_before"], 2 * (8 * 8 * 4 * 4 * 9));
+    assert_eq!(v["macs_after"], 2 * (8 * 8 * 4 * 4 * 9) + 2 * 4);
+    let out = se_inject::onnx::load(&dir.path().join("out.onnx")).unwrap();
+    assert_eq!(out.proto.ir_version, Some(3));
+    assert_eq!(out.proto.opset_import[0].version, Some(8));
+    // IR 3 lists every initializer as a graph input, the new SE weights included.
+    let g = out.graph();
+    for t in &g.initializer {
+        assert!(
+            g.input.iter().any(|i| i.name == t.name),
+            "{:?} is not a graph input",
+            t.name
+        );
+    }
+}

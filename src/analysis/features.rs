@@ -297,7 +297,7 @@ fn to_usize(v: i64) -> Option<usize> {
 }
 
 /// Dims of a Conv node's weight, wherever the weight is produced.
-pub fn conv_weight<'a>(view: &GraphView<'a>, n: usize) -> Option<&'a [i64]> {
+pub fn conv_weight(view: &GraphView, n: usize) -> Option<Vec<i64>> {
     let node = view.node(n);
     let w = node.input.get(1)?;
     view.constant_dims(w)

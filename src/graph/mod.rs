@@ -168,9 +168,100 @@ impl<'a> GraphView<'a> {
         None
     }
 
-    /// Dims of the constant tensor behind `name`.
-    pub fn constant_dims(&self, name: &str) -> Option<&'a [i64]> {
-        self.constant(name).map(|t| t.dims.as_slice())
+    /// Dims of the constant behind `name`: a stored tensor (through Identity / Cast), or one a
+    /// small constant subgraph computes from it (Reshape with a constant shape, Transpose,
+    /// Squeeze / Unsqueeze, DequantizeLinear), as older converters and quantizers write weights.
+    pub fn constant_dims(&self, name: &str) -> Option<Vec<i64>> {
+        self.constant_dims_at(name, 0)
+    }
+
+    fn constant_dims_at(&self, name: &str, depth: usize) -> Option<Vec<i64>> {
+        if let Some(t) = self.constant(name) {
+            return Some(t.dims.clone());
+        }
+        if depth > 16 {
+            return None;
+        }
+        let n = self.node(self.producer_node(name)?);
+        let x = || self.constant_dims_at(n.input.first()?, depth + 1);
+        let ints = |i: usize| {
+            n.input
+                .get(i)
+                .and_then(|s| self.constant(s))
+                .and_then(crate::onnx::tensor::int_values)
+        };
+        match op(n) {
+            "DequantizeLinear" | "QuantizeLinear" | "Identity" | "Cast" => x(),
+            "Reshape" => {
+                let x = x()?;
+                let total = x.iter().try_fold(1i64, |a, &d| a.checked_mul(d))?;
+                let mut out = ints(1)?;
+                for (i, d) in out.iter_mut().enumerate() {
+                    if *d == 0 {
+                        *d = *x.get(i)?;
+                    }
+                }
+                if let Some(p) = out.iter().position(|&d| d == -1) {
+                    let rest = out
+                        .iter()
+                        .filter(|&&d| d != -1)
+                        .try_fold(1i64, |a, &d| a.checked_mul(d))?;
+                    out[p] = total.checked_div(rest)?;
+                }
+                (out.iter().try_fold(1i64, |a, &d| a.checked_mul(d)) == Some(total)
+                    && out.iter().all(|&d| d >= 0))
+                .then_some(out)
+            }
+            "Transpose" => {
+                let x = x()?;
+                match crate::onnx::attr_ints(n, "perm") {
+                    Some(p) => p
+                        .iter()
+                        .map(|&i| usize::try_from(i).ok().and_then(|i| x.get(i).copied()))
+                        .collect(),
+                    None => Some(x.into_iter().rev().collect()),
+                }
+            }
+            "Unsqueeze" | "Squeeze" => {
+                let x = x()?;
+                let axes = crate::onnx::attr_ints(n, "axes")
+                    .map(<[i64]>::to_vec)
+                    .or_else(|| ints(1));
+                let norm = |a: i64, rank: usize| {
+                    usize::try_from(if a < 0 { a + rank as i64 } else { a }).ok()
+                };
+                if op(n) == "Squeeze" {
+                    let axes: Vec<usize> = match axes {
+                        Some(a) => a.iter().map(|&a| norm(a, x.len())).collect::<Option<_>>()?,
+                        None => (0..x.len()).filter(|&i| x[i] == 1).collect(),
+                    };
+                    Some(
+                        x.iter()
+                            .enumerate()
+                            .filter(|(i, _)| !axes.contains(i))
+                            .map(|(_, &d)| d)
+                            .collect(),
+                    )
+                } else {
+                    let rank = x.len() + axes.as_ref()?.len();
+                    let axes: Vec<usize> = axes?
+                        .iter()
+                        .map(|&a| norm(a, rank))
+                        .collect::<Option<_>>()?;
+                    let mut rest = x.into_iter();
+                    (0..rank)
+                        .map(|i| {
+                            if axes.contains(&i) {
+                                Some(1)
+                            } else {
+                                rest.next()
+                            }
+                        })
+                        .collect()
+                }
+            }
+            _ => None,
+        }
     }
 
     /// Element type of a graph input, if declared.
@@ -373,6 +464,40 @@ mod tests {
     }
 
     #[test]
+    fn follows_constant_subgraphs_for_dims() {
+        //  w [4,18] → Reshape([4,2,3,3]) → Transpose(1,0,2,3) → Unsqueeze(0) → Squeeze(0)
+        let mut b = GraphBuilder::new(2);
+        let w = b.weight(&[4, 18]);
+        let shape = b.weight(&[4]);
+        b.graph.initializer.last_mut().unwrap().data_type = Some(7);
+        b.graph.initializer.last_mut().unwrap().int64_data = vec![4, 2, 3, -1];
+        let r = b.node("Reshape", &[&w, &shape], vec![]);
+        let perm = crate::onnx::AttributeProto {
+            name: Some("perm".into()),
+            ints: vec![1, 0, 2, 3],
+            ..Default::default()
+        };
+        let t = b.node("Transpose", &[&r], vec![perm]);
+        let axes = |v: i64| crate::onnx::AttributeProto {
+            name: Some("axes".into()),
+            ints: vec![v],
+            ..Default::default()
+        };
+        let u = b.node("Unsqueeze", &[&t], vec![axes(0)]);
+        let s = b.node("Squeeze", &[&u], vec![axes(0)]);
+        let q = b.node("DequantizeLinear", &[&s], vec![]);
+        let c = b.node("Conv", &["input", &q], vec![]);
+        let g = b.finish(&c);
+        let v = GraphView::new(&g).unwrap();
+        assert_eq!(v.constant_dims(&r), Some(vec![4, 2, 3, 3]));
+        assert_eq!(v.constant_dims(&t), Some(vec![2, 4, 3, 3]));
+        assert_eq!(v.constant_dims(&u), Some(vec![1, 2, 4, 3, 3]));
+        assert_eq!(v.constant_dims(&q), Some(vec![2, 4, 3, 3]));
+        // A map computed from the graph input is not a constant.
+        assert_eq!(v.constant_dims(&c), None);
+    }
+
+    #[test]
     fn sees_weights_through_identity() {
         let mut b = GraphBuilder::new(2);
         let w = b.weight(&[4, 2, 3, 3]);
@@ -380,7 +505,7 @@ mod tests {
         let c = b.node("Conv", &["input", &id], vec![]);
         let g = b.finish(&c);
         let v = GraphView::new(&g).unwrap();
-        assert_eq!(v.constant_dims(&id), Some(&[4i64, 2, 3, 3][..]));
+        assert_eq!(v.constant_dims(&id), Some(vec![4i64, 2, 3, 3]));
         assert_eq!(v.constant_dims("input"), None);
     }
 }

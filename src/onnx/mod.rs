@@ -13,6 +13,39 @@ pub mod proto {
 pub use io::{load, save, Model, Storage};
 pub use proto::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
 
+/// Appends a graph input (type and shape) for each named initializer, as IR versions before 4
+/// require of every initializer.
+pub fn list_as_inputs(graph: &mut GraphProto, names: &[String]) {
+    use proto::tensor_shape_proto::{dimension, Dimension};
+    use proto::{type_proto, TensorShapeProto, TypeProto, ValueInfoProto};
+    let inputs: Vec<ValueInfoProto> = graph
+        .initializer
+        .iter()
+        .filter(|t| t.name.as_ref().is_some_and(|n| names.contains(n)))
+        .map(|t| ValueInfoProto {
+            name: t.name.clone(),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: t.data_type,
+                    shape: Some(TensorShapeProto {
+                        dim: t
+                            .dims
+                            .iter()
+                            .map(|&d| Dimension {
+                                value: Some(dimension::Value::DimValue(d)),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+    graph.input.extend(inputs);
+}
+
 /// The value of an integer attribute, if the node carries it.
 pub fn attr_i(node: &NodeProto, name: &str) -> Option<i64> {
     node.attribute
