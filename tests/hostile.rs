@@ -518,7 +518,7 @@ fn legacy_model() -> ModelProto {
         for (k, p) in ["scale", "bias", "mean", "var"].iter().enumerate() {
             let mut t = tensor(&format!("{name}.{p}"), &[4], f, 10 + k as u32);
             if *p == "var" {
-                t.raw_data = Some(vec![0x00, 0x00, 0x80, 0x3f].repeat(4).into());
+                t.raw_data = Some([0x00, 0x00, 0x80, 0x3f].repeat(4).into());
                 // 1.0
             }
             g.initializer.push(t);
