@@ -518,8 +518,8 @@ fn legacy_model() -> ModelProto {
         for (k, p) in ["scale", "bias", "mean", "var"].iter().enumerate() {
             let mut t = tensor(&format!("{name}.{p}"), &[4], f, 10 + k as u32);
             if *p == "var" {
+                // A variance of 1.0 (f32 little endian) in each channel.
                 t.raw_data = Some([0x00, 0x00, 0x80, 0x3f].repeat(4).into());
-                // 1.0
             }
             g.initializer.push(t);
         }
