@@ -2,7 +2,7 @@
 //! analysis, splicing and counting look at.
 
 use crate::onnx::proto::tensor_proto::DataType;
-use crate::onnx::proto::{type_proto, TensorShapeProto, TypeProto, ValueInfoProto};
+use crate::onnx::proto::ValueInfoProto;
 use crate::onnx::{AttributeProto, GraphProto, NodeProto, TensorProto};
 
 /// Builds a graph node by node; every op returns the name of its output tensor.
@@ -12,26 +12,7 @@ pub struct GraphBuilder {
 }
 
 fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
-    use crate::onnx::proto::tensor_shape_proto::{dimension::Value, Dimension};
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(DataType::Float as i32),
-                shape: Some(TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|&d| Dimension {
-                            value: Some(Value::DimValue(d)),
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    crate::onnx::tensor_value_info(name, DataType::Float as i32, dims)
 }
 
 impl GraphBuilder {

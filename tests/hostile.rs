@@ -7,34 +7,15 @@ mod common;
 use common::{assert_error, copy_fixture, fixture, listing, run, stderr};
 use prost::Message;
 use se_inject::onnx::proto::tensor_proto::{DataLocation, DataType};
-use se_inject::onnx::proto::tensor_shape_proto::{dimension, Dimension};
 use se_inject::onnx::proto::{
-    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
+    TensorProto, ValueInfoProto,
 };
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 fn value_info(name: &str, elem: i32, dims: &[i64]) -> ValueInfoProto {
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(elem),
-                shape: Some(TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|&d| Dimension {
-                            value: Some(dimension::Value::DimValue(d)),
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    se_inject::onnx::tensor_value_info(name, elem, dims)
 }
 
 fn tensor(name: &str, dims: &[i64], elem: i32, seed: u32) -> TensorProto {

@@ -449,9 +449,9 @@ impl Cx<'_, '_> {
         if inputs.len() < 2 || inputs.len() != node.input.len() || !(axis == 1 || axis == -3) {
             return Ok(None); // shape arithmetic, or a concatenation along another axis
         }
-        let Some(channels) = self.feats.channels(&node.output[0]) else {
+        if self.feats.channels(&node.output[0]).is_none() {
             return Err("the channel count of its inputs is unknown".into());
-        };
+        }
         let (fork, fork_node) = self.fork(m)?;
         let dense = inputs.iter().any(|i| **i == fork);
         let mut all = BTreeSet::new();
@@ -470,23 +470,13 @@ impl Cx<'_, '_> {
             return Err("its branches hold no convolution".into());
         }
         let out = node.output.first().cloned().unwrap_or_default();
-        Ok(Some(Block {
-            kind: if dense {
-                BlockKind::Dense
-            } else {
-                BlockKind::Inception
-            },
-            name: block_name(&scope_name(node), m),
-            merge: Some(m),
-            input: fork,
-            nodes: self.order(all),
-            output: out.clone(),
-            end: out.clone(),
-            shortcut: None,
-            branch_input: None,
-            channels,
-            dtype: self.feats.get(&out).map_or(1, |f| f.dtype),
-        }))
+        let kind = if dense {
+            BlockKind::Dense
+        } else {
+            BlockKind::Inception
+        };
+        let name = block_name(&scope_name(node), m);
+        Ok(self.block_ending_at(kind, name, Some(m), fork, all, out))
     }
 
     /// The single consumer of `t` when it is one of `ops` (and `t` is not a graph output).
@@ -524,6 +514,33 @@ impl Cx<'_, '_> {
                 .is_some_and(|d| d.len() > 2 && d.iter().skip(2).all(|&k| k == 1))
     }
 
+    /// A block whose transformation ends in `out` itself (no shortcut): a module's Concat or a
+    /// chain's last activation. None when `out`'s channels are unknown.
+    fn block_ending_at(
+        &self,
+        kind: BlockKind,
+        name: String,
+        merge: Option<usize>,
+        input: String,
+        nodes: impl IntoIterator<Item = usize>,
+        out: String,
+    ) -> Option<Block> {
+        Some(Block {
+            kind,
+            name,
+            merge,
+            input,
+            nodes: self.order(nodes),
+            channels: self.feats.channels(&out)?,
+            dtype: self.feats.get(&out).map_or(1, |f| f.dtype),
+            output: out.clone(),
+            end: out,
+            shortcut: None,
+            branch_input: None,
+        })
+    }
+
+    /// A chain block (no merge), named after its first node.
     fn chain_block(
         &self,
         kind: BlockKind,
@@ -531,21 +548,9 @@ impl Cx<'_, '_> {
         input: String,
         out: String,
     ) -> Option<Block> {
-        let channels = self.feats.channels(&out)?;
         let first = *nodes.iter().min_by_key(|&&n| self.view.rank[n])?;
-        Some(Block {
-            kind,
-            name: block_name(&scope_name(self.view.node(first)), first),
-            merge: None,
-            input,
-            nodes: self.order(nodes),
-            output: out.clone(),
-            end: out.clone(),
-            shortcut: None,
-            branch_input: None,
-            channels,
-            dtype: self.feats.get(&out).map_or(1, |f| f.dtype),
-        })
+        let name = block_name(&scope_name(self.view.node(first)), first);
+        self.block_ending_at(kind, name, None, input, nodes, out)
     }
 
     /// Inverted residuals without a merge, around each depthwise convolution no block covers:

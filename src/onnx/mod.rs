@@ -13,34 +13,39 @@ pub mod proto {
 pub use io::{load, save, Model, Storage};
 pub use proto::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
 
+/// A tensor value info: `name`, element type `elem_type`, fixed `dims`.
+pub fn tensor_value_info(name: &str, elem_type: i32, dims: &[i64]) -> proto::ValueInfoProto {
+    use proto::tensor_shape_proto::{dimension, Dimension};
+    use proto::{type_proto, TensorShapeProto, TypeProto, ValueInfoProto};
+    let dim = dims
+        .iter()
+        .map(|&d| Dimension {
+            value: Some(dimension::Value::DimValue(d)),
+            ..Default::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: Some(name.to_string()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(elem_type),
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// Appends a graph input (type and shape) for each named initializer, as IR versions before 4
 /// require of every initializer.
 pub fn list_as_inputs(graph: &mut GraphProto, names: &[String]) {
-    use proto::tensor_shape_proto::{dimension, Dimension};
-    use proto::{type_proto, TensorShapeProto, TypeProto, ValueInfoProto};
-    let inputs: Vec<ValueInfoProto> = graph
+    let inputs: Vec<proto::ValueInfoProto> = graph
         .initializer
         .iter()
-        .filter(|t| t.name.as_ref().is_some_and(|n| names.contains(n)))
-        .map(|t| ValueInfoProto {
-            name: t.name.clone(),
-            r#type: Some(TypeProto {
-                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                    elem_type: t.data_type,
-                    shape: Some(TensorShapeProto {
-                        dim: t
-                            .dims
-                            .iter()
-                            .map(|&d| Dimension {
-                                value: Some(dimension::Value::DimValue(d)),
-                                ..Default::default()
-                            })
-                            .collect(),
-                    }),
-                })),
-                ..Default::default()
-            }),
-            ..Default::default()
+        .filter_map(|t| {
+            let name = t.name.as_ref().filter(|n| names.contains(n))?;
+            Some(tensor_value_info(name, t.data_type.unwrap_or(0), &t.dims))
         })
         .collect();
     graph.input.extend(inputs);
