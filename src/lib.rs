@@ -111,11 +111,10 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         });
     };
     if splice.decisions.iter().all(|d| d.skipped.is_some()) {
-        let mut reasons: std::collections::BTreeMap<&str, usize> = Default::default();
+        let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
         for d in &splice.decisions {
-            *reasons
-                .entry(d.skipped.as_deref().unwrap_or(""))
-                .or_default() += 1;
+            let reason = d.skipped.as_ref().map(ToString::to_string);
+            *reasons.entry(reason.unwrap_or_default()).or_default() += 1;
         }
         let why: Vec<String> = reasons
             .iter()

@@ -124,7 +124,7 @@ impl Report {
                 stage,
                 name: b.name.clone(),
                 kind: b.kind.as_str(),
-                merge: b.merge.map_or("none", |m| op(view.node(m))).to_string(),
+                merge: b.merge().map_or("none", |m| op(view.node(m))).to_string(),
                 channels: d.channels,
                 hidden: d.hidden,
                 projection: b.projection(),
@@ -134,7 +134,7 @@ impl Report {
                     .any(|g| b.nodes.contains(&g.mul) || g.output == b.output),
                 injected: d.skipped.is_none(),
                 added_params: d.params,
-                skipped: d.skipped.clone(),
+                skipped: d.skipped.as_ref().map(ToString::to_string),
             });
         }
         let stages: Vec<StageRow> = analysis

@@ -1,98 +1,23 @@
-//! The splice: for each selected block, where SE goes (found against the read-only graph view),
-//! then one patch applied to a copy of the graph, then the invariants checked on the result.
+//! The splice: for each selected block, where SE goes (the [`site::rule`] table resolved
+//! against the read-only graph view), then one patch applied to a copy of the graph, then the
+//! invariants checked on the result.
 
 pub mod names;
+pub mod options;
 pub mod patch;
 pub mod se;
+pub mod site;
 
-use crate::analysis::blocks::activation_after;
-use crate::analysis::{Analysis, Block, BlockKind, Features};
+pub use options::{Gate, Init, Position, SeOptions, Squeeze};
+pub use site::{rule, Rule, SkipReason};
+
+use crate::analysis::{Analysis, Block};
 use crate::graph::GraphView;
-use crate::onnx::{op, GraphProto};
+use crate::onnx::GraphProto;
 use anyhow::Result;
-use names::Names;
 use patch::{Patch, Site};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-
-/// Where SE goes relative to a block (see the design notes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Position {
-    /// On the residual branch output, just before the merge.
-    Standard,
-    /// On the block input, feeding only the residual branch.
-    Pre,
-    /// After the merge, and after the activation that directly follows it.
-    Post,
-    /// On the shortcut path (after the projection when there is one).
-    Identity,
-    /// Right after the branch's spatial convolution and its activation (SE_3×3).
-    Inner,
-}
-
-/// How the new weights start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Init {
-    /// He-normal (fan-in) weights, zero biases.
-    Random,
-    /// Gate saturated at 1: the model computes what it computed before.
-    Identity,
-}
-
-/// The squeeze operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Squeeze {
-    Avg,
-    Max,
-    None,
-}
-
-/// The excitation gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Gate {
-    Sigmoid,
-    HardSigmoid,
-    Tanh,
-    Relu,
-}
-
-/// Everything that shapes the SE blocks.
-#[derive(Debug, Clone)]
-pub struct SeOptions {
-    pub ratio: usize,
-    pub position: Position,
-    pub bias: bool,
-    pub init: Init,
-    pub seed: u64,
-    pub squeeze: Squeeze,
-    pub gate: Gate,
-    /// 1-based stage numbers to inject into; None for all.
-    pub stages: Option<Vec<usize>>,
-    /// Inject even where an SE block is already present.
-    pub force: bool,
-}
-
-impl Default for SeOptions {
-    /// The command line's defaults: r = 16, standard, with biases, random init, seed 0, average
-    /// squeeze, sigmoid gate, every stage.
-    fn default() -> Self {
-        Self {
-            ratio: 16,
-            position: Position::Standard,
-            bias: true,
-            init: Init::Random,
-            seed: 0,
-            squeeze: Squeeze::Avg,
-            gate: Gate::Sigmoid,
-            stages: None,
-            force: false,
-        }
-    }
-}
 
 /// The decision for one block.
 #[derive(Debug, Clone)]
@@ -103,7 +28,7 @@ pub struct Decision {
     /// Parameters the block adds (0 when skipped).
     pub params: u64,
     /// Why the block gets no SE, when it gets none.
-    pub skipped: Option<String>,
+    pub skipped: Option<SkipReason>,
 }
 
 /// The result of a splice.
@@ -115,201 +40,81 @@ pub struct Splice {
     pub added_initializers: Vec<String>,
 }
 
-/// The tensor after `t`'s activation when one directly follows it, else `t`.
-fn after_activation<'a>(view: &GraphView<'a>, t: &'a str) -> &'a str {
-    activation_after(view, t).map_or(t, |(_, out)| out)
-}
-
-/// The readers of `t` inside the block.
-fn readers_within(view: &GraphView, block: &Block, t: &str) -> Vec<(usize, usize)> {
-    view.consumers(t)
-        .iter()
-        .copied()
-        .filter(|(n, _)| block.nodes.contains(n))
-        .collect()
-}
-
-/// Where SE goes for `block` at `position`, or why it cannot go there.
-fn site(
+/// Where SE goes in block `i` of the analysis, or why it goes nowhere: the stage selection, the
+/// placement rule, then SE already there.
+fn place(
     view: &GraphView,
-    feats: &Features,
-    block: &Block,
-    position: Position,
-) -> Result<Site, String> {
-    let channels_of = |t: &str| -> Result<usize, String> {
-        feats
-            .channels(t)
-            .ok_or_else(|| format!("the channel count of '{t}' is unknown"))
+    analysis: &Analysis,
+    i: usize,
+    opts: &SeOptions,
+) -> Result<Site, SkipReason> {
+    let block: &Block = &analysis.blocks[i];
+    let stage = analysis
+        .stages
+        .iter()
+        .find(|s| s.blocks.contains(&i))
+        .map_or(0, |s| s.index);
+    if opts.stages.as_ref().is_some_and(|s| !s.contains(&stage)) {
+        return Err(SkipReason::StageNotSelected);
+    }
+    let cx = site::Context {
+        view,
+        feats: &analysis.features,
     };
-    let kind = block.kind.as_str();
-    Ok(match position {
-        Position::Standard => match (&block.shortcut, block.merge) {
-            (Some(sc), Some(m)) => Site::Only {
-                tensor: block.output.clone(),
-                consumers: vec![(m, sc.branch_slot)],
-                channels: channels_of(&block.output)?,
-            },
-            _ => Site::All {
-                tensor: block.output.clone(),
-                channels: block.channels,
-            },
-        },
-        Position::Identity => match (&block.shortcut, block.merge) {
-            (Some(sc), Some(m)) => Site::Only {
-                tensor: sc.output.clone(),
-                consumers: vec![(m, sc.slot)],
-                channels: channels_of(&sc.output)?,
-            },
-            _ => {
-                return Err(format!(
-                    "identity has no meaning for a {kind} block: it has no shortcut"
-                ))
-            }
-        },
-        Position::Pre => {
-            let input = block.branch_input.as_ref().unwrap_or(&block.input);
-            let consumers = readers_within(view, block, input);
-            if consumers.is_empty() {
-                return Err("nothing in the block reads its input".into());
-            }
-            Site::Only {
-                tensor: input.clone(),
-                consumers,
-                channels: channels_of(input)?,
-            }
-        }
-        Position::Post => {
-            let t = after_activation(view, &block.end);
-            Site::All {
-                tensor: t.to_string(),
-                channels: channels_of(t)?,
-            }
-        }
-        Position::Inner => {
-            if !matches!(
-                block.kind,
-                BlockKind::Residual | BlockKind::InvertedResidual | BlockKind::Shuffle
-            ) {
-                return Err(format!("inner has no meaning for a {kind} block"));
-            }
-            if block.nodes.iter().any(|&n| op(view.node(n)) == "Concat") {
-                return Err(
-                    "inner has no meaning for a residual branch of parallel paths (Inception-ResNet)".into(),
-                );
-            }
-            let conv = block
-                .nodes
-                .iter()
-                .copied()
-                .find(|&n| crate::analysis::features::is_spatial_conv(view, n))
-                .ok_or("its residual branch has no spatial convolution")?;
-            let mut t = view
-                .node(conv)
-                .output
-                .first()
-                .map(String::as_str)
-                .ok_or("the convolution has no output")?;
-            if let [(n, 0)] = view.consumers(t) {
-                if op(view.node(*n)) == "BatchNormalization" {
-                    t = view
-                        .node(*n)
-                        .output
-                        .first()
-                        .map(String::as_str)
-                        .unwrap_or(t);
-                }
-            }
-            let t = after_activation(view, t);
-            let consumers = view.consumers(t).to_vec();
-            if consumers.iter().any(|(n, _)| !block.nodes.contains(n)) || view.is_graph_output(t) {
-                return Err(format!("'{t}' is read outside the residual branch"));
-            }
-            Site::Only {
-                tensor: t.to_string(),
-                consumers,
-                channels: channels_of(t)?,
-            }
-        }
-    })
+    let site = rule(block.kind, opts.position).resolve(block, opts.position, &cx)?;
+    if opts.force {
+        return Ok(site);
+    }
+    if analysis.gates.iter().any(|g| block.nodes.contains(&g.mul)) {
+        return Err(SkipReason::SeInBlock);
+    }
+    if analysis.se_at(site.tensor()) {
+        return Err(SkipReason::SeHere);
+    }
+    Ok(site)
 }
 
 /// Plans and applies the splice of SE blocks into the analysed graph.
 pub fn splice(view: &GraphView, analysis: &Analysis, opts: &SeOptions) -> Result<Splice> {
-    let mut names = Names::new(view.all_names());
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let mut patch = Patch::default();
     let mut decisions = Vec::with_capacity(analysis.blocks.len());
-    let mut added = Vec::new();
-    let stage_of = |b: usize| {
-        analysis
-            .stages
-            .iter()
-            .find(|s| s.blocks.contains(&b))
-            .map_or(0, |s| s.index)
-    };
     for (i, block) in analysis.blocks.iter().enumerate() {
-        let selected = opts
-            .stages
-            .as_ref()
-            .is_none_or(|s| s.contains(&stage_of(i)));
-        let site = if !selected {
-            Err("stage not selected".to_string())
-        } else {
-            site(view, &analysis.features, block, opts.position).and_then(|s| {
-                let inside = analysis.gates.iter().find(|g| block.nodes.contains(&g.mul));
-                match (inside, analysis.se_at(s.tensor())) {
-                    _ if opts.force => Ok(s),
-                    (Some(_), _) => Err(
-                        "an SE block is already present in this block (use --force to add another)"
-                            .to_string(),
-                    ),
-                    (None, true) => Err(
-                        "an SE block is already present here (use --force to add another)"
-                            .to_string(),
-                    ),
-                    (None, false) => Ok(s),
-                }
-            })
-        };
-        match site {
-            Err(reason) => decisions.push(Decision {
-                channels: block.channels,
-                hidden: 0,
-                params: 0,
-                skipped: Some(reason),
-            }),
-            Ok(site) => {
-                let c = site.channels();
-                let prefix = format!("{}/se", block.name);
-                let (input, output) = patch.attach(view, &site, &mut names)?;
-                let se = se::build(
-                    &prefix,
-                    &input,
-                    output.as_deref(),
-                    c,
-                    block.dtype,
-                    opts,
-                    &mut names,
-                    &mut rng,
-                )?;
-                let h = se::hidden_width(c, opts.ratio);
-                added.extend(se.initializers.iter().filter_map(|t| t.name.clone()));
-                let params = se.initializers.iter().map(crate::onnx::tensor::numel).sum();
-                patch.insert(view, &site, se)?;
+        let site = match place(view, analysis, i, opts) {
+            Ok(site) => site,
+            Err(reason) => {
                 decisions.push(Decision {
-                    channels: c,
-                    hidden: h,
-                    params,
-                    skipped: None,
+                    channels: block.channels,
+                    hidden: 0,
+                    params: 0,
+                    skipped: Some(reason),
                 });
+                continue;
             }
-        }
+        };
+        let c = site.channels();
+        se::check_size(c, opts, site.tensor())?;
+        let se = se::build(
+            &format!("{}/se", block.name),
+            c,
+            block.dtype,
+            opts,
+            &mut rng,
+        )?;
+        let params = se.initializers.iter().map(crate::onnx::tensor::numel).sum();
+        patch.insert(view, site, se)?;
+        decisions.push(Decision {
+            channels: c,
+            hidden: se::hidden_width(c, opts.ratio),
+            params,
+            skipped: None,
+        });
     }
-    let graph = patch.apply(view)?;
+    let applied = patch.apply(view)?;
     Ok(Splice {
-        graph,
+        graph: applied.graph,
         decisions,
-        added_initializers: added,
+        added_initializers: applied.added_initializers,
     })
 }
 
@@ -458,10 +263,10 @@ mod tests {
         let a2 = analyse(&view2).unwrap();
         assert_eq!(a2.gates.len(), a2.blocks.len());
         let again = splice(&view2, &a2, &opts(Position::Standard, true)).unwrap();
-        assert!(again.decisions.iter().all(|d| d
-            .skipped
-            .as_deref()
-            .is_some_and(|s| s.contains("already present"))));
+        assert!(again
+            .decisions
+            .iter()
+            .all(|d| d.skipped == Some(SkipReason::SeInBlock)));
         let mut forced = opts(Position::Standard, true);
         forced.force = true;
         let twice = splice(&view2, &a2, &forced).unwrap();

@@ -1,12 +1,13 @@
 //! A patch: new nodes placed after the producer of the tensor they read, new initializers,
-//! consumer inputs rerouted, producer outputs renamed. Built against the read-only view, applied
-//! once to a copy of the graph, whose node list is then written in a stable topological order and
-//! checked (every input produced, no tensor produced twice, no cycle).
+//! consumer inputs rerouted, producer outputs renamed. Planned against the read-only view and
+//! applied once to a copy of the graph, where new names are settled; the node list is then
+//! written in a stable topological order and checked (every input produced, no tensor produced
+//! twice, no cycle).
 
 use super::names::Names;
 use super::se::SeBlock;
 use crate::graph::{GraphView, Source};
-use crate::onnx::{GraphProto, NodeProto, TensorProto};
+use crate::onnx::{GraphProto, NodeProto};
 use anyhow::{bail, Context, Result};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -38,59 +39,60 @@ impl Site {
     }
 }
 
-/// Edits to apply in one step.
+/// One SE block to splice in, and where.
+struct Insert {
+    site: Site,
+    /// The original node the block's nodes follow (None: before every node).
+    after: Option<usize>,
+    /// The producer output the block takes the name of (a `Site::All` on a node's output).
+    takes_name_of: Option<(usize, usize)>,
+    se: SeBlock,
+}
+
+/// Edits planned against the read-only view and applied in one step.
 #[derive(Default)]
 pub struct Patch {
-    /// New nodes by the original node they follow (None: before every node).
-    after: BTreeMap<Option<usize>, Vec<NodeProto>>,
-    initializers: Vec<TensorProto>,
-    /// (node, input slot) → tensor it reads instead.
-    rewires: HashMap<(usize, usize), String>,
-    /// (node, output slot) → new name of that output.
-    renames: HashMap<(usize, usize), String>,
+    inserts: Vec<Insert>,
+    /// (node, input slot) → the insert whose output it reads instead.
+    rewires: HashMap<(usize, usize), usize>,
+}
+
+/// The patched graph and the names of the initializers the patch added.
+pub struct Applied {
+    pub graph: GraphProto,
+    pub added_initializers: Vec<String>,
 }
 
 impl Patch {
-    /// Prepares the wiring for an SE block at `site`: returns the tensor the block reads and,
-    /// when the block must produce a given name, that name.
-    pub fn attach(
-        &mut self,
-        view: &GraphView,
-        site: &Site,
-        names: &mut Names,
-    ) -> Result<(String, Option<String>)> {
-        match site {
-            Site::Only { tensor, .. } => Ok((tensor.clone(), None)),
+    /// Plans SE block `se` at `site`: which readers switch to its output and, for a site on a
+    /// node's output, that the block takes over the output's name, so that every reader, graph
+    /// outputs and value_info included, then sees the scaled map.
+    pub fn insert(&mut self, view: &GraphView, site: Site, se: SeBlock) -> Result<()> {
+        let index = self.inserts.len();
+        let after = view.producer_node(site.tensor());
+        let mut takes_name_of = None;
+        let consumers: Vec<(usize, usize)> = match &site {
+            Site::Only { consumers, .. } => consumers.clone(),
             Site::All { tensor, .. } => match view.producer(tensor) {
                 Some(Source::Node { node, slot }) => {
-                    // The producer writes a new name; the SE block takes over the old one, so every
-                    // reader, graph outputs and value_info included, now sees the scaled map.
-                    let pre = names.fresh(&format!("{tensor}/pre_se"));
-                    if self.renames.insert((node, slot), pre.clone()).is_some() {
+                    let taken = self
+                        .inserts
+                        .iter()
+                        .any(|i| i.takes_name_of == Some((node, slot)));
+                    if taken {
                         bail!("two SE blocks would both replace tensor '{tensor}'");
                     }
-                    Ok((pre, Some(tensor.clone())))
+                    takes_name_of = Some((node, slot));
+                    Vec::new()
                 }
-                _ => Ok((tensor.clone(), None)),
+                _ if view.is_graph_output(tensor) => {
+                    bail!("cannot scale graph input '{tensor}' that is also a graph output")
+                }
+                _ => view.consumers(tensor).to_vec(),
             },
-        }
-    }
-
-    /// Adds an SE block's nodes and weights and reroutes the site's consumers to its output.
-    pub fn insert(&mut self, view: &GraphView, site: &Site, se: SeBlock) -> Result<()> {
-        let after = view.producer_node(site.tensor());
-        let consumers: Vec<(usize, usize)> = match site {
-            Site::Only { consumers, .. } => consumers.clone(),
-            Site::All { tensor, .. } if after.is_none() => {
-                if view.is_graph_output(tensor) {
-                    bail!("cannot scale graph input '{tensor}' that is also a graph output");
-                }
-                view.consumers(tensor).to_vec()
-            }
-            Site::All { .. } => Vec::new(),
         };
         for c in consumers {
-            if self.rewires.insert(c, se.output.clone()).is_some() {
+            if self.rewires.insert(c, index).is_some() {
                 bail!(
                     "two SE blocks would both feed input {} of {}",
                     c.1,
@@ -98,38 +100,72 @@ impl Patch {
                 );
             }
         }
-        self.after.entry(after).or_default().extend(se.nodes);
-        self.initializers.extend(se.initializers);
+        self.inserts.push(Insert {
+            site,
+            after,
+            takes_name_of,
+            se,
+        });
         Ok(())
     }
 
-    /// Applies the patch to a copy of the view's graph and checks the result.
-    pub fn apply(self, view: &GraphView) -> Result<GraphProto> {
+    /// Applies the patch to a copy of the view's graph and checks the result. New names are
+    /// settled here, block after block in the order they were planned, against every name of
+    /// the graph.
+    pub fn apply(self, view: &GraphView) -> Result<Applied> {
+        let mut names = Names::new(view.all_names());
+        let mut after: BTreeMap<Option<usize>, Vec<NodeProto>> = BTreeMap::new();
+        let mut renames: HashMap<(usize, usize), String> = HashMap::new();
+        let mut outputs = Vec::with_capacity(self.inserts.len());
+        let mut initializers = Vec::new();
+        for ins in self.inserts {
+            let tensor = ins.site.tensor();
+            let (input, output) = match ins.takes_name_of {
+                Some(slot) => {
+                    let pre = names.fresh(&format!("{tensor}/pre_se"));
+                    renames.insert(slot, pre.clone());
+                    (pre, Some(tensor.to_string()))
+                }
+                None => (tensor.to_string(), None),
+            };
+            let (nodes, inits, out) = ins.se.settle(&input, output.as_deref(), &mut names);
+            after.entry(ins.after).or_default().extend(nodes);
+            initializers.extend(inits);
+            outputs.push(out);
+        }
+        let rewires: HashMap<(usize, usize), &str> = self
+            .rewires
+            .iter()
+            .map(|(&c, &i)| (c, outputs[i].as_str()))
+            .collect();
         let mut graph = view.graph.clone();
         let old = std::mem::take(&mut graph.node);
-        let mut after = self.after;
         let mut nodes: Vec<NodeProto> = after.remove(&None).unwrap_or_default();
         for (i, mut n) in old.into_iter().enumerate() {
             for (slot, inp) in n.input.iter_mut().enumerate() {
-                if let Some(t) = self.rewires.get(&(i, slot)) {
-                    *inp = t.clone();
+                if let Some(t) = rewires.get(&(i, slot)) {
+                    *inp = t.to_string();
                 }
             }
             for (slot, out) in n.output.iter_mut().enumerate() {
-                if let Some(t) = self.renames.get(&(i, slot)) {
-                    *out = t.clone();
+                if let Some(t) = renames.get(&(i, slot)) {
+                    out.clone_from(t);
                 }
             }
             nodes.push(n);
             nodes.extend(after.remove(&Some(i)).unwrap_or_default());
         }
         graph.node = topological(nodes)?;
-        graph.initializer.extend(self.initializers);
+        let added_initializers = initializers.iter().filter_map(|t| t.name.clone()).collect();
+        graph.initializer.extend(initializers);
         let check = GraphView::new(&graph).context("the rewritten graph is malformed")?;
         if !check.is_ordered() {
             bail!("the rewritten graph's node list is not in topological order");
         }
-        Ok(graph)
+        Ok(Applied {
+            graph,
+            added_initializers,
+        })
     }
 }
 

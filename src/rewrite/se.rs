@@ -2,13 +2,14 @@
 //! standard ONNX ops available at every opset, with weights in the feature map's float type.
 
 use super::names::Names;
-use super::{Gate, Init, SeOptions, Squeeze};
+use super::options::{Gate, Init, SeOptions, Squeeze};
 use crate::onnx::proto::attribute_proto::AttributeType;
 use crate::onnx::tensor::float_tensor;
 use crate::onnx::{AttributeProto, NodeProto, TensorProto};
 use anyhow::Result;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
+use std::collections::HashMap;
 
 /// Hidden width of the excitation: max(1, round(C / r)).
 pub fn hidden_width(channels: usize, ratio: usize) -> usize {
@@ -41,13 +42,20 @@ pub fn identity_bias(gate: Gate) -> f32 {
 /// (ResNet-50's widest block at r = 1 holds 8.4M); a larger one means a malformed model.
 const MAX_BLOCK_PARAMS: u64 = 1 << 29;
 
-/// What one SE block adds to the graph.
+/// What one SE block adds to the graph, under the names it asks for. The map it scales is
+/// written [`SCALED`]; [`SeBlock::settle`] gives it and every name their final spelling when the
+/// patch is applied.
 pub struct SeBlock {
     pub nodes: Vec<NodeProto>,
     pub initializers: Vec<TensorProto>,
-    /// The scaled feature map the block produces.
-    pub output: String,
+    /// Every node, tensor and initializer name the block asks for, in the order it asked.
+    wanted: Vec<String>,
+    /// The name asked for the scaled map (the last node's output).
+    output: String,
 }
+
+/// How an SE block's nodes refer to the map the block scales, until it is settled.
+pub const SCALED: &str = "";
 
 fn ints_attr(name: &str, v: &[i64]) -> AttributeProto {
     AttributeProto {
@@ -67,156 +75,164 @@ fn float_attr(name: &str, v: f32) -> AttributeProto {
     }
 }
 
-fn node(
-    name: String,
-    op: &str,
-    inputs: Vec<String>,
-    output: String,
-    attribute: Vec<AttributeProto>,
-) -> NodeProto {
-    NodeProto {
-        name: Some(name),
-        op_type: Some(op.into()),
-        input: inputs,
-        output: vec![output],
-        attribute,
-        ..Default::default()
-    }
-}
-
 fn normal(rng: &mut ChaCha8Rng, n: usize, std: f32) -> Vec<f32> {
     // std > 0 always (fan-in ≥ 1), so the distribution is valid.
     let dist = Normal::new(0.0f32, std).unwrap_or_else(|_| Normal::new(0.0, 1.0).expect("valid"));
     (0..n).map(|_| dist.sample(rng)).collect()
 }
 
-/// Builds the SE block reading `input` (C channels, element type `dtype`). Names start with
-/// `prefix` and are made unique with `names`. `output` names the block's result when given
-/// (the scale node then writes that tensor), else a fresh name is used.
-#[allow(clippy::too_many_arguments)]
-pub fn build(
-    prefix: &str,
-    input: &str,
-    output: Option<&str>,
-    channels: usize,
-    dtype: i32,
-    opts: &SeOptions,
-    names: &mut Names,
-    rng: &mut ChaCha8Rng,
-) -> Result<SeBlock> {
-    let c = channels;
-    let h = hidden_width(c, opts.ratio);
-    if block_params(c, h, opts.bias) > MAX_BLOCK_PARAMS {
+/// Refuses an SE block too large for any CNN feature map, before anything is allocated.
+pub fn check_size(channels: usize, opts: &SeOptions, at: &str) -> Result<()> {
+    let params = block_params(channels, hidden_width(channels, opts.ratio), opts.bias);
+    if params > MAX_BLOCK_PARAMS {
         anyhow::bail!(
-            "an SE block on {c} channels at '{input}' would hold {} parameters; that is not a CNN feature map",
-            block_params(c, h, opts.bias)
+            "an SE block on {channels} channels at '{at}' would hold {params} parameters; that is not a CNN feature map"
         );
     }
-    let mut nodes = Vec::new();
-    let mut inits = Vec::new();
-    let mut step = |names: &mut Names,
-                    what: &str,
-                    op: &str,
-                    inputs: Vec<String>,
-                    attrs: Vec<AttributeProto>,
-                    out: Option<&str>| {
-        let node_name = names.fresh(&format!("{prefix}/{what}"));
-        let out = match out {
-            Some(o) => o.to_string(),
-            None => names.fresh(&format!("{prefix}/{what}_output")),
-        };
-        nodes.push(node(node_name, op, inputs, out.clone(), attrs));
-        out
-    };
-    let pooled = match opts.squeeze {
-        Squeeze::Avg => step(
-            names,
-            "pool",
-            "GlobalAveragePool",
-            vec![input.into()],
-            vec![],
-            None,
-        ),
-        Squeeze::Max => step(
-            names,
-            "pool",
-            "GlobalMaxPool",
-            vec![input.into()],
-            vec![],
-            None,
-        ),
-        Squeeze::None => input.to_string(),
-    };
-    let w1 = normal(rng, h * c, (2.0 / c as f32).sqrt());
-    let w2 = match opts.init {
-        Init::Random => normal(rng, c * h, (2.0 / h as f32).sqrt()),
-        Init::Identity => vec![0.0; c * h],
-    };
-    let b2 = match opts.init {
-        Init::Random => 0.0,
-        Init::Identity => identity_bias(opts.gate),
-    };
-    let (c64, h64) = (c as i64, h as i64);
-    let mut fc = |names: &mut Names,
-                  what: &str,
-                  w: Vec<f32>,
-                  dims: [i64; 4],
-                  b: f32|
-     -> Result<Vec<String>> {
-        let wname = names.fresh(&format!("{prefix}/{what}.weight"));
-        inits.push(float_tensor(&wname, &dims, &w, dtype)?);
+    Ok(())
+}
+
+/// An SE block being written: nodes and weights under the names they ask for.
+struct Draft<'p> {
+    prefix: &'p str,
+    dtype: i32,
+    bias: bool,
+    block: SeBlock,
+}
+
+impl Draft<'_> {
+    fn want(&mut self, what: &str) -> String {
+        let name = format!("{}/{what}", self.prefix);
+        self.block.wanted.push(name.clone());
+        name
+    }
+
+    /// One node `what` computing `op` of `inputs`; returns its output.
+    fn step(
+        &mut self,
+        what: &str,
+        op: &str,
+        inputs: Vec<String>,
+        attribute: Vec<AttributeProto>,
+    ) -> String {
+        let name = self.want(what);
+        let output = self.want(&format!("{what}_output"));
+        self.block.nodes.push(NodeProto {
+            name: Some(name),
+            op_type: Some(op.into()),
+            input: inputs,
+            output: vec![output.clone()],
+            attribute,
+            ..Default::default()
+        });
+        output
+    }
+
+    /// The weights (and bias, filled with `b`) of FC `what`; returns the names to read them by.
+    fn fc(&mut self, what: &str, w: Vec<f32>, dims: [i64; 4], b: f32) -> Result<Vec<String>> {
+        let wname = self.want(&format!("{what}.weight"));
+        let weight = float_tensor(&wname, &dims, &w, self.dtype)?;
+        self.block.initializers.push(weight);
         let mut inputs = vec![wname];
-        if opts.bias {
-            let bname = names.fresh(&format!("{prefix}/{what}.bias"));
-            inits.push(float_tensor(
-                &bname,
-                &[dims[0]],
-                &vec![b; dims[0] as usize],
-                dtype,
-            )?);
+        if self.bias {
+            let bname = self.want(&format!("{what}.bias"));
+            let bias = float_tensor(&bname, &[dims[0]], &vec![b; dims[0] as usize], self.dtype)?;
+            self.block.initializers.push(bias);
             inputs.push(bname);
         }
         Ok(inputs)
+    }
+}
+
+/// Builds the SE block on a map of `channels` channels of element type `dtype`, its names under
+/// `prefix`, its weights drawn from `rng`: squeeze → FC → ReLU → FC → gate → scale.
+pub fn build(
+    prefix: &str,
+    channels: usize,
+    dtype: i32,
+    opts: &SeOptions,
+    rng: &mut ChaCha8Rng,
+) -> Result<SeBlock> {
+    let (c, h) = (channels, hidden_width(channels, opts.ratio));
+    let mut d = Draft {
+        prefix,
+        dtype,
+        bias: opts.bias,
+        block: SeBlock {
+            nodes: Vec::new(),
+            initializers: Vec::new(),
+            wanted: Vec::new(),
+            output: String::new(),
+        },
     };
-    let fc1_in = fc(names, "fc1", w1, [h64, c64, 1, 1], 0.0)?;
-    let fc2_in = fc(names, "fc2", w2, [c64, h64, 1, 1], b2)?;
+    let pooled = match opts.squeeze {
+        Squeeze::Avg => d.step("pool", "GlobalAveragePool", vec![SCALED.into()], vec![]),
+        Squeeze::Max => d.step("pool", "GlobalMaxPool", vec![SCALED.into()], vec![]),
+        Squeeze::None => SCALED.to_string(),
+    };
+    let w1 = normal(rng, h * c, (2.0 / c as f32).sqrt());
+    let (w2, b2) = match opts.init {
+        Init::Random => (normal(rng, c * h, (2.0 / h as f32).sqrt()), 0.0),
+        Init::Identity => (vec![0.0; c * h], identity_bias(opts.gate)),
+    };
+    let (c64, h64) = (c as i64, h as i64);
+    let fc1_in = d.fc("fc1", w1, [h64, c64, 1, 1], 0.0)?;
+    let fc2_in = d.fc("fc2", w2, [c64, h64, 1, 1], b2)?;
     let kernel = || vec![ints_attr("kernel_shape", &[1, 1])];
-    let z1 = step(
-        names,
-        "fc1",
-        "Conv",
-        [vec![pooled], fc1_in].concat(),
-        kernel(),
-        None,
-    );
-    let a1 = step(names, "relu", "Relu", vec![z1], vec![], None);
-    let z2 = step(
-        names,
-        "fc2",
-        "Conv",
-        [vec![a1], fc2_in].concat(),
-        kernel(),
-        None,
-    );
-    let g = match opts.gate {
-        Gate::Sigmoid => step(names, "gate", "Sigmoid", vec![z2], vec![], None),
-        Gate::HardSigmoid => step(
-            names,
-            "gate",
+    let z1 = d.step("fc1", "Conv", [vec![pooled], fc1_in].concat(), kernel());
+    let a1 = d.step("relu", "Relu", vec![z1], vec![]);
+    let z2 = d.step("fc2", "Conv", [vec![a1], fc2_in].concat(), kernel());
+    let (gate_op, gate_attrs) = match opts.gate {
+        Gate::Sigmoid => ("Sigmoid", vec![]),
+        Gate::HardSigmoid => (
             "HardSigmoid",
-            vec![z2],
             vec![float_attr("alpha", 0.2), float_attr("beta", 0.5)],
-            None,
         ),
-        Gate::Tanh => step(names, "gate", "Tanh", vec![z2], vec![], None),
-        Gate::Relu => step(names, "gate", "Relu", vec![z2], vec![], None),
+        Gate::Tanh => ("Tanh", vec![]),
+        Gate::Relu => ("Relu", vec![]),
     };
-    let out = step(names, "scale", "Mul", vec![input.into(), g], vec![], output);
-    Ok(SeBlock {
-        nodes,
-        initializers: inits,
-        output: out,
-    })
+    let g = d.step("gate", gate_op, vec![z2], gate_attrs);
+    d.block.output = d.step("scale", "Mul", vec![SCALED.into(), g], vec![]);
+    Ok(d.block)
+}
+
+impl SeBlock {
+    /// The block reading `input`, every name it asked for made unique by `names` in the order
+    /// it asked, and its output named `output` when given. Returns the nodes, the initializers
+    /// and the scaled map's name.
+    pub fn settle(
+        self,
+        input: &str,
+        output: Option<&str>,
+        names: &mut Names,
+    ) -> (Vec<NodeProto>, Vec<TensorProto>, String) {
+        let mut given: HashMap<String, String> = HashMap::with_capacity(self.wanted.len() + 1);
+        given.insert(SCALED.to_string(), input.to_string());
+        for w in self.wanted {
+            let name = match output {
+                Some(o) if w == self.output => o.to_string(),
+                _ => names.fresh(&w),
+            };
+            given.insert(w, name);
+        }
+        let spell = |n: &mut String| {
+            if let Some(g) = given.get(n.as_str()) {
+                n.clone_from(g);
+            }
+        };
+        let mut nodes = self.nodes;
+        for n in &mut nodes {
+            n.name.iter_mut().for_each(spell);
+            n.input.iter_mut().for_each(spell);
+            n.output.iter_mut().for_each(spell);
+        }
+        let mut initializers = self.initializers;
+        for t in &mut initializers {
+            t.name.iter_mut().for_each(spell);
+        }
+        let out = given.get(&self.output).cloned().unwrap_or(self.output);
+        (nodes, initializers, out)
+    }
 }
 
 #[cfg(test)]

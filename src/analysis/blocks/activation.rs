@@ -1,0 +1,59 @@
+//! Activations: what closes a convolution in a chain, and what directly follows a tensor.
+
+use crate::graph::GraphView;
+use crate::onnx::op;
+
+/// Activations that close a convolution in a chain.
+pub const ACTIVATIONS: &[&str] = &[
+    "Relu",
+    "Clip",
+    "LeakyRelu",
+    "PRelu",
+    "Elu",
+    "Selu",
+    "Celu",
+    "HardSwish",
+    "Sigmoid",
+    "Tanh",
+    "Softplus",
+    "Gelu",
+    "Mish",
+];
+
+/// Gates of the activations written as `x · gate(x)` (SiLU = x·sigmoid(x); HardSwish before
+/// opset 14 = x·hardsigmoid(x)).
+const GATED_ACTIVATIONS: &[&str] = &["Sigmoid", "HardSigmoid"];
+
+/// The activation that directly follows `t`, when there is one: a single activation node
+/// reading only `t`, or the pair `Mul(t, gate(t))` of a gated activation. Returns its nodes
+/// and its output. Not for graph outputs, which keep their readers' meaning.
+pub fn activation_after<'a>(view: &GraphView<'a>, t: &str) -> Option<(Vec<usize>, &'a str)> {
+    if view.is_graph_output(t) {
+        return None;
+    }
+    let out = |n: usize| view.node(n).output.first().map(String::as_str);
+    match view.consumers(t) {
+        [(n, 0)] if ACTIVATIONS.contains(&op(view.node(*n))) => Some((vec![*n], out(*n)?)),
+        [(a, _), (b, _)] => {
+            let (gate, mul) = if op(view.node(*a)) == "Mul" {
+                (*b, *a)
+            } else {
+                (*a, *b)
+            };
+            let g_out = out(gate)?;
+            let ok = GATED_ACTIVATIONS.contains(&op(view.node(gate)))
+                && op(view.node(mul)) == "Mul"
+                && view.node(gate).input.first().map(String::as_str) == Some(t)
+                && view.node(mul).input.iter().any(|i| i == g_out)
+                && view.node(mul).input.iter().any(|i| i == t)
+                && matches!(view.consumers(g_out), [(m, _)] if *m == mul);
+            ok.then_some((vec![gate, mul], out(mul)?))
+        }
+        _ => None,
+    }
+}
+
+/// The tensor after `t`'s activation when one directly follows it, else `t`.
+pub fn after_activation<'a>(view: &GraphView<'a>, t: &'a str) -> &'a str {
+    activation_after(view, t).map_or(t, |(_, out)| out)
+}

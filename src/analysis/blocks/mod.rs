@@ -1,0 +1,466 @@
+//! Block detection: one file per kind of block, each a method of the shared context [`Cx`].
+//!
+//! - [`residual`]: an elementwise merge (Add, or Sum as older converters write it) of a
+//!   transformation and a shortcut forking from one tensor; an inverted residual when the
+//!   transformation holds a depthwise convolution.
+//! - [`concat`]: inception modules (branches joined by a Concat along channels) and dense blocks
+//!   (a Concat that keeps its input).
+//! - [`shuffle`]: ShuffleNet v2 units (two halves, a Concat and the channel shuffle).
+//! - [`inverted`]: inverted residuals without a merge (MobileNet v2 stride-2 blocks).
+//! - [`plain`]: in models with none of the above (VGG, MobileNet v1), a convolution with its
+//!   activation, or a depthwise-separable pair.
+//!
+//! A new kind of block is one more file here, a [`BlockKind`] and its row in
+//! `crate::rewrite::site::rule`.
+
+mod activation;
+mod concat;
+mod inverted;
+mod naming;
+mod plain;
+mod residual;
+mod shuffle;
+
+pub use activation::{activation_after, after_activation, ACTIVATIONS};
+pub use naming::block_name;
+
+use super::features::{conv_weight, Features};
+use crate::graph::{GraphView, Source};
+use crate::onnx::{attr_i, describe_node, node_name, op};
+use petgraph::algo::dominators::Dominators;
+use petgraph::graph::NodeIndex;
+use std::collections::{BTreeSet, HashSet, VecDeque};
+
+/// The kinds of block the analysis recognises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockKind {
+    Residual,
+    InvertedResidual,
+    Inception,
+    Dense,
+    Shuffle,
+    Plain,
+}
+
+impl BlockKind {
+    /// Every kind, in the order the README's table lists them.
+    pub const ALL: [BlockKind; 6] = [
+        BlockKind::Residual,
+        BlockKind::InvertedResidual,
+        BlockKind::Inception,
+        BlockKind::Dense,
+        BlockKind::Shuffle,
+        BlockKind::Plain,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlockKind::Residual => "residual",
+            BlockKind::InvertedResidual => "inverted-residual",
+            BlockKind::Inception => "inception",
+            BlockKind::Dense => "dense",
+            BlockKind::Shuffle => "shuffle",
+            BlockKind::Plain => "plain",
+        }
+    }
+}
+
+/// The path beside a block's transformation that enters the same merge: a residual block's
+/// shortcut, or the half of a ShuffleNet unit that the branch does not take.
+#[derive(Debug, Clone)]
+pub struct Shortcut {
+    /// Nodes of the path (empty when it passes the map on untouched), in topological order.
+    pub nodes: Vec<usize>,
+    /// The path's output and the merge input slot it enters.
+    pub output: String,
+    pub slot: usize,
+    /// The merge input slot the transformation enters.
+    pub branch_slot: usize,
+    /// Whether the path holds a convolution (a projection) rather than passing the map on.
+    pub projection: bool,
+}
+
+/// How a block's paths meet: what each kind has beyond the fields every block has.
+#[derive(Debug, Clone)]
+pub enum Form {
+    /// A transformation and a shortcut merged elementwise (Add / Sum).
+    Residual { merge: usize, shortcut: Shortcut },
+    /// Branches joined by a Concat along channels: an inception module or a dense block.
+    Concat { merge: usize },
+    /// A ShuffleNet v2 unit: the branch and the other half joined by a Concat, then shuffled.
+    /// After a split, the branch starts from its half, `branch_input`.
+    Shuffle {
+        merge: usize,
+        other: Shortcut,
+        branch_input: Option<String>,
+    },
+    /// A chain with no merge: a plain block, or an inverted residual without its Add.
+    Chain,
+}
+
+/// One detected block.
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub kind: BlockKind,
+    /// A readable name derived from the merge node, used to name what is added for the block.
+    pub name: String,
+    /// The tensor the block starts from.
+    pub input: String,
+    /// The transformation's nodes in topological order: the residual branch, the module's
+    /// branches, the chain (the merge itself excluded).
+    pub nodes: Vec<usize>,
+    /// The transformation's output, where SE goes at the standard position: the residual
+    /// branch's output, the Concat's output, the chain's last activation.
+    pub output: String,
+    /// The block's final output (after the merge), before any activation that follows it.
+    pub end: String,
+    /// Output channels of the block.
+    pub channels: usize,
+    /// Element type of the block's feature maps.
+    pub dtype: i32,
+    pub form: Form,
+}
+
+impl Block {
+    /// The merge node (Add / Sum / Concat), when the block has one.
+    pub fn merge(&self) -> Option<usize> {
+        match &self.form {
+            Form::Residual { merge, .. } | Form::Concat { merge } | Form::Shuffle { merge, .. } => {
+                Some(*merge)
+            }
+            Form::Chain => None,
+        }
+    }
+
+    /// The path beside the transformation that enters the merge, when there is one.
+    pub fn shortcut(&self) -> Option<&Shortcut> {
+        match &self.form {
+            Form::Residual { shortcut, .. } => Some(shortcut),
+            Form::Shuffle { other, .. } => Some(other),
+            Form::Concat { .. } | Form::Chain => None,
+        }
+    }
+
+    /// Whether the shortcut is a projection rather than the identity.
+    pub fn projection(&self) -> bool {
+        self.shortcut().is_some_and(|s| s.projection)
+    }
+
+    /// Every node the block covers: transformation, shortcut and merge.
+    pub fn covers(&self, n: usize) -> bool {
+        self.merge() == Some(n)
+            || self.nodes.contains(&n)
+            || self.shortcut().is_some_and(|s| s.nodes.contains(&n))
+    }
+
+    /// Name of the block's first node in topological order.
+    pub fn first_node(&self, view: &GraphView) -> String {
+        let merge = self.merge();
+        self.nodes
+            .iter()
+            .chain(self.shortcut().iter().flat_map(|s| &s.nodes))
+            .chain(&merge)
+            .min_by_key(|&&n| view.rank[n])
+            .map(|&n| node_name(view.node(n)).to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// What the detection found, including merges that did not qualify as blocks.
+#[derive(Debug, Default)]
+pub struct Detection {
+    pub blocks: Vec<Block>,
+    /// Merge nodes looked at and rejected, with the reason.
+    pub rejected: Vec<(usize, Rejection)>,
+}
+
+/// Why a merge node is not a block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("its inputs have {0} and {1} channels")]
+    ChannelMismatch(usize, usize),
+    #[error("the channel count of its inputs is unknown")]
+    UnknownChannels,
+    #[error("the channel count of the unit is unknown")]
+    UnknownUnitChannels,
+    #[error("it has no dominator")]
+    NoDominator,
+    #[error("its inputs do not fork from one tensor")]
+    NoCommonFork,
+    #[error("its fork {node} has {outputs} feature outputs")]
+    ForkOutputs { node: String, outputs: usize },
+    #[error("it reaches its fork through a second output '{0}'")]
+    SecondForkOutput(String),
+    #[error("a path reaches graph input '{0}' without passing the fork")]
+    PathAroundFork(String),
+    #[error("its two paths share nodes")]
+    SharedPaths,
+    #[error("neither path is a shortcut (identity or projection)")]
+    NoShortcut,
+    #[error("its residual path holds no convolution")]
+    NoConvInBranch,
+    #[error("one of its branches is empty")]
+    EmptyBranch,
+    #[error("its branches hold no convolution")]
+    NoConvInBranches,
+    #[error("its Split has no input")]
+    SplitWithoutInput,
+    #[error("neither half of the unit holds a convolution")]
+    NoConvInHalves,
+}
+
+/// Finds the blocks of the graph, in topological order of their outputs.
+pub fn detect(view: &GraphView, feats: &Features, gates: &[super::existing::SeGate]) -> Detection {
+    let doms = view.dominators(|t| feats.is_feature(t));
+    let pdoms = view.post_dominators(|t| feats.is_feature(t));
+    let cx = Cx {
+        view,
+        feats,
+        gate_nodes: gates.iter().flat_map(|g| g.nodes.iter().copied()).collect(),
+        doms: &doms,
+        pdoms: &pdoms,
+        root: view.graph.node.len(),
+    };
+    let mut det = Detection::default();
+    let mut order: Vec<usize> = (0..view.graph.node.len()).collect();
+    order.sort_by_key(|&n| view.rank[n]);
+    for &m in &order {
+        if matches!(op(view.node(m)), "Add" | "Sum") {
+            cx.keep(cx.residual(m), m, &mut det.blocks, &mut det.rejected);
+        }
+    }
+    let mut modules = Vec::new();
+    for &m in &order {
+        if op(view.node(m)) == "Concat" {
+            if det.blocks.iter().any(|b| b.covers(m)) {
+                continue; // a Concat inside a residual branch (Inception-ResNet) belongs to it
+            }
+            let found = match cx.shuffle(m) {
+                Ok(None) => cx.concat(m),
+                other => other,
+            };
+            cx.keep(found, m, &mut modules, &mut det.rejected);
+        }
+    }
+    // A module whose Concat lies inside a bigger module (Inception v3's split 1×3 / 3×1
+    // branches), or a dense-layer Concat inside its dense block, is part of that block.
+    let inside = |b: &Block, of: &Block| b.merge().is_some_and(|m| of.nodes.contains(&m));
+    let outer: Vec<Block> = modules
+        .iter()
+        .filter(|b| !modules.iter().any(|o| inside(b, o)))
+        .cloned()
+        .collect();
+    det.blocks.extend(outer);
+    if !det.blocks.is_empty() {
+        let more = cx.inverted_without_merge(&det.blocks);
+        det.blocks.extend(more);
+    } else {
+        det.blocks = cx.plain();
+    }
+    det.blocks.sort_by_key(|b| {
+        b.merge()
+            .map_or_else(|| end_rank(view, &b.end), |m| view.rank[m])
+    });
+    det
+}
+
+fn end_rank(view: &GraphView, t: &str) -> usize {
+    view.producer_node(t).map_or(0, |n| view.rank[n])
+}
+
+/// What the detectors share: the view, the feature maps, the dominator trees over feature-map
+/// edges, and the nodes of SE gates already in the graph.
+struct Cx<'v, 'a> {
+    view: &'v GraphView<'a>,
+    feats: &'v Features,
+    /// Nodes of SE gates already in the graph: transparent where a path is classified.
+    gate_nodes: HashSet<usize>,
+    doms: &'v Dominators<NodeIndex>,
+    pdoms: &'v Dominators<NodeIndex>,
+    /// The virtual root of `doms` and exit of `pdoms`.
+    root: usize,
+}
+
+/// A detector's answer for one merge node: a block, not a block, or rejected with a reason.
+type Found = Result<Option<Block>, Rejection>;
+
+impl Cx<'_, '_> {
+    /// Files a detector's answer for merge node `m`.
+    fn keep(
+        &self,
+        found: Found,
+        m: usize,
+        blocks: &mut Vec<Block>,
+        rejected: &mut Vec<(usize, Rejection)>,
+    ) {
+        match found {
+            Ok(Some(b)) => blocks.push(b),
+            Ok(None) => {}
+            Err(reason) => rejected.push((m, reason)),
+        }
+    }
+
+    fn order(&self, r: impl IntoIterator<Item = usize>) -> Vec<usize> {
+        let mut v: Vec<usize> = r.into_iter().collect();
+        v.sort_by_key(|&n| self.view.rank[n]);
+        v.dedup();
+        v
+    }
+
+    /// The immediate dominator of node `m`, `self.root` for the virtual root.
+    fn idom(&self, m: usize) -> Result<usize, Rejection> {
+        self.doms
+            .immediate_dominator(NodeIndex::new(m))
+            .map(|i| i.index())
+            .ok_or(Rejection::NoDominator)
+    }
+
+    /// The tensor the paths into merge node `m` fork from, and the node producing it.
+    fn fork(&self, m: usize) -> Result<(String, Option<usize>), Rejection> {
+        let idom = self.idom(m)?;
+        if idom == self.root {
+            let inputs = self.view.feature_inputs();
+            if inputs.len() != 1 {
+                return Err(Rejection::NoCommonFork);
+            }
+            let name = self.view.graph.input[inputs[0]].name.clone();
+            return Ok((name.unwrap_or_default(), None));
+        }
+        let f = self.view.node(idom);
+        let outs: Vec<&String> = f
+            .output
+            .iter()
+            .filter(|o| self.feats.is_feature(o))
+            .collect();
+        if outs.len() != 1 {
+            return Err(Rejection::ForkOutputs {
+                node: describe_node(f),
+                outputs: outs.len(),
+            });
+        }
+        Ok((outs[0].clone(), Some(idom)))
+    }
+
+    /// The nodes on feature paths from `fork` to `tensor` (exclusive of the fork's producer).
+    fn region(
+        &self,
+        tensor: &str,
+        fork: &str,
+        fork_node: Option<usize>,
+    ) -> Result<BTreeSet<usize>, Rejection> {
+        let mut seen = BTreeSet::new();
+        let mut queue: VecDeque<&str> = VecDeque::from([tensor]);
+        let mut visited: HashSet<&str> = HashSet::new();
+        while let Some(t) = queue.pop_front() {
+            if t == fork || !visited.insert(t) {
+                continue;
+            }
+            match self.view.producer(t) {
+                Some(Source::Node { node, .. }) if Some(node) == fork_node => {
+                    return Err(Rejection::SecondForkOutput(t.to_string()));
+                }
+                Some(Source::Node { node, .. }) => {
+                    seen.insert(node);
+                    for i in &self.view.node(node).input {
+                        if self.feats.is_feature(i) {
+                            queue.push_back(i);
+                        }
+                    }
+                }
+                _ => return Err(Rejection::PathAroundFork(t.to_string())),
+            }
+        }
+        Ok(seen)
+    }
+
+    fn convs(&self, r: &BTreeSet<usize>) -> usize {
+        r.iter()
+            .filter(|&&n| op(self.view.node(n)) == "Conv")
+            .count()
+    }
+
+    fn is_depthwise(&self, n: usize) -> bool {
+        let node = self.view.node(n);
+        op(node) == "Conv"
+            && attr_i(node, "group").unwrap_or(1) > 1
+            && conv_weight(self.view, n).is_some_and(|d| d.get(1) == Some(&1))
+    }
+
+    fn is_pointwise(&self, n: usize) -> bool {
+        let node = self.view.node(n);
+        op(node) == "Conv"
+            && attr_i(node, "group").unwrap_or(1) == 1
+            && conv_weight(self.view, n)
+                .is_some_and(|d| d.len() > 2 && d.iter().skip(2).all(|&k| k == 1))
+    }
+
+    /// The single consumer of `t` when it is one of `ops` (and `t` is not a graph output).
+    fn next_if(&self, t: &str, ops: &[&str]) -> Option<usize> {
+        if self.view.is_graph_output(t) {
+            return None;
+        }
+        match self.view.consumers(t) {
+            [(n, 0)] if ops.contains(&op(self.view.node(*n))) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// From the output of a convolution: optional normalisation, optional activation. Returns the
+    /// nodes and the last tensor, and whether an activation closed the chain.
+    fn tail(&self, conv: usize) -> (Vec<usize>, String, bool) {
+        let mut nodes = vec![conv];
+        let mut t = self.view.node(conv).output[0].clone();
+        if let Some(bn) = self.next_if(&t, &["BatchNormalization"]) {
+            nodes.push(bn);
+            t = self.view.node(bn).output[0].clone();
+        }
+        if let Some((act, out)) = activation_after(self.view, &t) {
+            nodes.extend(act);
+            return (nodes, out.to_string(), true);
+        }
+        (nodes, t, false)
+    }
+
+    /// Element type of feature map `t` (FLOAT when unknown).
+    fn dtype(&self, t: &str) -> i32 {
+        self.feats.get(t).map_or(1, |f| f.dtype)
+    }
+
+    /// A block whose transformation ends in `out` itself (no shortcut): a module's Concat or a
+    /// chain's last activation. None when `out`'s channels are unknown.
+    fn block_ending_at(
+        &self,
+        kind: BlockKind,
+        name: String,
+        form: Form,
+        input: String,
+        nodes: impl IntoIterator<Item = usize>,
+        out: String,
+    ) -> Option<Block> {
+        Some(Block {
+            kind,
+            name,
+            input,
+            nodes: self.order(nodes),
+            channels: self.feats.channels(&out)?,
+            dtype: self.dtype(&out),
+            output: out.clone(),
+            end: out,
+            form,
+        })
+    }
+
+    /// A chain block (no merge), named after its first node.
+    fn chain_block(
+        &self,
+        kind: BlockKind,
+        nodes: Vec<usize>,
+        input: String,
+        out: String,
+    ) -> Option<Block> {
+        let first = *nodes.iter().min_by_key(|&&n| self.view.rank[n])?;
+        let name = naming::merge_block_name(self.view.node(first), first);
+        self.block_ending_at(kind, name, Form::Chain, input, nodes, out)
+    }
+}

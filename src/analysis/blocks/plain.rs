@@ -1,0 +1,43 @@
+//! Plain chains, in models with no other block (VGG, MobileNet v1): every convolution with its
+//! activation; a depthwise convolution with its activation and the pointwise one after it make
+//! one block.
+
+use super::{Block, BlockKind, Cx};
+use crate::onnx::op;
+use std::collections::HashSet;
+
+impl Cx<'_, '_> {
+    /// Every plain block of the graph, in topological order.
+    pub(super) fn plain(&self) -> Vec<Block> {
+        let view = self.view;
+        let mut used: HashSet<usize> = HashSet::new();
+        let mut out = Vec::new();
+        for &c in &view.topo {
+            if op(view.node(c)) != "Conv" || used.contains(&c) || self.gate_nodes.contains(&c) {
+                continue;
+            }
+            let input = view.node(c).input[0].clone();
+            let (mut nodes, mut t, act) = self.tail(c);
+            if !act {
+                continue;
+            }
+            if self.is_depthwise(c) {
+                if let Some(p) = self
+                    .next_if(&t, &["Conv"])
+                    .filter(|&p| self.is_pointwise(p))
+                {
+                    let (pw, t2, act2) = self.tail(p);
+                    if act2 {
+                        nodes.extend(pw);
+                        t = t2;
+                    }
+                }
+            }
+            used.extend(&nodes);
+            if let Some(b) = self.chain_block(BlockKind::Plain, nodes, input, t) {
+                out.push(b);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,125 @@
+//! Residual blocks: an elementwise merge (Add, or Sum as older converters write it) of two
+//! feature maps forking from one tensor (the merge's immediate dominator produces it): a
+//! residual branch with convolutions, and a shortcut that is the fork itself or a short linear
+//! projection. A residual branch holding a depthwise convolution makes it an inverted residual.
+
+use super::naming::merge_block_name;
+use super::{Block, BlockKind, Cx, Form, Found, Rejection, Shortcut};
+use crate::onnx::op;
+use std::collections::BTreeSet;
+
+/// Ops a projection shortcut may hold.
+const SHORTCUT_OPS: &[&str] = &[
+    "Conv",
+    "BatchNormalization",
+    "AveragePool",
+    "MaxPool",
+    "Identity",
+    "Pad",
+];
+
+/// One input path of a merge: its nodes, the tensor it ends in and the merge slot it enters.
+struct Path<'t> {
+    region: BTreeSet<usize>,
+    tensor: &'t String,
+    slot: usize,
+}
+
+impl Cx<'_, '_> {
+    /// The residual block whose merge is Add / Sum node `m`; Ok(None) when `m` adds a bias or
+    /// a constant rather than merging two paths.
+    pub(super) fn residual(&self, m: usize) -> Found {
+        let node = self.view.node(m);
+        let operands: Vec<(usize, &String)> = node
+            .input
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| self.feats.is_feature(i))
+            .collect();
+        if operands.len() != 2 || node.input.len() != 2 {
+            return Ok(None);
+        }
+        let (sa, a) = operands[0];
+        let (sb, b) = operands[1];
+        let channels = match (self.feats.channels(a), self.feats.channels(b)) {
+            (Some(x), Some(y)) if x == y => x,
+            (Some(x), Some(y)) => return Err(Rejection::ChannelMismatch(x, y)),
+            _ => return Err(Rejection::UnknownChannels),
+        };
+        let (fork, fork_node) = self.fork(m)?;
+        let pa = Path {
+            region: self.region(a, &fork, fork_node)?,
+            tensor: a,
+            slot: sa,
+        };
+        let pb = Path {
+            region: self.region(b, &fork, fork_node)?,
+            tensor: b,
+            slot: sb,
+        };
+        if pa.region.intersection(&pb.region).next().is_some() {
+            return Err(Rejection::SharedPaths);
+        }
+        let (branch, short) = self.branch_and_shortcut(pa, pb)?;
+        if self.convs(&branch.region) == 0 {
+            return Err(Rejection::NoConvInBranch);
+        }
+        let kind = if branch.region.iter().any(|&n| self.is_depthwise(n)) {
+            BlockKind::InvertedResidual
+        } else {
+            BlockKind::Residual
+        };
+        let shortcut = Shortcut {
+            projection: self.convs(&short.region) > 0,
+            nodes: self.order(short.region),
+            output: short.tensor.clone(),
+            slot: short.slot,
+            branch_slot: branch.slot,
+        };
+        Ok(Some(Block {
+            kind,
+            name: merge_block_name(node, m),
+            input: fork,
+            nodes: self.order(branch.region),
+            output: branch.tensor.clone(),
+            end: node.output.first().cloned().unwrap_or_default(),
+            channels,
+            dtype: self.dtype(branch.tensor),
+            form: Form::Residual { merge: m, shortcut },
+        }))
+    }
+
+    /// Whether a path is a shortcut: at most one convolution in at most four linear nodes. An SE
+    /// gate on it (the identity position) leaves it a shortcut.
+    fn is_shortcut(&self, r: &BTreeSet<usize>) -> bool {
+        let r: BTreeSet<usize> = r
+            .iter()
+            .copied()
+            .filter(|n| !self.gate_nodes.contains(n))
+            .collect();
+        self.convs(&r) <= 1
+            && r.len() <= 4
+            && r.iter()
+                .all(|&n| SHORTCUT_OPS.contains(&op(self.view.node(n))))
+    }
+
+    /// The residual branch (the path with the convolutions) and the shortcut (the short linear
+    /// one), in that order.
+    fn branch_and_shortcut<'t>(
+        &self,
+        a: Path<'t>,
+        b: Path<'t>,
+    ) -> Result<(Path<'t>, Path<'t>), Rejection> {
+        let a_is_branch = match (self.is_shortcut(&a.region), self.is_shortcut(&b.region)) {
+            (true, true) => {
+                a.region.len() > b.region.len()
+                    || (a.region.len() == b.region.len()
+                        && self.convs(&a.region) > self.convs(&b.region))
+            }
+            (false, true) => true,
+            (true, false) => false,
+            (false, false) => return Err(Rejection::NoShortcut),
+        };
+        Ok(if a_is_branch { (a, b) } else { (b, a) })
+    }
+}

@@ -1,0 +1,313 @@
+//! Where SE goes: one table from (kind of block, position) to a [`Rule`], and each rule
+//! resolved against a detected block to the tensor SE reads and the readers that take its
+//! output ([`Site`]), or the reason the block gets none ([`SkipReason`]).
+//!
+//! A new position is one more column in [`rule`]; a new kind of block one more row (and its
+//! detector in `crate::analysis::blocks`). The README's table is held against [`rule`] by a test.
+
+use super::options::Position;
+use super::patch::Site;
+use crate::analysis::blocks::{after_activation, Block, BlockKind, Form};
+use crate::analysis::features::{is_spatial_conv, Features};
+use crate::graph::GraphView;
+use crate::onnx::op;
+
+/// Where SE goes in a block, independently of any particular block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// The transformation's output: before the merge when another path enters it (residual
+    /// blocks, ShuffleNet units), else for every reader (after a Concat, after a chain's last
+    /// activation).
+    BranchOutput,
+    /// The path beside the transformation, just before the merge: a residual block's shortcut
+    /// after its projection, the half of a ShuffleNet unit the branch does not take.
+    Shortcut,
+    /// The block input, for the transformation's readers only.
+    BlockInput,
+    /// The half of the input the branch takes after a split (the whole input when the unit
+    /// does not split it), for the branch's readers only.
+    HalfInput,
+    /// After the block's output and the activation that directly follows it.
+    AfterMerge,
+    /// After the transformation's first spatial convolution, its normalisation and activation.
+    AfterSpatialConv,
+    /// The position has no meaning for the kind.
+    Skip,
+}
+
+impl Rule {
+    /// The words the README's table starts each cell with.
+    pub fn label(self) -> &'static str {
+        match self {
+            Rule::BranchOutput => "branch output",
+            Rule::Shortcut => "shortcut",
+            Rule::BlockInput => "block input",
+            Rule::HalfInput => "half input",
+            Rule::AfterMerge => "after the merge",
+            Rule::AfterSpatialConv => "after the spatial conv",
+            Rule::Skip => "skipped",
+        }
+    }
+}
+
+/// The placement table: the rule for a kind of block at a position.
+#[rustfmt::skip]
+pub fn rule(kind: BlockKind, position: Position) -> Rule {
+    use Rule::*;
+    let row = match kind {
+        //                            standard      pre         post        identity  inner
+        BlockKind::Residual         => [BranchOutput, BlockInput, AfterMerge, Shortcut, AfterSpatialConv],
+        BlockKind::InvertedResidual => [BranchOutput, BlockInput, AfterMerge, Shortcut, AfterSpatialConv],
+        BlockKind::Inception        => [BranchOutput, BlockInput, AfterMerge, Skip,     Skip],
+        BlockKind::Dense            => [BranchOutput, BlockInput, AfterMerge, Skip,     Skip],
+        BlockKind::Shuffle          => [BranchOutput, HalfInput,  AfterMerge, Shortcut, AfterSpatialConv],
+        BlockKind::Plain            => [BranchOutput, BlockInput, AfterMerge, Skip,     Skip],
+    };
+    let column = Position::ALL.iter().position(|&p| p == position);
+    column.map_or(Skip, |c| row[c])
+}
+
+/// Why a block gets no SE.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SkipReason {
+    #[error("stage not selected")]
+    StageNotSelected,
+    /// The table has no place for the kind at the position, or the block lacks the part the
+    /// rule needs (an inverted residual without its Add has no shortcut).
+    #[error("{} has no meaning for a {} block{}", .position.as_str(), .kind.as_str(),
+        if *.position == Position::Identity { ": it has no shortcut" } else { "" })]
+    NoMeaning { position: Position, kind: BlockKind },
+    #[error("inner has no meaning for a residual branch of parallel paths (Inception-ResNet)")]
+    ParallelPaths,
+    #[error("its residual branch has no spatial convolution")]
+    NoSpatialConv,
+    #[error("nothing in the block reads its input")]
+    InputUnread,
+    #[error("'{0}' is read outside the residual branch")]
+    ReadOutside(String),
+    #[error("the channel count of '{0}' is unknown")]
+    UnknownChannels(String),
+    #[error("an SE block is already present in this block (use --force to add another)")]
+    SeInBlock,
+    #[error("an SE block is already present here (use --force to add another)")]
+    SeHere,
+}
+
+/// What resolving a rule needs to read.
+pub struct Context<'c, 'a> {
+    pub view: &'c GraphView<'a>,
+    pub feats: &'c Features,
+}
+
+impl Context<'_, '_> {
+    fn channels(&self, t: &str) -> Result<usize, SkipReason> {
+        self.feats
+            .channels(t)
+            .ok_or_else(|| SkipReason::UnknownChannels(t.to_string()))
+    }
+
+    /// SE on `t` for the given readers only.
+    fn only(&self, t: &str, consumers: Vec<(usize, usize)>) -> Result<Site, SkipReason> {
+        Ok(Site::Only {
+            tensor: t.to_string(),
+            channels: self.channels(t)?,
+            consumers,
+        })
+    }
+
+    /// SE on `t` read by the block's own nodes only.
+    fn read_within(&self, block: &Block, t: &str) -> Result<Site, SkipReason> {
+        let consumers: Vec<(usize, usize)> = self
+            .view
+            .consumers(t)
+            .iter()
+            .copied()
+            .filter(|(n, _)| block.nodes.contains(n))
+            .collect();
+        if consumers.is_empty() {
+            return Err(SkipReason::InputUnread);
+        }
+        self.only(t, consumers)
+    }
+}
+
+/// The merge node and the slots the transformation and the path beside it enter.
+fn merged(block: &Block) -> Option<(usize, usize, &str, usize)> {
+    match &block.form {
+        Form::Residual { merge, shortcut }
+        | Form::Shuffle {
+            merge,
+            other: shortcut,
+            ..
+        } => Some((
+            *merge,
+            shortcut.branch_slot,
+            shortcut.output.as_str(),
+            shortcut.slot,
+        )),
+        Form::Concat { .. } | Form::Chain => None,
+    }
+}
+
+impl Rule {
+    /// Where this rule puts SE in `block`, or why it cannot; `position` names the position in
+    /// the reasons.
+    pub fn resolve(
+        self,
+        block: &Block,
+        position: Position,
+        cx: &Context,
+    ) -> Result<Site, SkipReason> {
+        let no_meaning = SkipReason::NoMeaning {
+            position,
+            kind: block.kind,
+        };
+        match self {
+            Rule::Skip => Err(no_meaning),
+            Rule::BranchOutput => match merged(block) {
+                Some((m, branch_slot, ..)) => cx.only(&block.output, vec![(m, branch_slot)]),
+                None => Ok(Site::All {
+                    tensor: block.output.clone(),
+                    channels: block.channels,
+                }),
+            },
+            Rule::Shortcut => match merged(block) {
+                Some((m, _, output, slot)) => cx.only(output, vec![(m, slot)]),
+                None => Err(no_meaning),
+            },
+            Rule::BlockInput => cx.read_within(block, &block.input),
+            Rule::HalfInput => {
+                let half = match &block.form {
+                    Form::Shuffle {
+                        branch_input: Some(h),
+                        ..
+                    } => h,
+                    _ => &block.input,
+                };
+                cx.read_within(block, half)
+            }
+            Rule::AfterMerge => {
+                let t = after_activation(cx.view, &block.end);
+                Ok(Site::All {
+                    tensor: t.to_string(),
+                    channels: cx.channels(t)?,
+                })
+            }
+            Rule::AfterSpatialConv => after_spatial_conv(block, cx),
+        }
+    }
+}
+
+/// SE after the transformation's first spatial convolution (and the normalisation and
+/// activation right after it), for the transformation's readers, which must be all its readers.
+fn after_spatial_conv(block: &Block, cx: &Context) -> Result<Site, SkipReason> {
+    let view = cx.view;
+    if block.nodes.iter().any(|&n| op(view.node(n)) == "Concat") {
+        return Err(SkipReason::ParallelPaths);
+    }
+    let conv = block
+        .nodes
+        .iter()
+        .copied()
+        .find(|&n| is_spatial_conv(view, n))
+        .ok_or(SkipReason::NoSpatialConv)?;
+    let mut t = view
+        .node(conv)
+        .output
+        .first()
+        .map(String::as_str)
+        .ok_or(SkipReason::NoSpatialConv)?;
+    if let [(n, 0)] = view.consumers(t) {
+        if op(view.node(*n)) == "BatchNormalization" {
+            t = view
+                .node(*n)
+                .output
+                .first()
+                .map(String::as_str)
+                .unwrap_or(t);
+        }
+    }
+    let t = after_activation(view, t);
+    let consumers = view.consumers(t).to_vec();
+    if consumers.iter().any(|(n, _)| !block.nodes.contains(n)) || view.is_graph_output(t) {
+        return Err(SkipReason::ReadOutside(t.to_string()));
+    }
+    cx.only(t, consumers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's "What it recognises" table: per kind, the cell of each position.
+    fn readme_table() -> Vec<(String, Vec<String>)> {
+        let readme = include_str!("../../README.md");
+        let mut rows = Vec::new();
+        for line in readme.lines().filter(|l| l.starts_with("| ")) {
+            let cells: Vec<String> = line
+                .trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_string())
+                .collect();
+            if BlockKind::ALL.iter().any(|k| k.as_str() == cells[0]) && cells.len() == 7 {
+                rows.push((cells[0].clone(), cells[2..].to_vec()));
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn readme_table_is_the_rule_table() {
+        let rows = readme_table();
+        assert_eq!(rows.len(), BlockKind::ALL.len(), "one README row per kind");
+        for kind in BlockKind::ALL {
+            let (_, cells) = rows
+                .iter()
+                .find(|(k, _)| k == kind.as_str())
+                .unwrap_or_else(|| panic!("no README row for {}", kind.as_str()));
+            for (position, cell) in Position::ALL.iter().zip(cells) {
+                let label = rule(kind, *position).label();
+                assert!(
+                    cell.starts_with(&format!("**{label}**")),
+                    "README: {} at {}: '{cell}' does not start with **{label}**",
+                    kind.as_str(),
+                    position.as_str()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_kinds_with_a_shortcut_take_identity() {
+        for kind in BlockKind::ALL {
+            let has_shortcut = matches!(
+                kind,
+                BlockKind::Residual | BlockKind::InvertedResidual | BlockKind::Shuffle
+            );
+            assert_eq!(
+                rule(kind, Position::Identity) == Rule::Shortcut,
+                has_shortcut,
+                "{}",
+                kind.as_str()
+            );
+            assert_eq!(rule(kind, Position::Standard), Rule::BranchOutput);
+        }
+    }
+
+    #[test]
+    fn reasons_read_as_before() {
+        let r = SkipReason::NoMeaning {
+            position: Position::Identity,
+            kind: BlockKind::Plain,
+        };
+        assert_eq!(
+            r.to_string(),
+            "identity has no meaning for a plain block: it has no shortcut"
+        );
+        let r = SkipReason::NoMeaning {
+            position: Position::Inner,
+            kind: BlockKind::Dense,
+        };
+        assert_eq!(r.to_string(), "inner has no meaning for a dense block");
+    }
+}
