@@ -1,6 +1,6 @@
 //! Command-line flags, parsed by clap into a validated [`Config`].
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches, Parser};
 use se_inject::rewrite::{Gate, Init, Position, SeOptions, Squeeze};
 use se_inject::{Config, ReportKind};
 use std::path::PathBuf;
@@ -98,6 +98,14 @@ fn parse_shape(s: &str) -> Result<Vec<usize>, String> {
 }
 
 impl Cli {
+    /// Parses the command line; the long help (`--help`) ends with the kinds of block and the
+    /// placement table.
+    pub fn parse_args() -> Self {
+        let cmd = Cli::command().after_long_help(se_inject::rewrite::site::table_text());
+        let matches = cmd.get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
     /// Turns the flags into a [`Config`]; a conflict between flags exits with a usage error.
     pub fn into_config(self) -> (Config, Format) {
         if self.init == Init::Identity && self.no_bias {

@@ -3,11 +3,10 @@
 
 mod cli;
 
-use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let (cfg, format) = cli::Cli::parse().into_config();
+    let (cfg, format) = cli::Cli::parse_args().into_config();
     // A panic, ours or a dependency's, ends as one error line below, not a backtrace.
     std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(|| se_inject::run(&cfg));

@@ -93,109 +93,17 @@ impl Features {
             }
             let first = node.input.iter().find_map(|i| map.get(i.as_str()).copied());
             let Some(first) = first else { continue };
-            let out = match op(node) {
-                "Conv" | "ConvInteger" => Feature {
-                    channels: conv_weight(view, n)
-                        .and_then(|d| d.first().copied())
-                        .and_then(to_usize),
-                    dtype: first.dtype,
-                },
-                "ConvTranspose" => Feature {
-                    channels: conv_weight(view, n)
-                        .and_then(|d| {
-                            let g = attr_i(node, "group").unwrap_or(1);
-                            d.get(1).copied().and_then(|c| c.checked_mul(g))
-                        })
-                        .and_then(to_usize),
-                    dtype: first.dtype,
-                },
-                "Cast" => Feature {
-                    channels: first.channels,
-                    dtype: attr_i(node, "to").map_or(first.dtype, |t| t as i32),
-                },
-                "Concat" => {
-                    let axis = attr_i(node, "axis").unwrap_or(1);
-                    let feats: Vec<Option<Feature>> = node
-                        .input
-                        .iter()
-                        .map(|i| map.get(i.as_str()).copied())
-                        .collect();
-                    let channels = if axis == 1 || axis == -3 {
-                        feats
-                            .iter()
-                            .map(|f| f.and_then(|f| f.channels))
-                            .try_fold(0usize, |acc, c| acc.checked_add(c?))
-                    } else {
-                        first.channels
-                    };
-                    Feature {
-                        channels,
-                        dtype: first.dtype,
-                    }
+            if op(node) == "Split" {
+                for (o, f) in node.output.iter().zip(split_features(view, n, first)) {
+                    map.insert(o.clone(), f);
                 }
-                "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceSum" | "ReduceL2" => {
-                    let axes = attr_ints(node, "axes").map(<[i64]>::to_vec).or_else(|| {
-                        node.input
-                            .get(1)
-                            .and_then(|a| view.constant(a))
-                            .and_then(int_values)
-                    });
-                    let keep = attr_i(node, "keepdims").unwrap_or(1) == 1;
-                    let channels = match axes {
-                        Some(a) if keep && !a.contains(&1) && !a.is_empty() => first.channels,
-                        _ => None,
-                    };
-                    Feature {
-                        channels,
-                        dtype: first.dtype,
-                    }
-                }
-                "Reshape" => Feature {
-                    channels: reshape_channels(view, &map, n),
-                    dtype: first.dtype,
-                },
-                "Slice" => Feature {
-                    channels: slice_channels(view, n, first.channels),
-                    dtype: first.dtype,
-                },
-                "Split" => {
-                    // Each output gets its own share, from the `split` sizes or in equal parts.
-                    let axis = attr_i(node, "axis").unwrap_or(0);
-                    let sizes = attr_ints(node, "split").map(<[i64]>::to_vec).or_else(|| {
-                        node.input
-                            .get(1)
-                            .and_then(|s| view.constant(s))
-                            .and_then(int_values)
-                    });
-                    let k = node.output.len();
-                    for (i, o) in node.output.iter().enumerate() {
-                        let channels = if axis == 1 || axis == -3 {
-                            match &sizes {
-                                Some(sz) => sz.get(i).and_then(|&v| to_usize(v)),
-                                None => first
-                                    .channels
-                                    .filter(|c| k > 0 && c % k == 0)
-                                    .map(|c| c / k),
-                            }
-                        } else {
-                            first.channels
-                        };
-                        map.insert(
-                            o.clone(),
-                            Feature {
-                                channels,
-                                dtype: first.dtype,
-                            },
-                        );
-                    }
-                    continue;
-                }
-                o if SAME_SHAPE.contains(&o) || BROADCAST.contains(&o) || SPATIAL.contains(&o) => {
-                    first
-                }
-                _ => Feature {
-                    channels: None,
-                    dtype: first.dtype,
+                continue;
+            }
+            let out = Feature {
+                channels: node_channels(view, &map, n, first.channels),
+                dtype: match op(node) {
+                    "Cast" => attr_i(node, "to").map_or(first.dtype, |t| t as i32),
+                    _ => first.dtype,
                 },
             };
             for o in &node.output {
@@ -221,6 +129,88 @@ impl Features {
     pub fn channels(&self, name: &str) -> Option<usize> {
         self.get(name).and_then(|f| f.channels)
     }
+}
+
+/// Channels of the output of node `n`, whose first feature input has `first` channels.
+fn node_channels(
+    view: &GraphView,
+    map: &HashMap<String, Feature>,
+    n: usize,
+    first: Option<usize>,
+) -> Option<usize> {
+    let node = view.node(n);
+    match op(node) {
+        "Conv" | "ConvInteger" => conv_weight(view, n)
+            .and_then(|d| d.first().copied())
+            .and_then(to_usize),
+        "ConvTranspose" => conv_weight(view, n)
+            .and_then(|d| {
+                let g = attr_i(node, "group").unwrap_or(1);
+                d.get(1).copied().and_then(|c| c.checked_mul(g))
+            })
+            .and_then(to_usize),
+        "Concat" => {
+            let axis = attr_i(node, "axis").unwrap_or(1);
+            if axis == 1 || axis == -3 {
+                node.input
+                    .iter()
+                    .map(|i| map.get(i.as_str()).and_then(|f| f.channels))
+                    .try_fold(0usize, |acc, c| acc.checked_add(c?))
+            } else {
+                first
+            }
+        }
+        "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceSum" | "ReduceL2" => {
+            let keep = attr_i(node, "keepdims").unwrap_or(1) == 1;
+            match int_operand(view, n, "axes", 1) {
+                Some(a) if keep && !a.contains(&1) && !a.is_empty() => first,
+                _ => None,
+            }
+        }
+        "Reshape" => reshape_channels(view, map, n),
+        "Slice" => slice_channels(view, n, first),
+        o if SAME_SHAPE.contains(&o) || BROADCAST.contains(&o) || SPATIAL.contains(&o) => first,
+        _ => None,
+    }
+}
+
+/// Integers given as attribute `name` (older opsets) or as constant input `slot` (newer ones).
+fn int_operand(view: &GraphView, n: usize, name: &str, slot: usize) -> Option<Vec<i64>> {
+    let node = view.node(n);
+    attr_ints(node, name).map(<[i64]>::to_vec).or_else(|| {
+        node.input
+            .get(slot)
+            .and_then(|a| view.constant(a))
+            .and_then(int_values)
+    })
+}
+
+/// The features of a Split's outputs: each its share of the channels, from the `split` sizes
+/// or in equal parts, when it splits the channel axis.
+fn split_features(view: &GraphView, n: usize, first: Feature) -> Vec<Feature> {
+    let node = view.node(n);
+    let axis = attr_i(node, "axis").unwrap_or(0);
+    let sizes = int_operand(view, n, "split", 1);
+    let k = node.output.len();
+    (0..k)
+        .map(|i| {
+            let channels = if axis == 1 || axis == -3 {
+                match &sizes {
+                    Some(sz) => sz.get(i).and_then(|&v| to_usize(v)),
+                    None => first
+                        .channels
+                        .filter(|c| k > 0 && c % k == 0)
+                        .map(|c| c / k),
+                }
+            } else {
+                first.channels
+            };
+            Feature {
+                channels,
+                dtype: first.dtype,
+            }
+        })
+        .collect()
 }
 
 /// Channels after a Slice: exact for constant bounds on the channel axis; for bounds computed at

@@ -55,7 +55,7 @@ impl Rule {
 pub fn rule(kind: BlockKind, position: Position) -> Rule {
     use Rule::*;
     let row = match kind {
-        //                            standard      pre         post        identity  inner
+        //                              standard      pre         post        identity  inner
         BlockKind::Residual         => [BranchOutput, BlockInput, AfterMerge, Shortcut, AfterSpatialConv],
         BlockKind::InvertedResidual => [BranchOutput, BlockInput, AfterMerge, Shortcut, AfterSpatialConv],
         BlockKind::Inception        => [BranchOutput, BlockInput, AfterMerge, Skip,     Skip],
@@ -65,6 +65,32 @@ pub fn rule(kind: BlockKind, position: Position) -> Rule {
     };
     let column = Position::ALL.iter().position(|&p| p == position);
     column.map_or(Skip, |c| row[c])
+}
+
+/// The kinds of block and the placement table as text, for the command's long help.
+pub fn table_text() -> String {
+    let mut out = String::from("Blocks found (by structure, not by names):\n");
+    for kind in BlockKind::ALL {
+        out += &format!("  {:<18} {}\n", kind.as_str(), kind.describe());
+    }
+    out += "\nWhere each --position puts SE, per kind of block:\n";
+    let width = |p: Position| {
+        let labels = BlockKind::ALL.iter().map(|&k| rule(k, p).label().len());
+        labels.max().unwrap_or(0).max(p.as_str().len())
+    };
+    let mut line = |first: &str, cell: &dyn Fn(Position) -> &'static str| {
+        let mut l = format!("  {first:<18}");
+        for p in Position::ALL {
+            l += &format!("  {:<w$}", cell(p), w = width(p));
+        }
+        out += l.trim_end();
+        out.push('\n');
+    };
+    line("", &|p| p.as_str());
+    for kind in BlockKind::ALL {
+        line(kind.as_str(), &|p| rule(kind, p).label());
+    }
+    out
 }
 
 /// Why a block gets no SE.

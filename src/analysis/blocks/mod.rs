@@ -54,6 +54,18 @@ impl BlockKind {
         BlockKind::Plain,
     ];
 
+    /// What a block of this kind is, in one line.
+    pub fn describe(self) -> &'static str {
+        match self {
+            BlockKind::Residual => "a branch with convolutions and a shortcut merged by Add/Sum (ResNet, ResNeXt, RegNet)",
+            BlockKind::InvertedResidual => "expand 1x1, depthwise, project 1x1, with or without the Add (MobileNet v2/v3, EfficientNet)",
+            BlockKind::Inception => "branches from one input joined by a Concat (GoogLeNet, Inception v3/v4)",
+            BlockKind::Dense => "layers concatenated onto one growing map, up to the Concat that gathers them (DenseNet)",
+            BlockKind::Shuffle => "two halves, a Concat and a channel shuffle (ShuffleNet v2)",
+            BlockKind::Plain => "a convolution with its activation, or a depthwise-separable pair (VGG, MobileNet v1)",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             BlockKind::Residual => "residual",
