@@ -79,8 +79,17 @@ pub fn splice(view: &GraphView, analysis: &Analysis, opts: &SeOptions) -> Result
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let mut patch = Patch::default();
     let mut decisions = Vec::with_capacity(analysis.blocks.len());
+    // The block of each planned insert.
+    let mut planned: Vec<usize> = Vec::new();
     for (i, block) in analysis.blocks.iter().enumerate() {
-        let site = match place(view, analysis, i, opts) {
+        let placed =
+            place(view, analysis, i, opts).and_then(|site| match patch.taken_by(view, &site) {
+                Some(p) => Err(SkipReason::SiteTaken(
+                    analysis.blocks[planned[p]].name.clone(),
+                )),
+                None => Ok(site),
+            });
+        let site = match placed {
             Ok(site) => site,
             Err(reason) => {
                 decisions.push(Decision {
@@ -103,6 +112,7 @@ pub fn splice(view: &GraphView, analysis: &Analysis, opts: &SeOptions) -> Result
         )?;
         let params = se.initializers.iter().map(crate::onnx::tensor::numel).sum();
         patch.insert(view, site, se)?;
+        planned.push(i);
         decisions.push(Decision {
             channels: c,
             hidden: se::hidden_width(c, opts.ratio),
@@ -271,6 +281,37 @@ mod tests {
         forced.force = true;
         let twice = splice(&view2, &a2, &forced).unwrap();
         assert!(twice.decisions.iter().all(|d| d.skipped.is_none()));
+    }
+
+    /// RepVGG-style block: three parallel paths of one input, merged by two Adds.
+    ///
+    /// ```text
+    /// x ─┬─ conv3×3 ─┐
+    ///    ├─ conv1×1 ─┴─ Add ─┐
+    ///    └───────────────────┴─ Add ─ Relu
+    /// ```
+    /// The first Add is a block (branch 3×3, projection shortcut 1×1), the second one too
+    /// (branch: both convs, identity shortcut). At `pre` both would scale x for the 3×3.
+    #[test]
+    fn a_site_taken_by_an_earlier_block_is_skipped() {
+        let mut g = GraphBuilder::new(8);
+        let a = g.conv("input", 8, 8, 3, 1);
+        let b = g.conv("input", 8, 8, 1, 1);
+        let ab = g.add(&a, &b);
+        let y = g.add(&ab, "input");
+        let y = g.relu(&y);
+        let g = g.finish(&y);
+        let view = GraphView::new(&g).unwrap();
+        let a = analyse(&view).unwrap();
+        assert_eq!(a.blocks.len(), 2);
+        let s = splice(&view, &a, &opts(Position::Pre, true)).unwrap();
+        assert_eq!(s.decisions[0].skipped, None);
+        assert_eq!(
+            s.decisions[1].skipped,
+            Some(SkipReason::SiteTaken(a.blocks[0].name.clone()))
+        );
+        // 8 channels, h = max(1, round(8/16)) = 1: 2·8·1 + 1 + 8 = 25.
+        assert_eq!(count_params(&s.graph) - count_params(&g), 25);
     }
 
     #[test]

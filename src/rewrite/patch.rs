@@ -64,6 +64,27 @@ pub struct Applied {
 }
 
 impl Patch {
+    /// The insert (by the order they were planned) that already takes what an SE block at
+    /// `site` would take: one of its readers, or the name of the tensor it scales.
+    pub fn taken_by(&self, view: &GraphView, site: &Site) -> Option<usize> {
+        match site {
+            Site::Only { consumers, .. } => {
+                consumers.iter().find_map(|c| self.rewires.get(c)).copied()
+            }
+            Site::All { tensor, .. } => match view.producer(tensor) {
+                Some(Source::Node { node, slot }) => self
+                    .inserts
+                    .iter()
+                    .position(|i| i.takes_name_of == Some((node, slot))),
+                _ => view
+                    .consumers(tensor)
+                    .iter()
+                    .find_map(|c| self.rewires.get(c))
+                    .copied(),
+            },
+        }
+    }
+
     /// Plans SE block `se` at `site`: which readers switch to its output and, for a site on a
     /// node's output, that the block takes over the output's name, so that every reader, graph
     /// outputs and value_info included, then sees the scaled map.

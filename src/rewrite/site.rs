@@ -113,6 +113,10 @@ pub enum SkipReason {
     ReadOutside(String),
     #[error("the channel count of '{0}' is unknown")]
     UnknownChannels(String),
+    /// Another block's SE already takes the site (its readers or its tensor's name): the block
+    /// planned first, in topological order, keeps it.
+    #[error("its site is taken by the SE of block {0}")]
+    SiteTaken(String),
     #[error("an SE block is already present in this block (use --force to add another)")]
     SeInBlock,
     #[error("an SE block is already present here (use --force to add another)")]
