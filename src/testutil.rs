@@ -131,12 +131,17 @@ impl GraphBuilder {
             })
             .collect();
         let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+        self.inception_concat(&refs)
+    }
+
+    /// A Concat of `maps` along the channel axis.
+    pub fn inception_concat(&mut self, maps: &[&str]) -> String {
         let axis = AttributeProto {
             name: Some("axis".into()),
             i: Some(1),
             ..Default::default()
         };
-        self.node("Concat", &refs, vec![axis])
+        self.node("Concat", maps, vec![axis])
     }
 
     /// Stem plus the given bottleneck stages (blocks per stage, base width, groups): torchvision

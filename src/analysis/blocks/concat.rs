@@ -26,7 +26,7 @@ impl Cx<'_, '_> {
         if self.feats.channels(&node.output[0]).is_none() {
             return Err(Rejection::UnknownChannels);
         }
-        let (fork, fork_node) = self.fork(m)?;
+        let (fork, fork_node) = self.fork(m, &inputs)?;
         let dense = inputs.iter().any(|i| **i == fork);
         let mut all = BTreeSet::new();
         let mut regions = Vec::new();

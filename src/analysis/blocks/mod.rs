@@ -328,8 +328,19 @@ impl Cx<'_, '_> {
             .ok_or(Rejection::NoDominator)
     }
 
-    /// The tensor the paths into merge node `m` fork from, and the node producing it.
-    fn fork(&self, m: usize) -> Result<(String, Option<usize>), Rejection> {
+    /// The feature maps among `tensors`.
+    fn features<'t>(&self, tensors: &'t [String]) -> Vec<&'t String> {
+        tensors
+            .iter()
+            .filter(|t| self.feats.is_feature(t))
+            .collect()
+    }
+
+    /// The tensor the paths into merge node `m` (its feature inputs `inputs`) fork from, and the
+    /// node producing it. When that node has several outputs (a Split), the fork is the one
+    /// output every path starts from; paths from different outputs fork from what it splits,
+    /// and the Split is then part of the block.
+    fn fork(&self, m: usize, inputs: &[&String]) -> Result<(String, Option<usize>), Rejection> {
         let idom = self.idom(m)?;
         if idom == self.root {
             let inputs = self.view.feature_inputs();
@@ -340,18 +351,23 @@ impl Cx<'_, '_> {
             return Ok((name.unwrap_or_default(), None));
         }
         let f = self.view.node(idom);
-        let outs: Vec<&String> = f
-            .output
+        let outs = self.features(&f.output);
+        if let [one] = outs[..] {
+            return Ok((one.clone(), Some(idom)));
+        }
+        let from_one = outs
             .iter()
-            .filter(|o| self.feats.is_feature(o))
-            .collect();
-        if outs.len() != 1 {
-            return Err(Rejection::ForkOutputs {
+            .find(|o| inputs.iter().all(|i| self.region(i, o, Some(idom)).is_ok()));
+        if let Some(o) = from_one {
+            return Ok(((*o).clone(), Some(idom)));
+        }
+        match self.features(&f.input)[..] {
+            [x] if outs.len() > 1 => Ok((x.clone(), self.view.producer_node(x))),
+            _ => Err(Rejection::ForkOutputs {
                 node: describe_node(f),
                 outputs: outs.len(),
-            });
+            }),
         }
-        Ok((outs[0].clone(), Some(idom)))
     }
 
     /// The nodes on feature paths from `fork` to `tensor` (exclusive of the fork's producer).
@@ -474,5 +490,74 @@ impl Cx<'_, '_> {
         let first = *nodes.iter().min_by_key(|&&n| self.view.rank[n])?;
         let name = naming::merge_block_name(self.view.node(first), first);
         self.block_ending_at(kind, name, Form::Chain, input, nodes, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::analyse;
+    use crate::onnx::{AttributeProto, NodeProto};
+    use crate::testutil::GraphBuilder;
+
+    /// Splits `x` in two halves of `half` channels along the channel axis with one Split node.
+    fn split_halves(g: &mut GraphBuilder, x: &str, half: i64) -> (String, String) {
+        let sizes = g.weight(&[2]);
+        g.graph
+            .initializer
+            .last_mut()
+            .expect("just added")
+            .data_type = Some(7); // INT64
+        g.graph
+            .initializer
+            .last_mut()
+            .expect("just added")
+            .int64_data = vec![half, half];
+        let (a, b) = (format!("{x}_half0"), format!("{x}_half1"));
+        g.graph.node.push(NodeProto {
+            name: Some(format!("{x}_split")),
+            op_type: Some("Split".into()),
+            input: vec![x.to_string(), sizes],
+            output: vec![a.clone(), b.clone()],
+            attribute: vec![AttributeProto {
+                name: Some("axis".into()),
+                i: Some(1),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        (a, b)
+    }
+
+    /// A CSP stage as timm writes it, with one multi-output Split:
+    ///
+    /// ```text
+    /// x(16) ─ conv 1×1 ─ Split ─┬─ xs(8) ─────────────────────────────┐
+    ///                           └─ xb(8) ─ basic block ─ conv 1×1 ─── Concat(16) ─ conv 1×1
+    /// ```
+    /// The basic block forks from the Split's second output; the Concat's paths start from
+    /// both outputs, so it forks from what the Split splits: one residual block (8 channels)
+    /// inside one CSP block of 16 channels.
+    #[test]
+    fn a_split_with_several_outputs_forks_blocks() {
+        let mut g = GraphBuilder::new(16);
+        let x = g.conv("input", 16, 16, 1, 1);
+        let x = g.relu(&x);
+        let (xs, xb) = split_halves(&mut g, &x, 8);
+        let y = g.basic(&xb, 8, 8, false);
+        let y = g.conv(&y, 8, 8, 1, 1);
+        let cat = g.inception_concat(&[&xs, &y]);
+        let out = g.conv(&cat, 16, 16, 1, 1);
+        let g = g.finish(&out);
+        let view = GraphView::new(&g).expect("well formed");
+        let a = analyse(&view).expect("blocks");
+        let found: Vec<(BlockKind, usize)> =
+            a.blocks.iter().map(|b| (b.kind, b.channels)).collect();
+        assert_eq!(
+            found,
+            [(BlockKind::Residual, 8), (BlockKind::Inception, 16)]
+        );
+        assert_eq!(a.blocks[0].input, xb);
+        assert_eq!(a.blocks[1].input, x);
     }
 }

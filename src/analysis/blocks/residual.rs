@@ -46,7 +46,7 @@ impl Cx<'_, '_> {
             (Some(x), Some(y)) => return Err(Rejection::ChannelMismatch(x, y)),
             _ => return Err(Rejection::UnknownChannels),
         };
-        let (fork, fork_node) = self.fork(m)?;
+        let (fork, fork_node) = self.fork(m, &[a, b])?;
         let pa = Path {
             region: self.region(a, &fork, fork_node)?,
             tensor: a,

@@ -22,19 +22,7 @@ impl Cx<'_, '_> {
         let Some(t) = self.channel_shuffle_after(&node.output[0]) else {
             return Ok(None);
         };
-        let idom = self.idom(m)?;
-        let (fork, fork_node) = if idom != self.root && op(view.node(idom)) == "Split" {
-            let x = view
-                .node(idom)
-                .input
-                .first()
-                .cloned()
-                .ok_or(Rejection::SplitWithoutInput)?;
-            let p = view.producer_node(&x);
-            (x, p)
-        } else {
-            self.fork(m)?
-        };
+        let (fork, fork_node) = self.fork(m, &[&node.input[0], &node.input[1]])?;
         let ra = self.region(&node.input[0], &fork, fork_node)?;
         let rb = self.region(&node.input[1], &fork, fork_node)?;
         let a_is_branch = self.convs(&ra) >= self.convs(&rb);
