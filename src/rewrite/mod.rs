@@ -11,6 +11,7 @@ pub mod site;
 pub use options::{Gate, Init, Position, SeOptions, Squeeze};
 pub use site::{rule, Rule, SkipReason};
 
+use crate::analysis::blocks::after_activation;
 use crate::analysis::{Analysis, Block};
 use crate::graph::GraphView;
 use crate::onnx::GraphProto;
@@ -65,13 +66,27 @@ fn place(
     if opts.force {
         return Ok(site);
     }
-    if analysis.gates.iter().any(|g| block.nodes.contains(&g.mul)) {
+    if holds_se(view, analysis, block) {
         return Err(SkipReason::SeInBlock);
     }
     if analysis.se_at(site.tensor()) {
         return Err(SkipReason::SeHere);
     }
     Ok(site)
+}
+
+/// Whether an SE gate already sits in `block` or at its edge, whichever position put it
+/// there: in its transformation or shortcut, on its input, or on its output (before or after the
+/// activation that follows it).
+fn holds_se(view: &GraphView, analysis: &Analysis, block: &Block) -> bool {
+    let after = after_activation(view, &block.end);
+    let edges = [block.end.as_str(), after, block.output.as_str()];
+    analysis.gates.iter().any(|g| {
+        block.nodes.contains(&g.mul)
+            || block.shortcut().is_some_and(|s| s.nodes.contains(&g.mul))
+            || g.output == block.input
+            || edges.contains(&g.input.as_str())
+    })
 }
 
 /// Plans and applies the splice of SE blocks into the analysed graph.
@@ -312,6 +327,47 @@ mod tests {
         );
         // 8 channels, h = max(1, round(8/16)) = 1: 2·8·1 + 1 + 8 = 25.
         assert_eq!(count_params(&s.graph) - count_params(&g), 25);
+    }
+
+    /// A second run refuses every block whatever the position of the first run: an SE gate
+    /// in a block or at its edge (input, output) counts as present. Checked on a plain chain,
+    /// where SE sits between blocks, and on inverted residuals without an Add.
+    #[test]
+    fn se_from_any_earlier_position_is_found() {
+        let mut chain = GraphBuilder::new(3);
+        let mut x = "input".to_string();
+        for (cin, cout) in [(3, 8), (8, 8), (8, 16)] {
+            let c = chain.conv(&x, cin, cout, 3, 1);
+            x = chain.relu(&c);
+        }
+        let chain = chain.finish(&x);
+        let mut inverted = GraphBuilder::new(8);
+        let mut x = "input".to_string();
+        for _ in 0..2 {
+            let e = inverted.conv(&x, 8, 32, 1, 1);
+            let e = inverted.relu(&e);
+            let d = inverted.conv(&e, 32, 32, 3, 32);
+            let d = inverted.relu(&d);
+            x = inverted.conv(&d, 32, 8, 1, 1);
+        }
+        let inverted = inverted.finish(&x);
+        for g in [chain, inverted] {
+            for first in Position::ALL {
+                let view = GraphView::new(&g).unwrap();
+                let a = analyse(&view).unwrap();
+                let once = splice(&view, &a, &opts(first, true)).unwrap();
+                if once.decisions.iter().all(|d| d.skipped.is_some()) {
+                    continue; // identity and inner have no meaning here: nothing to find
+                }
+                let view2 = GraphView::new(&once.graph).unwrap();
+                let a2 = analyse(&view2).unwrap();
+                for second in Position::ALL {
+                    let again = splice(&view2, &a2, &opts(second, true)).unwrap();
+                    let injected = again.decisions.iter().filter(|d| d.skipped.is_none());
+                    assert_eq!(injected.count(), 0, "{first:?} then {second:?}");
+                }
+            }
+        }
     }
 
     #[test]
