@@ -1,6 +1,6 @@
-//! Groups consecutive blocks of one kind and equal output channels into stages; a block that
-//! downsamples (a strided convolution or pooling in it, or a pooling between it and the block
-//! before) starts a new stage, as VGG's last two 512-channel stages show.
+//! Groups consecutive blocks of one kind and equal output channels into stages; a downsampling
+//! between two blocks (a strided convolution or pooling outside them) starts a new stage, as
+//! VGG's last two 512-channel stages show.
 
 use super::{Block, BlockKind};
 use crate::graph::GraphView;
@@ -29,11 +29,11 @@ fn strided(view: &GraphView, n: usize) -> bool {
     }
 }
 
-/// Whether `b` downsamples relative to the block before it, `prev`.
+/// Whether the map is downsampled between the block before, `prev`, and `b`: a strided
+/// convolution or pooling outside both. A stride inside a block does not break a stage by
+/// itself: where it sits varies (ResNet v1 strides in a stage's first block, which changes the
+/// channels; ResNet v2 in its last, which keeps them), and the channels tell the stages apart.
 fn downsamples(view: &GraphView, b: &Block, prev: &Block) -> bool {
-    if b.nodes.iter().any(|&n| strided(view, n)) {
-        return true;
-    }
     // Walk back from the block's input to the previous block's output.
     let mut t = b.input.as_str();
     for _ in 0..16 {
@@ -73,4 +73,65 @@ pub fn group(view: &GraphView, blocks: &[Block]) -> Vec<Stage> {
         }
     }
     stages
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analysis::analyse;
+    use crate::graph::GraphView;
+    use crate::onnx::AttributeProto;
+    use crate::testutil::GraphBuilder;
+
+    fn strides2() -> AttributeProto {
+        AttributeProto {
+            name: Some("strides".into()),
+            ints: vec![2, 2],
+            ..Default::default()
+        }
+    }
+
+    /// A ResNet v2 bottleneck (Keras ResNet50V2): 1×1 → 3×3 → 1×1 on the residual path; in the
+    /// last block of a stage the 3×3 has stride 2 and the shortcut is a 1×1 max pool of
+    /// stride 2, keeping the channels.
+    fn v2_block(g: &mut GraphBuilder, x: &str, cin: i64, cout: i64, last: bool) -> String {
+        let a = g.conv(x, cin, cout / 4, 1, 1);
+        let a = g.relu(&a);
+        let b = g.conv(&a, cout / 4, cout / 4, 3, 1);
+        if last {
+            let conv = g.graph.node.last_mut().expect("just added");
+            conv.attribute.push(strides2());
+        }
+        let b = g.relu(&b);
+        let c = g.conv(&b, cout / 4, cout, 1, 1);
+        let short = match (cin != cout, last) {
+            (true, _) => g.conv(x, cin, cout, 1, 1),
+            (false, true) => g.node("MaxPool", &[x], vec![strides2()]),
+            (false, false) => x.to_string(),
+        };
+        g.add(&c, &short)
+    }
+
+    /// Two v2 stages, 3 blocks of 16 channels (the third strided) and 2 of 32: the stride at the
+    /// end of the first stage does not split it.
+    #[test]
+    fn a_stride_in_the_last_block_keeps_the_stage() {
+        let mut g = GraphBuilder::new(8);
+        let mut x = "input".to_string();
+        let mut cin = 8;
+        for (cout, n) in [(16, 3), (32, 2)] {
+            for i in 0..n {
+                x = v2_block(&mut g, &x, cin, cout, i == n - 1 && cout == 16);
+                cin = cout;
+            }
+        }
+        let g = g.finish(&x);
+        let view = GraphView::new(&g).expect("well formed");
+        let a = analyse(&view).expect("blocks");
+        let stages: Vec<(usize, usize)> = a
+            .stages
+            .iter()
+            .map(|s| (s.blocks.len(), s.channels))
+            .collect();
+        assert_eq!(stages, [(3, 16), (2, 32)]);
+    }
 }
