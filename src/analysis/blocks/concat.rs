@@ -5,7 +5,7 @@
 //! Concat that gathers every layer.
 
 use super::naming::merge_block_name;
-use super::{BlockKind, Cx, Form, Found, Rejection};
+use super::{Block, BlockKind, Cx, Form, Found, Rejection};
 use crate::onnx::attr_i;
 use std::collections::BTreeSet;
 
@@ -52,5 +52,81 @@ impl Cx<'_, '_> {
         let name = merge_block_name(node, m);
         let form = Form::Concat { merge: m };
         Ok(self.block_ending_at(kind, name, form, fork, all, out))
+    }
+
+    /// Dense blocks written one layer at a time (Keras: each layer concatenated onto the
+    /// running map, `Concat(x, layer(x))`) joined into the whole dense block: a dense block
+    /// whose input is the previous dense block's output, read by nothing else, continues it.
+    /// `modules` are in any order; the result keeps every other block as it is.
+    pub(super) fn join_dense_runs(&self, mut modules: Vec<Block>) -> Vec<Block> {
+        modules.sort_by_key(|b| b.merge().map_or(0, |m| self.view.rank[m]));
+        let mut out: Vec<Block> = Vec::with_capacity(modules.len());
+        for b in modules {
+            match out.last_mut() {
+                Some(prev) if self.continues(prev, &b) => {
+                    let joined = prev.merge().into_iter().chain(b.nodes.iter().copied());
+                    let nodes = self.order(prev.nodes.iter().copied().chain(joined));
+                    prev.nodes = nodes;
+                    prev.name = b.name;
+                    prev.output = b.output;
+                    prev.end = b.end;
+                    prev.channels = b.channels;
+                    prev.form = b.form;
+                }
+                _ => out.push(b),
+            }
+        }
+        out
+    }
+
+    /// Whether dense block `b` grows the map dense block `prev` ends in.
+    fn continues(&self, prev: &Block, b: &Block) -> bool {
+        let dense = prev.kind == BlockKind::Dense && b.kind == BlockKind::Dense;
+        dense
+            && b.input == prev.end
+            && !self.view.is_graph_output(&prev.end)
+            && self
+                .view
+                .consumers(&prev.end)
+                .iter()
+                .all(|(n, _)| b.covers(*n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analysis::{analyse, BlockKind};
+    use crate::graph::GraphView;
+    use crate::testutil::GraphBuilder;
+
+    /// A dense block written one layer at a time, as Keras writes DenseNet:
+    ///
+    /// ```text
+    /// x(8) ─┬─ conv 3×3 (4) ─ Concat(12) ─┬─ conv 3×3 (4) ─ Concat(16) ─ conv 1×1 (8)
+    ///       └────────────────┘            └────────────────┘
+    /// ```
+    /// One dense block of 16 channels from x, not two of 12 and 16.
+    #[test]
+    fn pairwise_concatenations_make_one_dense_block() {
+        let mut g = GraphBuilder::new(8);
+        let x = g.conv("input", 8, 8, 3, 1);
+        let mut x = g.relu(&x);
+        let start = x.clone();
+        for cin in [8, 12] {
+            let l = g.conv(&x, cin, 4, 3, 1);
+            let l = g.relu(&l);
+            x = g.inception_concat(&[&x, &l]);
+        }
+        let t = g.conv(&x, 16, 8, 1, 1);
+        let g = g.finish(&t);
+        let view = GraphView::new(&g).expect("well formed");
+        let a = analyse(&view).expect("blocks");
+        let found: Vec<(BlockKind, usize)> =
+            a.blocks.iter().map(|b| (b.kind, b.channels)).collect();
+        assert_eq!(found, [(BlockKind::Dense, 16)]);
+        assert_eq!(a.blocks[0].input, start);
+        assert_eq!(a.blocks[0].end, x);
+        // Two layers of conv + relu, and the first Concat.
+        assert_eq!(a.blocks[0].nodes.len(), 5);
     }
 }

@@ -263,7 +263,7 @@ pub fn detect(view: &GraphView, feats: &Features, gates: &[super::existing::SeGa
         .filter(|b| !modules.iter().any(|o| inside(b, o)))
         .cloned()
         .collect();
-    det.blocks.extend(outer);
+    det.blocks.extend(cx.join_dense_runs(outer));
     if !det.blocks.is_empty() {
         let more = cx.inverted_without_merge(&det.blocks);
         det.blocks.extend(more);
