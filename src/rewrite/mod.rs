@@ -298,23 +298,24 @@ mod tests {
         assert!(twice.decisions.iter().all(|d| d.skipped.is_none()));
     }
 
-    /// RepVGG-style block: three parallel paths of one input, merged by two Adds.
+    /// Two residual blocks sharing the start of their branches (as in DLA's aggregation):
     ///
     /// ```text
-    /// x ─┬─ conv3×3 ─┐
-    ///    ├─ conv1×1 ─┴─ Add ─┐
-    ///    └───────────────────┴─ Add ─ Relu
+    /// x ─┬─ conv A ─ relu ─┬─ conv B ─ Add ─┐
+    ///    │                 └─ conv C ─ Add ─┴─ Add (no shortcut: not a block)
+    ///    └──────────────────────────────┴┘
     /// ```
-    /// The first Add is a block (branch 3×3, projection shortcut 1×1), the second one too
-    /// (branch: both convs, identity shortcut). At `pre` both would scale x for the 3×3.
+    /// At `pre` both would scale x for conv A: the first block keeps the site.
     #[test]
     fn a_site_taken_by_an_earlier_block_is_skipped() {
         let mut g = GraphBuilder::new(8);
         let a = g.conv("input", 8, 8, 3, 1);
-        let b = g.conv("input", 8, 8, 1, 1);
-        let ab = g.add(&a, &b);
-        let y = g.add(&ab, "input");
-        let y = g.relu(&y);
+        let a = g.relu(&a);
+        let b = g.conv(&a, 8, 8, 3, 1);
+        let y1 = g.add(&b, "input");
+        let c = g.conv(&a, 8, 8, 3, 1);
+        let y2 = g.add(&c, "input");
+        let y = g.add(&y1, &y2);
         let g = g.finish(&y);
         let view = GraphView::new(&g).unwrap();
         let a = analyse(&view).unwrap();

@@ -242,6 +242,17 @@ pub fn detect(view: &GraphView, feats: &Features, gates: &[super::existing::SeGa
             cx.keep(cx.residual(m), m, &mut det.blocks, &mut det.rejected);
         }
     }
+    // Parallel paths of one input merged by a chain of Adds (RepVGG's 3×3 + 1×1 + identity):
+    // the inner merge is part of the outer block.
+    let nested = |b: &Block, of: &Block| {
+        b.input == of.input && b.merge().is_some_and(|m| of.nodes.contains(&m))
+    };
+    let all = std::mem::take(&mut det.blocks);
+    det.blocks = all
+        .iter()
+        .filter(|b| !all.iter().any(|o| nested(b, o)))
+        .cloned()
+        .collect();
     let mut modules = Vec::new();
     for &m in &order {
         if op(view.node(m)) == "Concat" {

@@ -89,22 +89,18 @@ impl Cx<'_, '_> {
         }))
     }
 
-    /// Whether a path is a shortcut: at most one convolution in at most four linear nodes. An SE
+    /// Whether a path is a shortcut: linear ops only (convolutions, normalisation, pooling,
+    /// padding), as many as it takes (a depthwise + pointwise projection, as GhostNet's). An SE
     /// gate on it (the identity position) leaves it a shortcut.
     fn is_shortcut(&self, r: &BTreeSet<usize>) -> bool {
-        let r: BTreeSet<usize> = r
-            .iter()
-            .copied()
+        r.iter()
             .filter(|n| !self.gate_nodes.contains(n))
-            .collect();
-        self.convs(&r) <= 1
-            && r.len() <= 4
-            && r.iter()
-                .all(|&n| SHORTCUT_OPS.contains(&op(self.view.node(n))))
+            .all(|&n| SHORTCUT_OPS.contains(&op(self.view.node(n))))
     }
 
-    /// The residual branch (the path with the convolutions) and the shortcut (the short linear
-    /// one), in that order.
+    /// The residual branch and the shortcut, in that order. When both paths are linear (a
+    /// 3×3 and a 1×1 convolution merged, as RepVGG does), the branch is the longer one, with
+    /// more convolutions on a tie.
     fn branch_and_shortcut<'t>(
         &self,
         a: Path<'t>,
@@ -121,5 +117,64 @@ impl Cx<'_, '_> {
             (false, false) => return Err(Rejection::NoShortcut),
         };
         Ok(if a_is_branch { (a, b) } else { (b, a) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analysis::{analyse, BlockKind};
+    use crate::graph::GraphView;
+    use crate::testutil::GraphBuilder;
+
+    /// RepVGG: three parallel paths of one input merged by two Adds, then the activation.
+    ///
+    /// ```text
+    /// x ─┬─ conv 3×3 ─┐
+    ///    ├─ conv 1×1 ─┴─ Add ─┐
+    ///    └────────────────────┴─ Add ─ Relu
+    /// ```
+    /// One block: both convolutions and the inner Add are its branch, x its shortcut.
+    #[test]
+    fn parallel_paths_of_one_merge_are_one_block() {
+        let mut g = GraphBuilder::new(8);
+        let a = g.conv("input", 8, 8, 3, 1);
+        let b = g.conv("input", 8, 8, 1, 1);
+        let ab = g.add(&a, &b);
+        let y = g.add(&ab, "input");
+        let y = g.relu(&y);
+        let g = g.finish(&y);
+        let view = GraphView::new(&g).expect("well formed");
+        let a = analyse(&view).expect("blocks");
+        assert_eq!(a.blocks.len(), 1);
+        assert_eq!(a.blocks[0].nodes.len(), 3);
+        assert!(!a.blocks[0].projection());
+    }
+
+    /// GhostNet's bottleneck with a projection shortcut of a depthwise and a pointwise conv:
+    ///
+    /// ```text
+    /// x(8) ─┬─ conv 1×1 (16) ─ relu ─ dw 3×3 ─ conv 1×1 (12) ─ Add
+    ///       └─ dw 3×3 (8) ─ conv 1×1 (12) ───────────────────┘
+    /// ```
+    /// One residual block of 12 channels whose shortcut is the two linear convolutions.
+    #[test]
+    fn a_shortcut_of_several_linear_convs_is_a_projection() {
+        let mut g = GraphBuilder::new(8);
+        let e = g.conv("input", 8, 16, 1, 1);
+        let e = g.relu(&e);
+        let d = g.conv(&e, 16, 16, 3, 16);
+        let p = g.conv(&d, 16, 12, 1, 1);
+        let s = g.conv("input", 8, 8, 3, 8);
+        let s = g.conv(&s, 8, 12, 1, 1);
+        let y = g.add(&p, &s);
+        let g = g.finish(&y);
+        let view = GraphView::new(&g).expect("well formed");
+        let a = analyse(&view).expect("blocks");
+        let found: Vec<(BlockKind, usize)> =
+            a.blocks.iter().map(|b| (b.kind, b.channels)).collect();
+        assert_eq!(found, [(BlockKind::InvertedResidual, 12)]);
+        let shortcut = a.blocks[0].shortcut().expect("a shortcut");
+        assert_eq!(shortcut.nodes.len(), 2);
+        assert!(shortcut.projection);
     }
 }
