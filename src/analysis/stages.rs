@@ -1,6 +1,5 @@
-//! Groups consecutive blocks of one kind and equal output channels into stages; a downsampling
-//! between two blocks (a strided convolution or pooling outside them) starts a new stage, as
-//! VGG's last two 512-channel stages show.
+//! Groups consecutive blocks of one kind and equal output channels into stages, split where the
+//! resolution changes (VGG's last two 512-channel stages are two stages).
 
 use super::{Block, BlockKind};
 use crate::graph::GraphView;
@@ -30,9 +29,7 @@ fn strided(view: &GraphView, n: usize) -> bool {
 }
 
 /// Whether the map is downsampled between the block before, `prev`, and `b`: a strided
-/// convolution or pooling outside both. A stride inside a block does not break a stage by
-/// itself: where it sits varies (ResNet v1 strides in a stage's first block, which changes the
-/// channels; ResNet v2 in its last, which keeps them), and the channels tell the stages apart.
+/// convolution or pooling outside both.
 fn downsamples(view: &GraphView, b: &Block, prev: &Block) -> bool {
     // Walk back from the block's input to the previous block's output.
     let mut t = b.input.as_str();
@@ -54,12 +51,26 @@ fn downsamples(view: &GraphView, b: &Block, prev: &Block) -> bool {
     false
 }
 
-/// Groups `blocks` (in topological order) into stages.
+/// Whether two blocks have the kind and channels of one stage.
+fn alike(a: &Block, b: &Block) -> bool {
+    a.kind == b.kind && a.channels == b.channels
+}
+
+/// Groups `blocks` (in topological order) into stages: runs of blocks of one kind and output
+/// channels, split where the resolution changes. A downsampling between two blocks splits
+/// there. A stride inside a block splits before it, unless the block ends its run: ResNet v1
+/// and RepVGG stride in a stage's first block, ResNet v2 in its last, and the channels that
+/// change after it tell the stages apart.
 pub fn group(view: &GraphView, blocks: &[Block]) -> Vec<Stage> {
     let mut stages: Vec<Stage> = Vec::new();
     for (i, b) in blocks.iter().enumerate() {
+        let ends_run = blocks.get(i + 1).is_none_or(|next| !alike(b, next));
         let same = |s: &Stage| {
-            s.kind == b.kind && s.channels == b.channels && !downsamples(view, b, &blocks[i - 1])
+            let prev = &blocks[i - 1];
+            alike(prev, b)
+                && s.kind == b.kind
+                && !downsamples(view, b, prev)
+                && (ends_run || !b.nodes.iter().any(|&n| strided(view, n)))
         };
         match stages.last_mut() {
             Some(s) if same(s) => s.blocks.push(i),
@@ -133,5 +144,26 @@ mod tests {
             .map(|s| (s.blocks.len(), s.channels))
             .collect();
         assert_eq!(stages, [(3, 16), (2, 32)]);
+    }
+
+    /// RepVGG: the stem and the first block of the next stage both keep 16 channels, the
+    /// first block of the stage strides: a stride inside a block that does not end its run of
+    /// equal channels starts a stage, 1 + 2 blocks.
+    #[test]
+    fn a_stride_in_the_first_block_starts_the_stage() {
+        let mut g = GraphBuilder::new(16);
+        let mut x = "input".to_string();
+        for strided in [false, true, false] {
+            x = v2_block(&mut g, &x, 16, 16, strided);
+        }
+        let g = g.finish(&x);
+        let view = GraphView::new(&g).expect("well formed");
+        let a = analyse(&view).expect("blocks");
+        let stages: Vec<(usize, usize)> = a
+            .stages
+            .iter()
+            .map(|s| (s.blocks.len(), s.channels))
+            .collect();
+        assert_eq!(stages, [(1, 16), (2, 16)]);
     }
 }
