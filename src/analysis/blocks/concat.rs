@@ -23,6 +23,9 @@ impl Cx<'_, '_> {
         if inputs.len() < 2 || inputs.len() != node.input.len() || !(axis == 1 || axis == -3) {
             return Ok(None);
         }
+        if self.split_conv(m).is_some() {
+            return Ok(None); // one convolution split in groups, not a module
+        }
         if self.feats.channels(&node.output[0]).is_none() {
             return Err(Rejection::UnknownChannels);
         }

@@ -1,5 +1,6 @@
 //! Inverted residuals without a merge (MobileNet v2 / MnasNet stride-2 blocks): expand 1×1 →
-//! depthwise → project 1×1, found around depthwise convolutions no other block covers.
+//! depthwise → project 1×1, found around depthwise convolutions no other block covers. Each of
+//! the three may be a convolution split in groups (MixNet).
 
 use super::{Block, BlockKind, Cx};
 use crate::onnx::op;
@@ -7,8 +8,18 @@ use petgraph::algo::dominators::Dominators;
 use petgraph::graph::NodeIndex;
 
 impl Cx<'_, '_> {
-    /// The first convolution up the dominator tree `doms` from node `from`; None when a merge
-    /// or a split comes first.
+    /// The first convolution unit (a Conv, or the Concat of a split convolution) before unit
+    /// `from` on every path to it; None when a merge or a split comes first.
+    fn conv_before(&self, from: usize) -> Option<usize> {
+        self.first_conv(self.doms, self.unit_start(from))
+    }
+
+    /// The first convolution unit after unit `from` on every path from it.
+    fn conv_after(&self, from: usize) -> Option<usize> {
+        self.first_conv(self.pdoms, from)
+    }
+
+    /// The first convolution unit up the dominator tree `doms` from node `from`.
     fn first_conv(&self, doms: &Dominators<NodeIndex>, from: usize) -> Option<usize> {
         let mut n = from;
         for _ in 0..64 {
@@ -16,11 +27,12 @@ impl Cx<'_, '_> {
             if n == self.root {
                 return None;
             }
-            if matches!(
-                op(self.view.node(n)),
-                "Conv" | "Concat" | "Add" | "Sum" | "Split"
-            ) {
-                return (op(self.view.node(n)) == "Conv").then_some(n);
+            match op(self.view.node(n)) {
+                "Conv" => return Some(n),
+                "Split" | "Slice" if self.opened_by(n).is_some() => return self.opened_by(n),
+                "Concat" if self.split_conv(n).is_some() => return Some(n),
+                "Concat" | "Add" | "Sum" | "Split" => return None,
+                _ => {}
             }
         }
         None
@@ -35,32 +47,35 @@ impl Cx<'_, '_> {
         let covered = |n: usize| blocks.iter().any(|b| b.covers(n));
         let mut out = Vec::new();
         for &d in &view.topo {
-            if !self.is_depthwise(d) || covered(d) {
+            if !self.is_depthwise(d) || covered(d) || self.in_unit(d) {
                 continue;
             }
             let Some(p) = self
-                .first_conv(self.pdoms, d)
+                .conv_after(d)
                 .filter(|&p| self.is_pointwise(p) && !covered(p))
             else {
                 continue;
             };
-            let (Some(d_out), Some(p_in)) =
-                (view.node(d).output.first(), view.node(p).input.first())
-            else {
+            let (Some(d_out), Some(p_in), Some(mut input)) = (
+                view.node(d).output.first(),
+                self.unit_input(p),
+                self.unit_input(d),
+            ) else {
                 continue;
             };
-            let Ok(middle) = self.region(p_in, d_out, Some(d)) else {
+            let Ok(middle) = self.region(&p_in, d_out, Some(d)) else {
                 continue;
             };
             let mut nodes: Vec<usize> = vec![d];
+            nodes.extend(self.unit_nodes(d));
             nodes.extend(middle);
-            let mut input = view.node(d).input[0].clone();
-            if let Some((expansion, before)) = self.expansion(d, &covered) {
+            if let Some((expansion, before)) = self.expansion(d, &input, &covered) {
                 nodes.extend(expansion);
                 input = before;
             }
             let (pw_nodes, t, _) = self.tail(p);
             nodes.extend(pw_nodes);
+            nodes.extend(self.unit_nodes(p));
             if let Some(b) = self.chain_block(BlockKind::InvertedResidual, nodes, input, t) {
                 out.push(b);
             }
@@ -68,26 +83,28 @@ impl Cx<'_, '_> {
         out
     }
 
-    /// The pointwise expansion feeding depthwise convolution `d` and nothing else: its nodes
-    /// (up to `d`) and the tensor it reads.
+    /// The pointwise expansion feeding depthwise unit `d` (which reads `d_in`) and nothing
+    /// else: its nodes (up to `d`) and the tensor it reads.
     fn expansion(
         &self,
         d: usize,
+        d_in: &str,
         covered: &impl Fn(usize) -> bool,
     ) -> Option<(Vec<usize>, String)> {
         let view = self.view;
         let e = self
-            .first_conv(self.doms, d)
+            .conv_before(d)
             .filter(|&e| self.is_pointwise(e) && !covered(e))?;
         let e_out = &view.node(e).output[0];
-        let before = self.region(&view.node(d).input[0], e_out, Some(e)).ok()?;
-        let only_feeds_d = before.iter().all(|&n| op(view.node(n)) != "Conv")
-            && self.first_conv(self.pdoms, e) == Some(d);
+        let before = self.region(d_in, e_out, Some(e)).ok()?;
+        let only_feeds_d =
+            before.iter().all(|&n| op(view.node(n)) != "Conv") && self.conv_after(e) == Some(d);
         if !only_feeds_d {
             return None;
         }
         let mut nodes = vec![e];
+        nodes.extend(self.unit_nodes(e));
         nodes.extend(before);
-        Some((nodes, view.node(e).input[0].clone()))
+        Some((nodes, self.unit_input(e)?))
     }
 }

@@ -20,6 +20,7 @@ mod naming;
 mod plain;
 mod residual;
 mod shuffle;
+mod units;
 
 pub use activation::{activation_after, after_activation, ACTIVATIONS};
 pub use naming::block_name;
@@ -419,19 +420,27 @@ impl Cx<'_, '_> {
             .count()
     }
 
+    /// Whether unit `n` (a Conv, or the Concat of a split convolution) is depthwise.
     fn is_depthwise(&self, n: usize) -> bool {
-        let node = self.view.node(n);
-        op(node) == "Conv"
-            && attr_i(node, "group").unwrap_or(1) > 1
-            && conv_weight(self.view, n).is_some_and(|d| d.get(1) == Some(&1))
+        let depthwise = |c: usize| {
+            let node = self.view.node(c);
+            op(node) == "Conv"
+                && attr_i(node, "group").unwrap_or(1) > 1
+                && conv_weight(self.view, c).is_some_and(|d| d.get(1) == Some(&1))
+        };
+        self.unit_convs(n).into_iter().all(depthwise)
     }
 
+    /// Whether unit `n` (a Conv, or the Concat of a split convolution) is pointwise.
     fn is_pointwise(&self, n: usize) -> bool {
-        let node = self.view.node(n);
-        op(node) == "Conv"
-            && attr_i(node, "group").unwrap_or(1) == 1
-            && conv_weight(self.view, n)
-                .is_some_and(|d| d.len() > 2 && d.iter().skip(2).all(|&k| k == 1))
+        let pointwise = |c: usize| {
+            let node = self.view.node(c);
+            op(node) == "Conv"
+                && attr_i(node, "group").unwrap_or(1) == 1
+                && conv_weight(self.view, c)
+                    .is_some_and(|d| d.len() > 2 && d.iter().skip(2).all(|&k| k == 1))
+        };
+        self.unit_convs(n).into_iter().all(pointwise)
     }
 
     /// The single consumer of `t` when it is one of `ops` (and `t` is not a graph output).
@@ -570,5 +579,43 @@ mod tests {
         );
         assert_eq!(a.blocks[0].input, xb);
         assert_eq!(a.blocks[1].input, x);
+    }
+
+    /// A MixNet block without an Add: its depthwise convolution split in two groups of
+    /// different kernels.
+    ///
+    /// ```text
+    /// x(8) ─ conv 1×1 (16) ─ relu ─ Split ─┬─ dw 3×3 (8) ─┬─ Concat(16) ─ relu ─ conv 1×1 (12)
+    ///                                      └─ dw 5×5 (8) ─┘
+    /// ```
+    /// Then a basic residual block (inverted residuals without a merge are looked for in
+    /// models that have merges). One inverted residual of 12 channels holding every node up to
+    /// the projection; the mixed convolution is not an inception module.
+    #[test]
+    fn a_convolution_split_in_groups_is_one_convolution() {
+        let mut g = GraphBuilder::new(8);
+        let e = g.conv("input", 8, 16, 1, 1);
+        let e = g.relu(&e);
+        let (a, b) = split_halves(&mut g, &e, 8);
+        let a = g.conv(&a, 8, 8, 3, 8);
+        let b = g.conv(&b, 8, 8, 5, 8);
+        let d = g.inception_concat(&[&a, &b]);
+        let d = g.relu(&d);
+        let p = g.conv(&d, 16, 12, 1, 1);
+        let y = g.basic(&p, 12, 12, false);
+        let g = g.finish(&y);
+        let view = GraphView::new(&g).expect("well formed");
+        let a = analyse(&view).expect("blocks");
+        let found: Vec<(BlockKind, usize)> =
+            a.blocks.iter().map(|b| (b.kind, b.channels)).collect();
+        assert_eq!(
+            found,
+            [(BlockKind::InvertedResidual, 12), (BlockKind::Residual, 12)]
+        );
+        assert_eq!(a.blocks[0].input, "input");
+        // conv, relu, Split, two parts, Concat, relu, conv.
+        let mut nodes = a.blocks[0].nodes.clone();
+        nodes.sort_unstable();
+        assert_eq!(nodes, (0..8).collect::<Vec<_>>());
     }
 }
