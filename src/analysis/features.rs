@@ -10,10 +10,38 @@ use std::collections::HashMap;
 /// What is known about a feature-map tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Feature {
-    /// Channel count (dimension 1 of an NCHW map), when it can be derived.
+    /// Channel count (the size of the channel axis), when it can be derived.
     pub channels: Option<usize>,
     /// ONNX element type code.
     pub dtype: i32,
+    pub layout: Layout,
+}
+
+/// Where a map's channels are: axis 1 of 4 for NCHW; the last axis in a channels-last section
+/// (ConvNeXt's permute → LayerNorm → Linear → permute back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub axis: usize,
+    pub rank: usize,
+}
+
+impl Layout {
+    pub const NCHW: Layout = Layout { axis: 1, rank: 4 };
+
+    /// Whether ONNX axis `a` (negative: from the end) is the channel axis.
+    pub fn is_channel_axis(self, a: i64) -> bool {
+        let (axis, rank) = (self.axis as i64, self.rank as i64);
+        a == axis || a + rank == axis
+    }
+
+    /// The layout after a Transpose by `perm`: the channel axis goes where `perm` puts it.
+    fn permuted(self, perm: &[i64]) -> Option<Layout> {
+        let axis = perm.iter().position(|&p| p == self.axis as i64)?;
+        Some(Layout {
+            axis,
+            rank: perm.len(),
+        })
+    }
 }
 
 /// Feature facts per tensor name.
@@ -44,6 +72,7 @@ pub const SAME_SHAPE: &[&str] = &[
     "Cast",
     "LRN",
     "InstanceNormalization",
+    "LayerNormalization",
     "Softmax",
     "LogSoftmax",
     "Sqrt",
@@ -79,12 +108,22 @@ impl Features {
         let mut map: HashMap<String, Feature> = HashMap::new();
         for i in view.feature_inputs() {
             let name = view.graph.input[i].name.clone().unwrap_or_default();
-            let channels = view
-                .input_dims(i)
+            let dims = view.input_dims(i);
+            let channels = dims
+                .as_ref()
                 .and_then(|d| d.get(1).copied().flatten())
                 .and_then(|c| usize::try_from(c).ok());
             let dtype = view.input_type(i).unwrap_or(1);
-            map.insert(name, Feature { channels, dtype });
+            let rank = dims.map_or(4, |d| d.len());
+            let layout = Layout { axis: 1, rank };
+            map.insert(
+                name,
+                Feature {
+                    channels,
+                    dtype,
+                    layout,
+                },
+            );
         }
         for &n in &view.topo {
             let node = view.node(n);
@@ -99,13 +138,7 @@ impl Features {
                 }
                 continue;
             }
-            let out = Feature {
-                channels: node_channels(view, &map, n, first.channels),
-                dtype: match op(node) {
-                    "Cast" => attr_i(node, "to").map_or(first.dtype, |t| t as i32),
-                    _ => first.dtype,
-                },
-            };
+            let out = node_feature(view, &map, n, first);
             for o in &node.output {
                 if !o.is_empty() {
                     map.insert(o.clone(), out);
@@ -131,14 +164,39 @@ impl Features {
     }
 }
 
-/// Channels of the output of node `n`, whose first feature input has `first` channels.
+/// The feature node `n` outputs, `first` being its first feature input.
+fn node_feature(
+    view: &GraphView,
+    map: &HashMap<String, Feature>,
+    n: usize,
+    first: Feature,
+) -> Feature {
+    let node = view.node(n);
+    let mut out = Feature {
+        channels: node_channels(view, map, n, first),
+        ..first
+    };
+    match op(node) {
+        "Cast" => out.dtype = attr_i(node, "to").map_or(first.dtype, |t| t as i32),
+        "Transpose" => match attr_ints(node, "perm").and_then(|p| first.layout.permuted(p)) {
+            Some(layout) => out.layout = layout,
+            None => out.channels = None,
+        },
+        "Reshape" if out.channels.is_some() => out.layout = Layout::NCHW,
+        _ => {}
+    }
+    out
+}
+
+/// Channels of the output of node `n`, whose first feature input is `first`.
 fn node_channels(
     view: &GraphView,
     map: &HashMap<String, Feature>,
     n: usize,
-    first: Option<usize>,
+    first: Feature,
 ) -> Option<usize> {
     let node = view.node(n);
+    let on_channels = |a: i64| first.layout.is_channel_axis(a);
     match op(node) {
         "Conv" | "ConvInteger" => conv_weight(view, n)
             .and_then(|d| d.first().copied())
@@ -150,28 +208,85 @@ fn node_channels(
             })
             .and_then(to_usize),
         "Concat" => {
-            let axis = attr_i(node, "axis").unwrap_or(1);
-            if axis == 1 || axis == -3 {
+            if on_channels(attr_i(node, "axis").unwrap_or(1)) {
                 node.input
                     .iter()
                     .map(|i| map.get(i.as_str()).and_then(|f| f.channels))
                     .try_fold(0usize, |acc, c| acc.checked_add(c?))
             } else {
-                first
+                first.channels
             }
         }
         "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceSum" | "ReduceL2" => {
             let keep = attr_i(node, "keepdims").unwrap_or(1) == 1;
             match int_operand(view, n, "axes", 1) {
-                Some(a) if keep && !a.contains(&1) && !a.is_empty() => first,
+                Some(a) if keep && !a.iter().any(|&x| on_channels(x)) && !a.is_empty() => {
+                    first.channels
+                }
                 _ => None,
             }
         }
+        "MatMul" | "Gemm" => matmul_channels(view, n, first),
         "Reshape" => reshape_channels(view, map, n),
         "Slice" => slice_channels(view, n, first),
-        o if SAME_SHAPE.contains(&o) || BROADCAST.contains(&o) || SPATIAL.contains(&o) => first,
+        "Transpose" => first.channels,
+        o if BROADCAST.contains(&o) => broadcast_channels(view, map, n, first),
+        o if SAME_SHAPE.contains(&o) || SPATIAL.contains(&o) => first.channels,
         _ => None,
     }
+}
+
+/// Channels after an elementwise op with numpy broadcasting: every operand's size on the
+/// channel axis (feature maps by their channels, constants by their dims) broadcast together;
+/// unknown when an operand's is unknown or they disagree.
+fn broadcast_channels(
+    view: &GraphView,
+    map: &HashMap<String, Feature>,
+    n: usize,
+    first: Feature,
+) -> Option<usize> {
+    let from_end = first.layout.rank.checked_sub(first.layout.axis)?;
+    let mut channels = 1usize;
+    for i in &view.node(n).input {
+        let c = match map.get(i.as_str()) {
+            Some(f) if f.layout == first.layout => f.channels?,
+            Some(_) => return None,
+            None => {
+                let dims = view.constant_dims(i)?;
+                match dims.len().checked_sub(from_end) {
+                    Some(k) => to_usize(dims[k])?,
+                    None => 1,
+                }
+            }
+        };
+        channels = match (channels, c) {
+            (a, b) if a == b || b == 1 => a,
+            (1, b) => b,
+            _ => return None,
+        };
+    }
+    Some(channels)
+}
+
+/// Channels after a matrix product of a map by a constant weight: on a channels-last map the
+/// weight's output width (the Linear layers of a channels-last section, Gemm after a
+/// flatten); on other axes the channels are kept.
+fn matmul_channels(view: &GraphView, n: usize, first: Feature) -> Option<usize> {
+    let node = view.node(n);
+    let map_first = node.input.first().and_then(|i| view.constant_dims(i)).is_none();
+    let w = view.constant_dims(node.input.get(1)?)?;
+    if !map_first || w.len() != 2 {
+        return None;
+    }
+    if first.layout.axis + 1 != first.layout.rank {
+        return first.channels;
+    }
+    let trans_b = op(node) == "Gemm" && attr_i(node, "transB").unwrap_or(0) == 1;
+    let (k, out) = if trans_b { (w[1], w[0]) } else { (w[0], w[1]) };
+    if first.channels.is_some_and(|c| Some(c) != to_usize(k)) {
+        return None;
+    }
+    to_usize(out)
 }
 
 /// Integers given as attribute `name` (older opsets) or as constant input `slot` (newer ones).
@@ -194,7 +309,7 @@ fn split_features(view: &GraphView, n: usize, first: Feature) -> Vec<Feature> {
     let k = node.output.len();
     (0..k)
         .map(|i| {
-            let channels = if axis == 1 || axis == -3 {
+            let channels = if first.layout.is_channel_axis(axis) {
                 match &sizes {
                     Some(sz) => sz.get(i).and_then(|&v| to_usize(v)),
                     None => first
@@ -205,10 +320,7 @@ fn split_features(view: &GraphView, n: usize, first: Feature) -> Vec<Feature> {
             } else {
                 first.channels
             };
-            Feature {
-                channels,
-                dtype: first.dtype,
-            }
+            Feature { channels, ..first }
         })
         .collect()
 }
@@ -216,7 +328,8 @@ fn split_features(view: &GraphView, n: usize, first: Feature) -> Vec<Feature> {
 /// Channels after a Slice: exact for constant bounds on the channel axis; for bounds computed at
 /// run time, half the channels when the input is read by exactly two channel Slices (how the
 /// TorchScript exporter writes `torch.chunk(x, 2, dim=1)`).
-fn slice_channels(view: &GraphView, n: usize, channels: Option<usize>) -> Option<usize> {
+fn slice_channels(view: &GraphView, n: usize, first: Feature) -> Option<usize> {
+    let (channels, layout) = (first.channels, first.layout);
     let node = view.node(n);
     let ints = |i: usize| {
         node.input
@@ -227,13 +340,16 @@ fn slice_channels(view: &GraphView, n: usize, channels: Option<usize>) -> Option
     let axes = ints(3);
     let on_channels = |axes: &Option<Vec<i64>>| {
         axes.as_ref()
-            .is_some_and(|a| a.contains(&1) || a.contains(&-3))
+            .is_some_and(|a| a.iter().any(|&x| layout.is_channel_axis(x)))
     };
     if !on_channels(&axes) {
         // Without axes every axis is sliced; without a channel slice the channels are kept.
         return if axes.is_some() { channels } else { None };
     }
-    let pos = axes.as_ref()?.iter().position(|&a| a == 1 || a == -3)?;
+    let pos = axes
+        .as_ref()?
+        .iter()
+        .position(|&a| layout.is_channel_axis(a))?;
     let c = channels? as i64;
     if let (Some(st), Some(en)) = (ints(1), ints(2)) {
         let clamp = |v: i64| if v < 0 { (v + c).max(0) } else { v.min(c) };
