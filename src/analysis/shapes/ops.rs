@@ -148,7 +148,7 @@ impl Node<'_, '_> {
         let k = self.node.output.len();
         let parts: Vec<usize> = match self.ints_or_input("split", 1) {
             Some(s) => sizes(&s)?,
-            None if k > 0 && x[axis] % k == 0 => vec![x[axis] / k; k],
+            None if k > 0 && x[axis].is_multiple_of(k) => vec![x[axis] / k; k],
             None => return None,
         };
         Some(
