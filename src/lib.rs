@@ -6,6 +6,7 @@
 pub mod analysis;
 pub mod graph;
 pub mod onnx;
+pub mod policy;
 pub mod report;
 pub mod rewrite;
 pub mod validate;
@@ -46,9 +47,42 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// A run that wrote nothing.
+    fn unwritten(report: report::Report) -> Self {
+        Self {
+            report,
+            written: Vec::new(),
+        }
+    }
+
     /// Whether validation ran and failed (nothing was written then).
     pub fn validation_failed(&self) -> bool {
         self.report.validation.as_ref().is_some_and(|v| !v.ok)
+    }
+}
+
+impl Config {
+    /// Where to write: the given output, nothing for a report alone, or the default beside the
+    /// model.
+    pub fn output_path(&self) -> Option<PathBuf> {
+        match (&self.output, self.report) {
+            (Some(o), _) => Some(o.clone()),
+            (None, Some(_)) => None,
+            (None, None) => Some(default_output(&self.model)),
+        }
+    }
+
+    /// Checks that `--stages` names only stages of the model, which has `found` of them.
+    pub fn check_stages(&self, found: usize) -> Result<()> {
+        if let Some(sel) = &self.se.stages {
+            if let Some(bad) = sel.iter().find(|&&s| s == 0 || s > found) {
+                bail!(
+                    "--stages names stage {bad}, but '{}' has {found} stage(s), numbered 1 to {found}",
+                    self.model.display()
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -65,35 +99,16 @@ pub fn default_output(model: &Path) -> PathBuf {
 pub fn run(cfg: &Config) -> Result<Outcome> {
     let model = onnx::load(&cfg.model)?;
     let shown = cfg.model.display().to_string();
-    let output = match (&cfg.output, cfg.report) {
-        (Some(o), _) => Some(o.clone()),
-        (None, Some(_)) => None,
-        (None, None) => Some(default_output(&cfg.model)),
-    };
+    let output = cfg.output_path();
     if let Some(out) = &output {
         onnx::io::check_output_path(&model, out)?;
     }
     let view = graph::GraphView::new(model.graph()).with_context(|| format!("'{shown}'"))?;
     let analysis = analysis::analyse(&view).with_context(|| format!("'{shown}'"))?;
-    if let Some(sel) = &cfg.se.stages {
-        let n = analysis.stages.len();
-        if let Some(bad) = sel.iter().find(|&&s| s == 0 || s > n) {
-            bail!("--stages names stage {bad}, but '{shown}' has {n} stage(s), numbered 1 to {n}");
-        }
-    }
+    cfg.check_stages(analysis.stages.len())?;
     let mut splice =
         rewrite::splice(&view, &analysis, &cfg.se).with_context(|| format!("'{shown}'"))?;
-    if model.proto.ir_version.is_some_and(|v| v < 4) {
-        // Before IR 4 every initializer must also be a graph input.
-        onnx::list_as_inputs(&mut splice.graph, &splice.added_initializers);
-    }
-    let macs = |view: &graph::GraphView, feats: &analysis::Features| {
-        let shapes = analysis::shapes::Shapes::infer(view, feats, cfg.input_shape.as_deref());
-        analysis::shapes::macs(view, &shapes)
-    };
-    let macs_before = macs(&view, &analysis.features);
-    let after_view = graph::GraphView::new(&splice.graph).context("the rewritten graph")?;
-    let macs_after = macs(&after_view, &analysis::Features::new(&after_view));
+    policy::list_new_weights_as_inputs(&model, &mut splice);
     let mut rep = report::Report::new(
         &shown,
         &view,
@@ -102,55 +117,24 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         &splice.graph,
         &cfg.se,
     );
-    rep.set_macs(macs_before, macs_after);
+    rep.count_macs(
+        &view,
+        &analysis.features,
+        &splice.graph,
+        cfg.input_shape.as_deref(),
+    )?;
     let Some(out) = output else {
         // A report alone is printed even when nothing can take SE: it says why.
-        return Ok(Outcome {
-            report: rep,
-            written: Vec::new(),
-        });
+        return Ok(Outcome::unwritten(rep));
     };
-    if splice.decisions.iter().all(|d| d.skipped.is_some()) {
-        let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
-        for d in &splice.decisions {
-            let reason = d.skipped.as_ref().map(ToString::to_string);
-            *reasons.entry(reason.unwrap_or_default()).or_default() += 1;
-        }
-        let why: Vec<String> = reasons
-            .iter()
-            .map(|(r, n)| format!("{n} block(s): {r}"))
-            .collect();
-        bail!(
-            "'{shown}': no block can take SE at position {} ({})",
-            rep.position_name(),
-            why.join("; ")
-        );
-    }
-    let mut rewritten = model.clone();
-    rewritten.proto.graph = Some(splice.graph);
-    if rewritten.storage == onnx::Storage::External {
-        rewritten.external_tensors.extend(splice.added_initializers);
-    }
+    policy::ensure_some_block_takes_se(&splice.decisions, &shown, &rep.position_name())?;
+    let rewritten = with_splice(&model, splice);
     if cfg.validate {
-        let opts = validate::ValidateOptions {
-            input_shape: cfg.input_shape.clone(),
-            seed: cfg.se.seed,
-            expect_identical: cfg.se.init == rewrite::Init::Identity,
-            runs: 5,
-        };
-        let v = validate::validate(
-            &model.to_inline_bytes(),
-            &rewritten.to_inline_bytes(),
-            &opts,
-        )
-        .with_context(|| format!("validating '{shown}' in tract (--no-validate skips this)"))?;
+        let v = validate_both(cfg, &model, &rewritten)?;
         let ok = v.ok;
         rep.validation = Some(v);
         if !ok {
-            return Ok(Outcome {
-                report: rep,
-                written: Vec::new(),
-            });
+            return Ok(Outcome::unwritten(rep));
         }
     }
     let written = onnx::save(&rewritten, &out)?;
@@ -158,6 +142,41 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     Ok(Outcome {
         report: rep,
         written,
+    })
+}
+
+/// `model` with the spliced graph; a model with external data keeps the new weights external.
+fn with_splice(model: &onnx::Model, splice: rewrite::Splice) -> onnx::Model {
+    let mut rewritten = model.clone();
+    rewritten.proto.graph = Some(splice.graph);
+    if rewritten.storage == onnx::Storage::External {
+        rewritten.external_tensors.extend(splice.added_initializers);
+    }
+    rewritten
+}
+
+/// Runs the original and the rewritten model in tract and compares them.
+fn validate_both(
+    cfg: &Config,
+    model: &onnx::Model,
+    rewritten: &onnx::Model,
+) -> Result<validate::Validation> {
+    let opts = validate::ValidateOptions {
+        input_shape: cfg.input_shape.clone(),
+        seed: cfg.se.seed,
+        expect_identical: cfg.se.init == rewrite::Init::Identity,
+        runs: 5,
+    };
+    validate::validate(
+        &model.to_inline_bytes(),
+        &rewritten.to_inline_bytes(),
+        &opts,
+    )
+    .with_context(|| {
+        format!(
+            "validating '{}' in tract (--no-validate skips this)",
+            cfg.model.display()
+        )
     })
 }
 

@@ -273,7 +273,11 @@ fn broadcast_channels(
 /// flatten); on other axes the channels are kept.
 fn matmul_channels(view: &GraphView, n: usize, first: Feature) -> Option<usize> {
     let node = view.node(n);
-    let map_first = node.input.first().and_then(|i| view.constant_dims(i)).is_none();
+    let map_first = node
+        .input
+        .first()
+        .and_then(|i| view.constant_dims(i))
+        .is_none();
     let w = view.constant_dims(node.input.get(1)?)?;
     if !map_first || w.len() != 2 {
         return None;

@@ -334,8 +334,7 @@ pub fn save(model: &Model, out: &Path) -> Result<Vec<PathBuf>> {
                 .ok_or_else(|| anyhow!("output name '{}' is not valid UTF-8", out.display()))?
                 .to_string();
             let mut proto = model.proto.clone();
-            let mut data = tempfile::NamedTempFile::new_in(dir)
-                .with_context(|| format!("cannot create a file in '{}'", dir.display()))?;
+            let mut data = create_temp(dir)?;
             let mut offset: u64 = 0;
             {
                 let mut w = std::io::BufWriter::new(data.as_file_mut());
@@ -380,24 +379,30 @@ pub fn save(model: &Model, out: &Path) -> Result<Vec<PathBuf>> {
     }
 }
 
+/// A new temporary file in `dir`, created with the mode of any new file (0666 less the umask)
+/// rather than the owner-only mode temporary files get, so the renamed result looks like a file
+/// written in place.
+fn create_temp(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in '{}'", dir.display()))
+}
+
 fn write_temp(dir: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
-    let mut f = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a file in '{}'", dir.display()))?;
+    let mut f = create_temp(dir)?;
     f.write_all(bytes)?;
     f.as_file().sync_all()?;
     Ok(f)
 }
 
-/// Moves a finished temporary file into place, with the permissions of a normally created file
-/// (temporary files are private to their owner).
+/// Moves a finished temporary file into place.
 fn persist(tmp: tempfile::NamedTempFile, to: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = 0o666 & !umask();
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("cannot set the permissions of '{}'", to.display()))?;
-    }
     tmp.persist(to).map_err(|e| {
         anyhow!(
             "cannot move the written file into place at '{}': {}",
@@ -406,19 +411,6 @@ fn persist(tmp: tempfile::NamedTempFile, to: &Path) -> Result<()> {
         )
     })?;
     Ok(())
-}
-
-/// The process umask, read from /proc when available (022 otherwise).
-#[cfg(unix)]
-fn umask() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Umask:"))
-                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
-        })
-        .unwrap_or(0o022)
 }
 
 #[cfg(test)]

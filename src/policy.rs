@@ -1,0 +1,42 @@
+//! Rules a run applies to a splice before writing it: what older ONNX IR versions ask of new
+//! weights, and when a splice has nothing to write.
+
+use crate::onnx::{self, Model};
+use crate::report::skip_reason;
+use crate::rewrite::{Decision, Splice};
+use anyhow::{bail, Result};
+use std::collections::BTreeMap;
+
+/// Lists the splice's new weights as graph inputs when `model` is older than IR 4, which
+/// requires every initializer to be a graph input too.
+pub fn list_new_weights_as_inputs(model: &Model, splice: &mut Splice) {
+    if model.proto.ir_version.is_some_and(|v| v < 4) {
+        onnx::list_as_inputs(&mut splice.graph, &splice.added_initializers);
+    }
+}
+
+/// Fails when no block of `shown` can take SE at `position`, naming each reason with the number
+/// of blocks it stopped (reasons in alphabetical order).
+pub fn ensure_some_block_takes_se(
+    decisions: &[Decision],
+    shown: &str,
+    position: &str,
+) -> Result<()> {
+    if !decisions.iter().all(|d| d.skipped.is_some()) {
+        return Ok(());
+    }
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for d in decisions {
+        *reasons
+            .entry(skip_reason(d).unwrap_or_default())
+            .or_default() += 1;
+    }
+    let why: Vec<String> = reasons
+        .iter()
+        .map(|(r, n)| format!("{n} block(s): {r}"))
+        .collect();
+    bail!(
+        "'{shown}': no block can take SE at position {position} ({})",
+        why.join("; ")
+    );
+}

@@ -1,0 +1,238 @@
+//! What a run did, in numbers: per stage the paper's formula (2/r)·N_s·C_s² and the parameters
+//! actually added, per block the decision, and the model's float parameters counted before and
+//! after, and the multiply-accumulates (MACs) before and after (counted in `macs.rs`). Rendered
+//! as JSON here, as text tables in `text.rs`.
+
+mod macs;
+mod text;
+
+pub use macs::macs;
+pub use text::group;
+
+use crate::analysis::Analysis;
+use crate::graph::GraphView;
+use crate::onnx::tensor::{is_float, numel};
+use crate::onnx::{op, GraphProto};
+use crate::rewrite::{Decision, SeOptions};
+use crate::validate::Validation;
+use serde::{Serialize, Serializer};
+
+/// A parameter count from the formula: a whole number when it is one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Formula(pub f64);
+
+impl Serialize for Formula {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.fract() == 0.0 && self.0.abs() < 9.0e15 {
+            s.serialize_i64(self.0 as i64)
+        } else {
+            s.serialize_f64(self.0)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageRow {
+    pub index: usize,
+    pub kind: &'static str,
+    pub blocks: usize,
+    pub channels: usize,
+    /// (2/r)·N_s·C_s², N_s counting the stage's blocks that get SE.
+    pub formula_params: Formula,
+    /// Parameters counted in the initializers added to this stage's blocks.
+    pub added_params: u64,
+    /// Blocks of the stage that received SE.
+    pub injected: usize,
+    pub first_node: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockRow {
+    pub stage: usize,
+    pub name: String,
+    pub kind: &'static str,
+    pub merge: String,
+    /// Channels where SE lands (the block's output channels at the standard position).
+    pub channels: usize,
+    pub hidden: usize,
+    pub projection: bool,
+    pub existing_se: bool,
+    pub injected: bool,
+    pub added_params: u64,
+    pub skipped: Option<String>,
+}
+
+/// The whole report, as `--format json` prints it. Scripts read these fields, so fields are only
+/// ever added, never renamed or removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub model: String,
+    pub ratio: usize,
+    pub position: crate::rewrite::Position,
+    pub bias: bool,
+    pub init: crate::rewrite::Init,
+    pub squeeze: crate::rewrite::Squeeze,
+    pub gate: crate::rewrite::Gate,
+    pub stages: Vec<StageRow>,
+    pub blocks: Vec<BlockRow>,
+    /// (2/r)·Σ N_s·C_s² over the stages that got SE.
+    pub formula_params: Formula,
+    /// Counted: float initializer elements after minus before.
+    pub added_params: i64,
+    pub params_before: u64,
+    pub params_after: u64,
+    /// Multiply-accumulates of the convolutions and matrix products, before and after; absent
+    /// when shapes could not be derived (`macs_note` says why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub macs_before: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub macs_after: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub macs_note: Option<String>,
+    /// SE gates the model already had.
+    pub existing_se: Vec<crate::analysis::existing::SeGate>,
+    pub output: Option<String>,
+    pub validation: Option<Validation>,
+}
+
+/// Float parameters of a graph: elements of its float initializers.
+pub fn count_params(graph: &GraphProto) -> u64 {
+    graph
+        .initializer
+        .iter()
+        .filter(|t| is_float(t.data_type.unwrap_or(0)))
+        .map(numel)
+        .fold(0u64, u64::saturating_add)
+}
+
+/// The paper's formula for one stage: (2/r)·N·C².
+pub fn formula(ratio: usize, blocks: usize, channels: usize) -> f64 {
+    2.0 / ratio as f64 * blocks as f64 * (channels as f64).powi(2)
+}
+
+/// Why a block got no SE, as the report words it; None when it got SE. The one place a
+/// decision's skip reason becomes text.
+pub fn skip_reason(d: &Decision) -> Option<String> {
+    d.skipped.as_ref().map(ToString::to_string)
+}
+
+/// One row per block: where it is, what it is, and what was decided for it.
+fn block_rows(view: &GraphView, analysis: &Analysis, decisions: &[Decision]) -> Vec<BlockRow> {
+    let mut blocks = Vec::new();
+    for (i, (b, d)) in analysis.blocks.iter().zip(decisions).enumerate() {
+        let stage = analysis
+            .stages
+            .iter()
+            .find(|s| s.blocks.contains(&i))
+            .map_or(0, |s| s.index);
+        blocks.push(BlockRow {
+            stage,
+            name: b.name.clone(),
+            kind: b.kind.as_str(),
+            merge: b.merge().map_or("none", |m| op(view.node(m))).to_string(),
+            channels: d.channels,
+            hidden: d.hidden,
+            projection: b.projection(),
+            existing_se: analysis
+                .gates
+                .iter()
+                .any(|g| b.nodes.contains(&g.mul) || g.output == b.output),
+            injected: d.skipped.is_none(),
+            added_params: d.params,
+            skipped: skip_reason(d),
+        });
+    }
+    blocks
+}
+
+/// One row per stage, from the rows of its blocks.
+fn stage_rows(analysis: &Analysis, blocks: &[BlockRow], ratio: usize) -> Vec<StageRow> {
+    analysis
+        .stages
+        .iter()
+        .map(|s| {
+            let rows = || s.blocks.iter().map(|&i| &blocks[i]);
+            StageRow {
+                index: s.index,
+                kind: s.kind.as_str(),
+                blocks: s.blocks.len(),
+                channels: s.channels,
+                formula_params: Formula(formula(
+                    ratio,
+                    rows().filter(|b| b.injected).count(),
+                    s.channels,
+                )),
+                added_params: rows().map(|b| b.added_params).sum(),
+                injected: rows().filter(|b| b.injected).count(),
+                first_node: s.first_node.clone(),
+            }
+        })
+        .collect()
+}
+
+impl Report {
+    /// Builds the report of a splice.
+    pub fn new(
+        model: &str,
+        view: &GraphView,
+        analysis: &Analysis,
+        decisions: &[Decision],
+        after: &GraphProto,
+        opts: &SeOptions,
+    ) -> Self {
+        let blocks = block_rows(view, analysis, decisions);
+        let stages = stage_rows(analysis, &blocks, opts.ratio);
+        let total = stages.iter().map(|s| s.formula_params.0).sum();
+        let before = count_params(view.graph);
+        let after_count = count_params(after);
+        Report {
+            model: model.to_string(),
+            ratio: opts.ratio,
+            position: opts.position,
+            bias: opts.bias,
+            init: opts.init,
+            squeeze: opts.squeeze,
+            gate: opts.gate,
+            stages,
+            blocks,
+            formula_params: Formula(total),
+            added_params: (i128::from(after_count) - i128::from(before))
+                .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
+            params_before: before,
+            params_after: after_count,
+            macs_before: None,
+            macs_after: None,
+            macs_note: None,
+            existing_se: analysis.gates.clone(),
+            output: None,
+            validation: None,
+        }
+    }
+
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paper_formula_for_resnet50() {
+        let stages = [(3, 256), (4, 512), (6, 1024), (3, 2048)];
+        let per: Vec<f64> = stages.iter().map(|&(n, c)| formula(16, n, c)).collect();
+        assert_eq!(per, vec![24_576.0, 131_072.0, 786_432.0, 1_572_864.0]);
+        assert_eq!(per.iter().sum::<f64>(), 2_514_944.0);
+    }
+
+    #[test]
+    fn formula_serializes_whole_numbers_as_integers() {
+        assert_eq!(
+            serde_json::to_string(&Formula(2_514_944.0)).unwrap(),
+            "2514944"
+        );
+        assert_eq!(serde_json::to_string(&Formula(0.5)).unwrap(), "0.5");
+    }
+}
