@@ -4,6 +4,7 @@
 //! stages) → [`rewrite`] (a patch applied once) → model → bytes → [`validate`] (tract).
 
 pub mod analysis;
+pub mod errors;
 pub mod graph;
 pub mod onnx;
 pub mod policy;

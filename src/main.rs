@@ -3,6 +3,7 @@
 
 mod cli;
 
+use se_inject::errors::{error_line, one_line, panic_message};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -13,15 +14,11 @@ fn main() -> ExitCode {
     let outcome = match result {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
-            eprintln!("se-inject: error: {}", one_line(&format!("{e:#}")));
+            eprintln!("se-inject: error: {}", error_line(&e));
             return ExitCode::from(1);
         }
         Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let what = panic_message(&*payload).unwrap_or_default();
             eprintln!(
                 "se-inject: error: internal failure while processing '{}': {}",
                 cfg.model.display(),
@@ -65,8 +62,4 @@ fn main() -> ExitCode {
         return ExitCode::from(3);
     }
     ExitCode::SUCCESS
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

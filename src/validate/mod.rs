@@ -1,0 +1,278 @@
+//! Run the original and the rewritten ONNX model in tract on the same seeded
+//! random input, compare their outputs and time them.
+//!
+//! Errors on the original model are returned as `Err` (there is nothing to
+//! validate against); any problem with the rewritten model is reported as a
+//! [`Validation`] with `ok == false` and a one-line `reason`.
+
+mod compare;
+mod float;
+mod input;
+mod run;
+#[cfg(test)]
+mod tests;
+
+use anyhow::{anyhow, bail, Context};
+use ndarray::ArrayD;
+use tract_onnx::prelude::*;
+
+use crate::errors::error_line;
+use compare::Reference;
+use input::InputSpec;
+use run::median;
+
+/// Options for [`validate`].
+#[derive(Debug, Clone)]
+pub struct ValidateOptions {
+    /// Concrete shape of the (single) image input; `None` uses the model's
+    /// declared shape with symbolic dims set to 1.
+    pub input_shape: Option<Vec<usize>>,
+    /// Seed of the random (standard normal) input.
+    pub seed: u64,
+    /// `true` when the rewritten model should compute the same function as
+    /// the original (identity initialisation of the SE blocks).
+    pub expect_identical: bool,
+    /// Timed runs per model used for the median; values below 1 count as 1.
+    pub runs: usize,
+}
+
+impl Default for ValidateOptions {
+    fn default() -> Self {
+        ValidateOptions {
+            input_shape: None,
+            seed: 0,
+            expect_identical: false,
+            runs: 5,
+        }
+    }
+}
+
+/// Outcome of running both models in tract.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Validation {
+    /// Runtime used for the check, always `"tract"`.
+    pub runtime: &'static str,
+    /// Whether every check passed.
+    pub ok: bool,
+    /// Why the validation failed (one line); `None` when `ok`.
+    pub reason: Option<String>,
+    /// Largest absolute difference over all outputs; `None` if not computed.
+    pub max_abs_diff: Option<f64>,
+    /// Largest absolute value among the original model's outputs.
+    pub output_scale: Option<f64>,
+    /// Median run time of the original model, in milliseconds.
+    pub ms_before: f64,
+    /// Median run time of the rewritten model, in milliseconds (0 when the
+    /// rewritten model could not be run).
+    pub ms_after: f64,
+    /// Shapes of the rewritten model's outputs (empty if it could not run).
+    pub output_shapes: Vec<Vec<usize>>,
+    /// The float type both models were converted from to run in FLOAT (tract's FLOAT16 and
+    /// DOUBLE support is incomplete: no Sigmoid in DOUBLE), or `None` when they ran in their
+    /// own types.
+    pub converted_from: Option<&'static str>,
+    /// What the checks could not tell, when they passed without seeing everything.
+    pub note: Option<String>,
+}
+
+/// Decodes, loads, optimises and runs both models and compares their outputs.
+///
+/// `original` and `rewritten` are serialized ONNX `ModelProto`s with inline
+/// weights. Problems with the original are returned as `Err`; problems with
+/// the rewritten model give `Ok` with `ok == false` and a `reason`.
+pub fn validate(
+    original: &[u8],
+    rewritten: &[u8],
+    opts: &ValidateOptions,
+) -> anyhow::Result<Validation> {
+    let runs = opts.runs.max(1);
+    // The original: every failure is an error.
+    let mut orig = Original::prepare(original, opts)?;
+    // The rewritten model: every failure is a failed validation.
+    let mut new = match Rewritten::prepare(rewritten, &orig) {
+        Ok(new) => new,
+        Err(reason) => {
+            let ms_before = orig.time_alone(runs)?;
+            return Ok(orig.failed(reason, ms_before));
+        }
+    };
+    // Timing, interleaved so both models see the same machine state.
+    let mut times_before = Vec::with_capacity(runs);
+    let mut times_after = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        times_before.push(orig.timed_run()?);
+        match run::timed_run(&mut new.state, &orig.input) {
+            Ok(ms) => times_after.push(ms),
+            Err(e) => {
+                let reason = format!("tract: {}", error_line(&e));
+                return Ok(orig.failed(reason, median(&mut times_before)));
+            }
+        }
+    }
+    let ms_before = median(&mut times_before);
+    let verdict = compare::compare(
+        &orig.reference,
+        &new.outputs,
+        &new.output_names,
+        opts.expect_identical,
+    );
+    Ok(Validation {
+        ok: verdict.reason.is_none(),
+        reason: verdict.reason,
+        max_abs_diff: verdict.max_abs_diff,
+        ms_after: median(&mut times_after),
+        output_shapes: new.outputs.iter().map(|t| t.shape().to_vec()).collect(),
+        note: verdict.note,
+        ..orig.unjudged(ms_before)
+    })
+}
+
+/// The original model running in tract, with its outputs on the seeded input.
+struct Original {
+    /// Its input, which the rewritten model must share.
+    spec: InputSpec,
+    state: TypedSimpleState,
+    /// The seeded random input both models run on.
+    input: TValue,
+    reference: Reference,
+    /// The float type the model was converted from, if it was.
+    converted: Option<&'static str>,
+}
+
+impl Original {
+    /// Decodes, loads and runs the original model on the seeded input and on a second one.
+    fn prepare(bytes: &[u8], opts: &ValidateOptions) -> anyhow::Result<Original> {
+        let mut proto =
+            run::decode_model(bytes).context("the original model is not a valid ONNX protobuf")?;
+        let converted = float::to_float(&mut proto);
+        let spec = input::resolve_input(&proto, opts.input_shape.as_deref())
+            .context("original model input")?;
+        let loaded = run::load(&proto, &spec).map_err(|e| {
+            anyhow!(
+                "tract could not load the original model: {}",
+                error_line(&e)
+            )
+        })?;
+        let input = input::random_input(&spec, opts.seed)?;
+        let mut state = loaded
+            .spawn("spawning the original model")
+            .map_err(run_failed)?;
+        let names = &loaded.output_names;
+        let outputs = run_original(&mut state, &input, names)?;
+        if let Some((ix, _)) = compare::first_non_finite(&outputs) {
+            bail!(
+                "the original model produced non-finite values in {} on the seeded random \
+                 input; cannot validate against it (try another seed or input shape)",
+                compare::output_label(ix, names)
+            );
+        }
+        let other = input::random_input(&spec, opts.seed.wrapping_add(1))?;
+        let other = run_original(&mut state, &other, names)?;
+        Ok(Original {
+            spec,
+            state,
+            input,
+            reference: Reference::new(outputs, &other),
+            converted,
+        })
+    }
+
+    /// One timed run on the seeded input, in ms.
+    fn timed_run(&mut self) -> anyhow::Result<f64> {
+        run::timed_run(&mut self.state, &self.input).map_err(run_failed)
+    }
+
+    /// The median time of `runs` runs, in ms, when there is no rewritten model to run.
+    fn time_alone(&mut self, runs: usize) -> anyhow::Result<f64> {
+        let mut times = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            times.push(self.timed_run()?);
+        }
+        Ok(median(&mut times))
+    }
+
+    /// A validation that has not judged the rewritten model (yet).
+    fn unjudged(&self, ms_before: f64) -> Validation {
+        Validation {
+            runtime: "tract",
+            ok: false,
+            reason: None,
+            max_abs_diff: None,
+            output_scale: Some(self.reference.scale),
+            ms_before,
+            ms_after: 0.0,
+            output_shapes: vec![],
+            converted_from: self.converted,
+            note: None,
+        }
+    }
+
+    /// A failed validation of a rewritten model that could not be run.
+    fn failed(&self, reason: String, ms_before: f64) -> Validation {
+        Validation {
+            reason: Some(reason),
+            ..self.unjudged(ms_before)
+        }
+    }
+}
+
+/// One run of the original model; its outputs as f64.
+fn run_original(
+    state: &mut TypedSimpleState,
+    input: &TValue,
+    names: &[String],
+) -> anyhow::Result<Vec<ArrayD<f64>>> {
+    let out = run::run_once(state, input).map_err(run_failed)?;
+    compare::outputs_as_f64(&out, names).context("reading the original model's outputs")
+}
+
+/// The error of a failed run of the original model.
+fn run_failed(e: anyhow::Error) -> anyhow::Error {
+    anyhow!("tract could not run the original model: {}", error_line(&e))
+}
+
+/// The rewritten model running in tract, with its outputs on the seeded input.
+struct Rewritten {
+    state: TypedSimpleState,
+    output_names: Vec<String>,
+    outputs: TVec<TValue>,
+}
+
+impl Rewritten {
+    /// Decodes, loads and runs the rewritten model once on the original's input;
+    /// the reason it cannot be run otherwise.
+    fn prepare(bytes: &[u8], orig: &Original) -> Result<Rewritten, String> {
+        let mut proto = run::decode_model(bytes).map_err(|e| {
+            format!(
+                "the rewritten model is not a valid ONNX protobuf: {}",
+                error_line(&e)
+            )
+        })?;
+        float::to_float(&mut proto);
+        let spec = input::resolve_input(&proto, Some(&orig.spec.shape))
+            .and_then(|spec| {
+                let want = &orig.spec;
+                if spec.datum_type != want.datum_type {
+                    bail!(
+                        "input `{}` has type {:?} but the original's input `{}` has type {:?}",
+                        spec.name,
+                        spec.datum_type,
+                        want.name,
+                        want.datum_type
+                    );
+                }
+                Ok(spec)
+            })
+            .map_err(|e| format!("rewritten model: {}", error_line(&e)))?;
+        let started = run::load(&proto, &spec).and_then(|loaded| {
+            let mut state = loaded.spawn("spawning the rewritten model")?;
+            let outputs = run::run_once(&mut state, &orig.input)?;
+            Ok(Rewritten {
+                state,
+                output_names: loaded.output_names,
+                outputs,
+            })
+        });
+        started.map_err(|e| format!("tract: {}", error_line(&e)))
+    }
+}

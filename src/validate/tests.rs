@@ -1,0 +1,339 @@
+//! Both models through [`validate`], built as small ONNX graphs here.
+
+use super::run::{decode_model, load};
+use super::*;
+use input::resolve_input;
+use prost::Message;
+use tract_onnx::pb;
+use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
+
+fn dim(v: i64) -> Dimension {
+    Dimension {
+        value: Some(dimension::Value::DimValue(v)),
+        ..Default::default()
+    }
+}
+
+fn sym(s: &str) -> Dimension {
+    Dimension {
+        value: Some(dimension::Value::DimParam(s.into())),
+        ..Default::default()
+    }
+}
+
+fn value_info(name: &str, elem_type: i32, dims: Option<Vec<Dimension>>) -> pb::ValueInfoProto {
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type,
+                shape: dims.map(|dim| pb::TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn node(op: &str, inputs: &[&str], output: &str) -> pb::NodeProto {
+    pb::NodeProto {
+        op_type: op.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        name: format!("{op}_{output}"),
+        ..Default::default()
+    }
+}
+
+fn scalar(name: &str, v: f32) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        data_type: 1,
+        dims: vec![],
+        float_data: vec![v],
+        ..Default::default()
+    }
+}
+
+fn model(
+    nodes: Vec<pb::NodeProto>,
+    inputs: Vec<pb::ValueInfoProto>,
+    initializer: Vec<pb::TensorProto>,
+) -> Vec<u8> {
+    let graph = pb::GraphProto {
+        name: "g".into(),
+        node: nodes,
+        input: inputs,
+        initializer,
+        output: vec![value_info("y", 1, None)],
+        // deliberately wrong stale shape info: must be ignored
+        value_info: vec![value_info("r", 1, Some(vec![dim(7), dim(7)]))],
+        ..Default::default()
+    };
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+        }],
+        graph: Some(graph),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+fn x_input() -> pb::ValueInfoProto {
+    value_info("x", 1, Some(vec![dim(1), dim(2), dim(3), dim(3)]))
+}
+
+/// x -> Relu -> y
+fn relu() -> Vec<u8> {
+    model(vec![node("Relu", &["x"], "y")], vec![x_input()], vec![])
+}
+
+/// x -> Relu -> Mul(k) -> y
+fn relu_mul(k: f32) -> Vec<u8> {
+    model(
+        vec![node("Relu", &["x"], "r"), node("Mul", &["r", "k"], "y")],
+        vec![x_input()],
+        vec![scalar("k", k)],
+    )
+}
+
+fn opts(expect_identical: bool) -> ValidateOptions {
+    ValidateOptions {
+        input_shape: None,
+        seed: 42,
+        expect_identical,
+        runs: 3,
+    }
+}
+
+#[test]
+fn identical_models_expected_identical() {
+    let v = validate(&relu(), &relu(), &opts(true)).unwrap();
+    assert!(v.ok, "{:?}", v.reason);
+    assert_eq!(v.reason, None);
+    assert_eq!(v.runtime, "tract");
+    assert_eq!(v.max_abs_diff, Some(0.0));
+    assert!(v.output_scale.unwrap() > 0.0);
+    assert_eq!(v.output_shapes, vec![vec![1, 2, 3, 3]]);
+}
+
+#[test]
+fn different_models_expected_identical_fail() {
+    let v = validate(&relu(), &relu_mul(2.0), &opts(true)).unwrap();
+    assert!(!v.ok);
+    let reason = v.reason.unwrap();
+    assert!(reason.contains("output 0 (`y`)"), "{reason}");
+    // 2*relu(x) - relu(x) == relu(x) exactly, so the diff is the scale
+    assert_eq!(v.max_abs_diff, v.output_scale);
+}
+
+#[test]
+fn different_models_expected_different_ok() {
+    let v = validate(&relu(), &relu_mul(2.0), &opts(false)).unwrap();
+    assert!(v.ok, "{:?}", v.reason);
+    assert_eq!(v.max_abs_diff, v.output_scale);
+    assert_eq!(v.output_shapes, vec![vec![1, 2, 3, 3]]);
+}
+
+#[test]
+fn identical_models_expected_different_fail() {
+    let v = validate(&relu(), &relu_mul(1.0), &opts(false)).unwrap();
+    assert!(!v.ok);
+    assert_eq!(v.max_abs_diff, Some(0.0));
+    assert!(v.reason.unwrap().contains("the SE blocks have no effect"));
+}
+
+#[test]
+fn an_input_blind_original_passes_with_a_note() {
+    // y = relu(x)·0 gives 0 for every input: no change inside can show at the output.
+    let v = validate(&relu_mul(0.0), &relu_mul(0.0), &opts(false)).unwrap();
+    assert!(v.ok, "{:?}", v.reason);
+    assert!(v.note.unwrap().contains("hardly depend on its input"));
+}
+
+#[test]
+fn tiny_outputs_are_judged_relative_to_their_scale() {
+    // Outputs of size 1e-8 that change by 1e-8: live, though far below an absolute 1e-6.
+    let v = validate(&relu_mul(1e-8), &relu_mul(2e-8), &opts(false)).unwrap();
+    assert!(v.ok, "{:?}", v.reason);
+    assert!(v.note.is_none());
+}
+
+#[test]
+fn garbage_rewritten_is_not_ok() {
+    let v = validate(&relu(), b"\xff\xff\xff not onnx", &opts(true)).unwrap();
+    assert!(!v.ok);
+    assert!(v.reason.unwrap().contains("not a valid ONNX protobuf"));
+    assert_eq!(v.max_abs_diff, None);
+    assert!(v.output_shapes.is_empty());
+}
+
+#[test]
+fn unloadable_rewritten_is_tract_reason() {
+    let bad = model(vec![node("NoSuchOp", &["x"], "y")], vec![x_input()], vec![]);
+    let v = validate(&relu(), &bad, &opts(true)).unwrap();
+    assert!(!v.ok);
+    let reason = v.reason.unwrap();
+    assert!(reason.starts_with("tract: "), "{reason}");
+    assert!(!reason.contains('\n'));
+}
+
+#[test]
+fn garbage_original_is_err() {
+    let e = validate(b"\xff\xff\xff not onnx", &relu(), &opts(true)).unwrap_err();
+    assert!(format!("{e:#}").contains("original"));
+}
+
+#[test]
+fn wrong_rank_input_shape_is_err() {
+    let o = ValidateOptions {
+        input_shape: Some(vec![1, 2, 3]),
+        ..opts(true)
+    };
+    let e = validate(&relu(), &relu(), &o).unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(msg.contains("rank 3") && msg.contains("rank 4"), "{msg}");
+}
+
+#[test]
+fn explicit_input_shape_is_used() {
+    let o = ValidateOptions {
+        input_shape: Some(vec![2, 2, 5, 4]),
+        ..opts(false)
+    };
+    let v = validate(&relu(), &relu_mul(2.0), &o).unwrap();
+    assert!(v.ok, "{:?}", v.reason);
+    assert_eq!(v.output_shapes, vec![vec![2, 2, 5, 4]]);
+}
+
+#[test]
+fn symbolic_batch_is_resolved_to_one() {
+    let x = value_info("x", 1, Some(vec![sym("N"), dim(2), dim(3), dim(3)]));
+    let a = model(vec![node("Relu", &["x"], "y")], vec![x.clone()], vec![]);
+    let b = model(
+        vec![node("Relu", &["x"], "r"), node("Mul", &["r", "k"], "y")],
+        vec![x],
+        vec![scalar("k", 2.0)],
+    );
+    let v = validate(&a, &b, &opts(false)).unwrap();
+    assert!(v.ok, "{:?}", v.reason);
+    assert_eq!(v.output_shapes, vec![vec![1, 2, 3, 3]]);
+}
+
+#[test]
+fn unknown_dim_needs_input_shape() {
+    let x = value_info(
+        "x",
+        1,
+        Some(vec![Dimension::default(), dim(2), dim(3), dim(3)]),
+    );
+    let a = model(vec![node("Relu", &["x"], "y")], vec![x], vec![]);
+    let e = validate(&a, &a, &opts(true)).unwrap_err();
+    assert!(format!("{e:#}").contains("pass --input-shape"));
+    let o = ValidateOptions {
+        input_shape: Some(vec![1, 2, 3, 3]),
+        ..opts(true)
+    };
+    let v = validate(&a, &a, &o).unwrap();
+    assert!(v.ok, "{:?}", v.reason);
+}
+
+#[test]
+fn two_inputs_is_err() {
+    let a = model(
+        vec![node("Add", &["x", "z"], "y")],
+        vec![x_input(), value_info("z", 1, Some(vec![dim(1)]))],
+        vec![],
+    );
+    let e = validate(&a, &a, &opts(true)).unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("2 graph inputs") && msg.contains("`z`"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn initializer_listed_as_input_is_not_an_input() {
+    let b = model(
+        vec![node("Relu", &["x"], "r"), node("Mul", &["r", "k"], "y")],
+        vec![x_input(), value_info("k", 1, Some(vec![]))],
+        vec![scalar("k", 3.0)],
+    );
+    let v = validate(&relu(), &b, &opts(false)).unwrap();
+    assert!(v.ok, "{:?}", v.reason);
+}
+
+#[test]
+fn non_finite_rewritten_output_fails() {
+    let v = validate(&relu(), &relu_mul(f32::INFINITY), &opts(false)).unwrap();
+    assert!(!v.ok);
+    let reason = v.reason.unwrap();
+    assert!(
+        reason.contains("non-finite") && reason.contains("`y`"),
+        "{reason}"
+    );
+    assert_eq!(v.max_abs_diff, None);
+}
+
+#[test]
+fn shape_mismatch_fails() {
+    let mut t = node("Transpose", &["x"], "y");
+    t.attribute.push(pb::AttributeProto {
+        name: "perm".into(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: vec![0, 2, 1, 3],
+        ..Default::default()
+    });
+    let b = model(vec![t], vec![x_input()], vec![]);
+    let o = ValidateOptions {
+        input_shape: Some(vec![1, 2, 3, 4]),
+        ..opts(false)
+    };
+    let v = validate(&relu(), &b, &o).unwrap();
+    assert!(!v.ok);
+    let reason = v.reason.unwrap();
+    assert!(
+        reason.contains("output 0 (`y`) has shape [1, 3, 2, 4]"),
+        "{reason}"
+    );
+    assert_eq!(v.output_shapes, vec![vec![1, 3, 2, 4]]);
+}
+
+#[test]
+fn double_input_is_supported() {
+    let x = value_info("x", 11, Some(vec![dim(1), dim(2), dim(3), dim(3)]));
+    let a = model(vec![node("Relu", &["x"], "y")], vec![x], vec![]);
+    let v = validate(&a, &a, &opts(true)).unwrap();
+    assert!(v.ok, "{:?}", v.reason);
+    assert_eq!(v.max_abs_diff, Some(0.0));
+}
+
+#[test]
+fn integer_input_is_rejected() {
+    let x = value_info("x", 7, Some(vec![dim(1), dim(2), dim(3), dim(3)]));
+    let a = model(vec![node("Relu", &["x"], "y")], vec![x], vec![]);
+    let e = validate(&a, &a, &opts(true)).unwrap_err();
+    assert!(format!("{e:#}").contains("INT64"));
+}
+
+#[test]
+fn stale_value_info_is_dropped() {
+    let bytes = relu_mul(2.0);
+    let mut proto = pb::ModelProto::decode(bytes.as_slice()).unwrap();
+    let spec = resolve_input(&proto, None).unwrap();
+    // the stale [7, 7] shape of `r` makes tract's analysis fail...
+    let stale = load(&proto, &spec)
+        .err()
+        .map(|e| error_line(&e))
+        .unwrap_or_default();
+    assert!(stale.contains("Impossible to unify"), "{stale}");
+    // ...and dropping value_info fixes it
+    proto.graph.as_mut().unwrap().value_info.clear();
+    assert!(load(&proto, &spec).is_ok());
+    let decoded = decode_model(&bytes).unwrap();
+    assert!(decoded.graph.unwrap().value_info.is_empty());
+}
