@@ -14,171 +14,27 @@
 //! `crate::rewrite::site::rule`.
 
 mod activation;
+mod block;
 mod concat;
 mod inverted;
 mod naming;
 mod plain;
+mod rejection;
 mod residual;
 mod shuffle;
 mod units;
 
 pub use activation::{activation_after, after_activation, ACTIVATIONS};
+pub use block::{Block, BlockKind, Form, Shortcut};
 pub use naming::block_name;
+pub use rejection::Rejection;
 
 use super::features::{conv_weight, Features};
 use crate::graph::{GraphView, Source};
-use crate::onnx::{attr_i, describe_node, node_name, op};
+use crate::onnx::{attr_i, describe_node, op};
 use petgraph::algo::dominators::Dominators;
 use petgraph::graph::NodeIndex;
 use std::collections::{BTreeSet, HashSet, VecDeque};
-
-/// The kinds of block the analysis recognises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BlockKind {
-    Residual,
-    InvertedResidual,
-    Inception,
-    Dense,
-    Shuffle,
-    Plain,
-}
-
-impl BlockKind {
-    /// Every kind, in the order the README's table lists them.
-    pub const ALL: [BlockKind; 6] = [
-        BlockKind::Residual,
-        BlockKind::InvertedResidual,
-        BlockKind::Inception,
-        BlockKind::Dense,
-        BlockKind::Shuffle,
-        BlockKind::Plain,
-    ];
-
-    /// What a block of this kind is, in one line.
-    pub fn describe(self) -> &'static str {
-        match self {
-            BlockKind::Residual => "a branch with convolutions and a shortcut merged by Add/Sum (ResNet, ResNeXt, RegNet)",
-            BlockKind::InvertedResidual => "expand 1x1, depthwise, project 1x1, with or without the Add (MobileNet v2/v3, EfficientNet)",
-            BlockKind::Inception => "branches from one input joined by a Concat (GoogLeNet, Inception v3/v4)",
-            BlockKind::Dense => "layers concatenated onto one growing map, up to the Concat that gathers them (DenseNet)",
-            BlockKind::Shuffle => "two halves, a Concat and a channel shuffle (ShuffleNet v2)",
-            BlockKind::Plain => "a convolution with its activation, or a depthwise-separable pair (VGG, MobileNet v1)",
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BlockKind::Residual => "residual",
-            BlockKind::InvertedResidual => "inverted-residual",
-            BlockKind::Inception => "inception",
-            BlockKind::Dense => "dense",
-            BlockKind::Shuffle => "shuffle",
-            BlockKind::Plain => "plain",
-        }
-    }
-}
-
-/// The path beside a block's transformation that enters the same merge: a residual block's
-/// shortcut, or the half of a ShuffleNet unit that the branch does not take.
-#[derive(Debug, Clone)]
-pub struct Shortcut {
-    /// Nodes of the path (empty when it passes the map on untouched), in topological order.
-    pub nodes: Vec<usize>,
-    /// The path's output and the merge input slot it enters.
-    pub output: String,
-    pub slot: usize,
-    /// The merge input slot the transformation enters.
-    pub branch_slot: usize,
-    /// Whether the path holds a convolution (a projection) rather than passing the map on.
-    pub projection: bool,
-}
-
-/// How a block's paths meet: what each kind has beyond the fields every block has.
-#[derive(Debug, Clone)]
-pub enum Form {
-    /// A transformation and a shortcut merged elementwise (Add / Sum).
-    Residual { merge: usize, shortcut: Shortcut },
-    /// Branches joined by a Concat along channels: an inception module or a dense block.
-    Concat { merge: usize },
-    /// A ShuffleNet v2 unit: the branch and the other half joined by a Concat, then shuffled.
-    /// After a split, the branch starts from its half, `branch_input`.
-    Shuffle {
-        merge: usize,
-        other: Shortcut,
-        branch_input: Option<String>,
-    },
-    /// A chain with no merge: a plain block, or an inverted residual without its Add.
-    Chain,
-}
-
-/// One detected block.
-#[derive(Debug, Clone)]
-pub struct Block {
-    pub kind: BlockKind,
-    /// A readable name derived from the merge node, used to name what is added for the block.
-    pub name: String,
-    /// The tensor the block starts from.
-    pub input: String,
-    /// The transformation's nodes in topological order: the residual branch, the module's
-    /// branches, the chain (the merge itself excluded).
-    pub nodes: Vec<usize>,
-    /// The transformation's output, where SE goes at the standard position: the residual
-    /// branch's output, the Concat's output, the chain's last activation.
-    pub output: String,
-    /// The block's final output (after the merge), before any activation that follows it.
-    pub end: String,
-    /// Output channels of the block.
-    pub channels: usize,
-    /// Element type of the block's feature maps.
-    pub dtype: i32,
-    pub form: Form,
-}
-
-impl Block {
-    /// The merge node (Add / Sum / Concat), when the block has one.
-    pub fn merge(&self) -> Option<usize> {
-        match &self.form {
-            Form::Residual { merge, .. } | Form::Concat { merge } | Form::Shuffle { merge, .. } => {
-                Some(*merge)
-            }
-            Form::Chain => None,
-        }
-    }
-
-    /// The path beside the transformation that enters the merge, when there is one.
-    pub fn shortcut(&self) -> Option<&Shortcut> {
-        match &self.form {
-            Form::Residual { shortcut, .. } => Some(shortcut),
-            Form::Shuffle { other, .. } => Some(other),
-            Form::Concat { .. } | Form::Chain => None,
-        }
-    }
-
-    /// Whether the shortcut is a projection rather than the identity.
-    pub fn projection(&self) -> bool {
-        self.shortcut().is_some_and(|s| s.projection)
-    }
-
-    /// Every node the block covers: transformation, shortcut and merge.
-    pub fn covers(&self, n: usize) -> bool {
-        self.merge() == Some(n)
-            || self.nodes.contains(&n)
-            || self.shortcut().is_some_and(|s| s.nodes.contains(&n))
-    }
-
-    /// Name of the block's first node in topological order.
-    pub fn first_node(&self, view: &GraphView) -> String {
-        let merge = self.merge();
-        self.nodes
-            .iter()
-            .chain(self.shortcut().iter().flat_map(|s| &s.nodes))
-            .chain(&merge)
-            .min_by_key(|&&n| view.rank[n])
-            .map(|&n| node_name(view.node(n)).to_string())
-            .unwrap_or_default()
-    }
-}
 
 /// What the detection found, including merges that did not qualify as blocks.
 #[derive(Debug, Default)]
@@ -186,41 +42,6 @@ pub struct Detection {
     pub blocks: Vec<Block>,
     /// Merge nodes looked at and rejected, with the reason.
     pub rejected: Vec<(usize, Rejection)>,
-}
-
-/// Why a merge node is not a block.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejection {
-    #[error("its inputs have {0} and {1} channels")]
-    ChannelMismatch(usize, usize),
-    #[error("the channel count of its inputs is unknown")]
-    UnknownChannels,
-    #[error("the channel count of the unit is unknown")]
-    UnknownUnitChannels,
-    #[error("it has no dominator")]
-    NoDominator,
-    #[error("its inputs do not fork from one tensor")]
-    NoCommonFork,
-    #[error("its fork {node} has {outputs} feature outputs")]
-    ForkOutputs { node: String, outputs: usize },
-    #[error("it reaches its fork through a second output '{0}'")]
-    SecondForkOutput(String),
-    #[error("a path reaches graph input '{0}' without passing the fork")]
-    PathAroundFork(String),
-    #[error("its two paths share nodes")]
-    SharedPaths,
-    #[error("neither path is a shortcut (identity or projection)")]
-    NoShortcut,
-    #[error("its residual path holds no convolution")]
-    NoConvInBranch,
-    #[error("one of its branches is empty")]
-    EmptyBranch,
-    #[error("its branches hold no convolution")]
-    NoConvInBranches,
-    #[error("its Split has no input")]
-    SplitWithoutInput,
-    #[error("neither half of the unit holds a convolution")]
-    NoConvInHalves,
 }
 
 /// Finds the blocks of the graph, in topological order of their outputs.
@@ -514,14 +335,14 @@ impl Cx<'_, '_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::analysis::analyse;
     use crate::onnx::{AttributeProto, NodeProto};
     use crate::testutil::GraphBuilder;
 
     /// Splits `x` in two halves of `half` channels along the channel axis with one Split node.
-    fn split_halves(g: &mut GraphBuilder, x: &str, half: i64) -> (String, String) {
+    pub(super) fn split_halves(g: &mut GraphBuilder, x: &str, half: i64) -> (String, String) {
         let sizes = g.weight(&[2]);
         g.graph
             .initializer
@@ -579,43 +400,5 @@ mod tests {
         );
         assert_eq!(a.blocks[0].input, xb);
         assert_eq!(a.blocks[1].input, x);
-    }
-
-    /// A MixNet block without an Add: its depthwise convolution split in two groups of
-    /// different kernels.
-    ///
-    /// ```text
-    /// x(8) ─ conv 1×1 (16) ─ relu ─ Split ─┬─ dw 3×3 (8) ─┬─ Concat(16) ─ relu ─ conv 1×1 (12)
-    ///                                      └─ dw 5×5 (8) ─┘
-    /// ```
-    /// Then a basic residual block (inverted residuals without a merge are looked for in
-    /// models that have merges). One inverted residual of 12 channels holding every node up to
-    /// the projection; the mixed convolution is not an inception module.
-    #[test]
-    fn a_convolution_split_in_groups_is_one_convolution() {
-        let mut g = GraphBuilder::new(8);
-        let e = g.conv("input", 8, 16, 1, 1);
-        let e = g.relu(&e);
-        let (a, b) = split_halves(&mut g, &e, 8);
-        let a = g.conv(&a, 8, 8, 3, 8);
-        let b = g.conv(&b, 8, 8, 5, 8);
-        let d = g.inception_concat(&[&a, &b]);
-        let d = g.relu(&d);
-        let p = g.conv(&d, 16, 12, 1, 1);
-        let y = g.basic(&p, 12, 12, false);
-        let g = g.finish(&y);
-        let view = GraphView::new(&g).expect("well formed");
-        let a = analyse(&view).expect("blocks");
-        let found: Vec<(BlockKind, usize)> =
-            a.blocks.iter().map(|b| (b.kind, b.channels)).collect();
-        assert_eq!(
-            found,
-            [(BlockKind::InvertedResidual, 12), (BlockKind::Residual, 12)]
-        );
-        assert_eq!(a.blocks[0].input, "input");
-        // conv, relu, Split, two parts, Concat, relu, conv.
-        let mut nodes = a.blocks[0].nodes.clone();
-        nodes.sort_unstable();
-        assert_eq!(nodes, (0..8).collect::<Vec<_>>());
     }
 }

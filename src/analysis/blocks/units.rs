@@ -125,3 +125,49 @@ impl Cx<'_, '_> {
             .unwrap_or(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::split_halves;
+    use crate::analysis::{analyse, BlockKind};
+    use crate::graph::GraphView;
+    use crate::testutil::GraphBuilder;
+
+    /// A MixNet block without an Add: its depthwise convolution split in two groups of
+    /// different kernels.
+    ///
+    /// ```text
+    /// x(8) ─ conv 1×1 (16) ─ relu ─ Split ─┬─ dw 3×3 (8) ─┬─ Concat(16) ─ relu ─ conv 1×1 (12)
+    ///                                      └─ dw 5×5 (8) ─┘
+    /// ```
+    /// Then a basic residual block (inverted residuals without a merge are looked for in
+    /// models that have merges). One inverted residual of 12 channels holding every node up to
+    /// the projection; the mixed convolution is not an inception module.
+    #[test]
+    fn a_convolution_split_in_groups_is_one_convolution() {
+        let mut g = GraphBuilder::new(8);
+        let e = g.conv("input", 8, 16, 1, 1);
+        let e = g.relu(&e);
+        let (a, b) = split_halves(&mut g, &e, 8);
+        let a = g.conv(&a, 8, 8, 3, 8);
+        let b = g.conv(&b, 8, 8, 5, 8);
+        let d = g.inception_concat(&[&a, &b]);
+        let d = g.relu(&d);
+        let p = g.conv(&d, 16, 12, 1, 1);
+        let y = g.basic(&p, 12, 12, false);
+        let g = g.finish(&y);
+        let view = GraphView::new(&g).expect("well formed");
+        let a = analyse(&view).expect("blocks");
+        let found: Vec<(BlockKind, usize)> =
+            a.blocks.iter().map(|b| (b.kind, b.channels)).collect();
+        assert_eq!(
+            found,
+            [(BlockKind::InvertedResidual, 12), (BlockKind::Residual, 12)]
+        );
+        assert_eq!(a.blocks[0].input, "input");
+        // conv, relu, Split, two parts, Concat, relu, conv.
+        let mut nodes = a.blocks[0].nodes.clone();
+        nodes.sort_unstable();
+        assert_eq!(nodes, (0..8).collect::<Vec<_>>());
+    }
+}
