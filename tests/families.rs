@@ -51,7 +51,7 @@ use Land::{At, Skip};
 const NO_IDENTITY: &str = "identity has no meaning";
 const NO_INNER: &str = "inner has no meaning";
 const PRESENT: &str = "already present";
-const PARALLEL: &str = "inner has no meaning for a residual branch of parallel paths";
+const PARALLEL: &str = "inner has no meaning for a branch of parallel paths";
 
 /// One expected block of the analysis: (stage, merge op, channels, existing SE).
 type Blk = (u64, &'static str, u64, bool);

@@ -100,11 +100,14 @@ pub enum SkipReason {
     StageNotSelected,
     /// The table has no place for the kind at the position, or the block lacks the part the
     /// rule needs (an inverted residual without its Add has no shortcut).
-    #[error("{} has no meaning for a {} block{}", .position.as_str(), .kind.as_str(),
+    #[error("{} has no meaning for {} {} block{}", .position.as_str(), .kind.article(), .kind.as_str(),
         if *.position == Position::Identity { ": it has no shortcut" } else { "" })]
     NoMeaning { position: Position, kind: BlockKind },
-    #[error("inner has no meaning for a residual branch of parallel paths (Inception-ResNet)")]
+    #[error("inner has no meaning for a branch of parallel paths (a Concat inside it)")]
     ParallelPaths,
+    /// The spatial convolution (with its activation) ends the branch: inner would be standard.
+    #[error("the spatial convolution ends the branch, where standard puts SE")]
+    InnerIsStandard,
     #[error("its residual branch has no spatial convolution")]
     NoSpatialConv,
     #[error("nothing in the block reads its input")]
@@ -259,6 +262,9 @@ fn after_spatial_conv(block: &Block, cx: &Context) -> Result<Site, SkipReason> {
     }
     let t = after_activation(view, t);
     let consumers = view.consumers(t).to_vec();
+    if t == block.output {
+        return Err(SkipReason::InnerIsStandard);
+    }
     if consumers.iter().any(|(n, _)| !block.nodes.contains(n)) || view.is_graph_output(t) {
         return Err(SkipReason::ReadOutside(t.to_string()));
     }
@@ -325,7 +331,7 @@ mod tests {
     }
 
     #[test]
-    fn reasons_read_as_before() {
+    fn reasons_read_as_english() {
         let r = SkipReason::NoMeaning {
             position: Position::Identity,
             kind: BlockKind::Plain,
@@ -339,5 +345,13 @@ mod tests {
             kind: BlockKind::Dense,
         };
         assert_eq!(r.to_string(), "inner has no meaning for a dense block");
+        let r = SkipReason::NoMeaning {
+            position: Position::Identity,
+            kind: BlockKind::Inception,
+        };
+        assert_eq!(
+            r.to_string(),
+            "identity has no meaning for an inception block: it has no shortcut"
+        );
     }
 }

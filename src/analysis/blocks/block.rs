@@ -38,6 +38,14 @@ impl BlockKind {
         }
     }
 
+    /// "a" or "an", as the kind's name is spoken.
+    pub fn article(self) -> &'static str {
+        match self {
+            BlockKind::InvertedResidual | BlockKind::Inception => "an",
+            _ => "a",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             BlockKind::Residual => "residual",
