@@ -162,5 +162,5 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     })
 }
 
-#[cfg(test)]
-pub(crate) mod testutil;
+#[doc(hidden)]
+pub mod testutil;
