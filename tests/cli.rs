@@ -36,140 +36,158 @@ struct Stage {
     added: u64,
 }
 
+/// A stage row of N blocks on C channels at ratio r, whose formula is the paper's (2/r)·N·C²
+/// = 2·N·C²/r: (index, N, C, r, added).
+const fn stage(index: u64, n: u64, c: u64, r: u64, added: u64) -> Stage {
+    Stage {
+        index,
+        blocks: n,
+        channels: c,
+        formula: (2 * n * c * c) as f64 / r as f64,
+        added,
+    }
+}
+
 /// One expected block row: (stage, channels, hidden, projection, added_params).
 type Block = (u64, u64, u64, bool, u64);
 
+/// The expected report of one run.
 struct Expect {
     params_before: u64,
-    stages: Vec<Stage>,
-    blocks: Vec<Block>,
+    stages: &'static [Stage],
+    blocks: &'static [Block],
     formula: f64,
     added: u64,
 }
 
+/// resnet_basic, r = 16, with biases.
+const RESNET_BASIC_R16: Expect = Expect {
+    params_before: 39_450,
+    stages: &[
+        // C = 8: h = max(1, round(0.5)) = 1; formula 16, added 50
+        stage(1, 2, 8, 16, 2 * (2 * 8 * 1 + 1 + 8)),
+        // C = 16: h = 1; formula 32, added 49
+        stage(2, 1, 16, 16, 2 * 16 * 1 + 1 + 16),
+        // C = 32: h = 2; formula 256, added 324
+        stage(3, 2, 32, 16, 2 * (2 * 32 * 2 + 2 + 32)),
+    ],
+    blocks: &[
+        (1, 8, 1, false, 2 * 8 * 1 + 1 + 8),
+        (1, 8, 1, false, 2 * 8 * 1 + 1 + 8),
+        (2, 16, 1, true, 2 * 16 * 1 + 1 + 16),
+        (3, 32, 2, true, 2 * 32 * 2 + 2 + 32),
+        (3, 32, 2, false, 2 * 32 * 2 + 2 + 32),
+    ],
+    formula: 16.0 + 32.0 + 256.0,
+    added: 50 + 49 + 324,
+};
+
+/// resnet_bottleneck, r = 16, with biases.
+const RESNET_BOTTLENECK_R16: Expect = Expect {
+    params_before: 10_314,
+    stages: &[
+        // C = 16: h = 1; formula 64, added 98
+        stage(1, 2, 16, 16, 2 * (2 * 16 * 1 + 1 + 16)),
+        // C = 32: h = 2; formula 256, added 324
+        stage(2, 2, 32, 16, 2 * (2 * 32 * 2 + 2 + 32)),
+        // C = 64: h = 4; formula 512, added 580
+        stage(3, 1, 64, 16, 2 * 64 * 4 + 4 + 64),
+    ],
+    blocks: &[
+        (1, 16, 1, true, 2 * 16 * 1 + 1 + 16),
+        (1, 16, 1, false, 2 * 16 * 1 + 1 + 16),
+        (2, 32, 2, true, 2 * 32 * 2 + 2 + 32),
+        (2, 32, 2, false, 2 * 32 * 2 + 2 + 32),
+        (3, 64, 4, true, 2 * 64 * 4 + 4 + 64),
+    ],
+    formula: 64.0 + 256.0 + 512.0,
+    added: 98 + 324 + 580,
+};
+
+/// resnext_tiny, r = 16, with biases.
+const RESNEXT_TINY_R16: Expect = Expect {
+    params_before: 13_978,
+    stages: &[
+        // formula 32, added 49
+        stage(1, 1, 16, 16, 2 * 16 * 1 + 1 + 16),
+        // formula 128, added 162
+        stage(2, 1, 32, 16, 2 * 32 * 2 + 2 + 32),
+        // formula 512, added 580
+        stage(3, 1, 64, 16, 2 * 64 * 4 + 4 + 64),
+    ],
+    blocks: &[
+        (1, 16, 1, true, 2 * 16 * 1 + 1 + 16),
+        (2, 32, 2, true, 2 * 32 * 2 + 2 + 32),
+        (3, 64, 4, true, 2 * 64 * 4 + 4 + 64),
+    ],
+    formula: 32.0 + 128.0 + 512.0,
+    added: 49 + 162 + 580,
+};
+
+/// r = 4 on resnet_basic: h = 8/4 = 2, 16/4 = 4, 32/4 = 8.
+const RESNET_BASIC_R4: Expect = Expect {
+    params_before: 39_450,
+    stages: &[
+        // formula 64, added 84
+        stage(1, 2, 8, 4, 2 * (2 * 8 * 2 + 2 + 8)),
+        // formula 128, added 148
+        stage(2, 1, 16, 4, 2 * 16 * 4 + 4 + 16),
+        // formula 1024, added 1104
+        stage(3, 2, 32, 4, 2 * (2 * 32 * 8 + 8 + 32)),
+    ],
+    blocks: &[
+        (1, 8, 2, false, 2 * 8 * 2 + 2 + 8),
+        (1, 8, 2, false, 2 * 8 * 2 + 2 + 8),
+        (2, 16, 4, true, 2 * 16 * 4 + 4 + 16),
+        (3, 32, 8, true, 2 * 32 * 8 + 8 + 32),
+        (3, 32, 8, false, 2 * 32 * 8 + 8 + 32),
+    ],
+    formula: 64.0 + 128.0 + 1024.0,
+    added: 84 + 148 + 1104,
+};
+
+/// --no-bias on resnet_basic: only the 2·C·h weights; the formula is unchanged.
+const RESNET_BASIC_NO_BIAS: Expect = Expect {
+    params_before: 39_450,
+    stages: &[
+        // added 32
+        stage(1, 2, 8, 16, 2 * (2 * 8 * 1)),
+        // added 32
+        stage(2, 1, 16, 16, 2 * 16 * 1),
+        // added 256
+        stage(3, 2, 32, 16, 2 * (2 * 32 * 2)),
+    ],
+    blocks: &[
+        (1, 8, 1, false, 2 * 8 * 1),
+        (1, 8, 1, false, 2 * 8 * 1),
+        (2, 16, 1, true, 2 * 16 * 1),
+        (3, 32, 2, true, 2 * 32 * 2),
+        (3, 32, 2, false, 2 * 32 * 2),
+    ],
+    formula: 16.0 + 32.0 + 256.0,
+    added: 32 + 32 + 256,
+};
+
+/// The residual fixtures' reports at r = 16, with biases, standard position.
+const R16: [(&str, &Expect); 3] = [
+    ("resnet_basic", &RESNET_BASIC_R16),
+    ("resnet_bottleneck", &RESNET_BOTTLENECK_R16),
+    ("resnext_tiny", &RESNEXT_TINY_R16),
+];
+
 /// r = 16, with biases, standard position.
-fn expect_r16(net: &str) -> Expect {
-    match net {
-        "resnet_basic" => Expect {
-            params_before: 39_450,
-            stages: vec![
-                // C = 8: h = max(1, round(0.5)) = 1
-                Stage {
-                    index: 1,
-                    blocks: 2,
-                    channels: 8,
-                    formula: (2 * 2 * 8 * 8) as f64 / 16.0, // 16
-                    added: 2 * (2 * 8 * 1 + 1 + 8),         // 50
-                },
-                // C = 16: h = 1
-                Stage {
-                    index: 2,
-                    blocks: 1,
-                    channels: 16,
-                    formula: (2 * 16 * 16) as f64 / 16.0, // 32
-                    added: 2 * 16 * 1 + 1 + 16,           // 49
-                },
-                // C = 32: h = 2
-                Stage {
-                    index: 3,
-                    blocks: 2,
-                    channels: 32,
-                    formula: (2 * 2 * 32 * 32) as f64 / 16.0, // 256
-                    added: 2 * (2 * 32 * 2 + 2 + 32),         // 324
-                },
-            ],
-            blocks: vec![
-                (1, 8, 1, false, 2 * 8 * 1 + 1 + 8),
-                (1, 8, 1, false, 2 * 8 * 1 + 1 + 8),
-                (2, 16, 1, true, 2 * 16 * 1 + 1 + 16),
-                (3, 32, 2, true, 2 * 32 * 2 + 2 + 32),
-                (3, 32, 2, false, 2 * 32 * 2 + 2 + 32),
-            ],
-            formula: 16.0 + 32.0 + 256.0,
-            added: 50 + 49 + 324,
-        },
-        "resnet_bottleneck" => Expect {
-            params_before: 10_314,
-            stages: vec![
-                // C = 16: h = 1
-                Stage {
-                    index: 1,
-                    blocks: 2,
-                    channels: 16,
-                    formula: (2 * 2 * 16 * 16) as f64 / 16.0, // 64
-                    added: 2 * (2 * 16 * 1 + 1 + 16),         // 98
-                },
-                // C = 32: h = 2
-                Stage {
-                    index: 2,
-                    blocks: 2,
-                    channels: 32,
-                    formula: (2 * 2 * 32 * 32) as f64 / 16.0, // 256
-                    added: 2 * (2 * 32 * 2 + 2 + 32),         // 324
-                },
-                // C = 64: h = 4
-                Stage {
-                    index: 3,
-                    blocks: 1,
-                    channels: 64,
-                    formula: (2 * 64 * 64) as f64 / 16.0, // 512
-                    added: 2 * 64 * 4 + 4 + 64,           // 580
-                },
-            ],
-            blocks: vec![
-                (1, 16, 1, true, 2 * 16 * 1 + 1 + 16),
-                (1, 16, 1, false, 2 * 16 * 1 + 1 + 16),
-                (2, 32, 2, true, 2 * 32 * 2 + 2 + 32),
-                (2, 32, 2, false, 2 * 32 * 2 + 2 + 32),
-                (3, 64, 4, true, 2 * 64 * 4 + 4 + 64),
-            ],
-            formula: 64.0 + 256.0 + 512.0,
-            added: 98 + 324 + 580,
-        },
-        "resnext_tiny" => Expect {
-            params_before: 13_978,
-            stages: vec![
-                Stage {
-                    index: 1,
-                    blocks: 1,
-                    channels: 16,
-                    formula: (2 * 16 * 16) as f64 / 16.0, // 32
-                    added: 2 * 16 * 1 + 1 + 16,           // 49
-                },
-                Stage {
-                    index: 2,
-                    blocks: 1,
-                    channels: 32,
-                    formula: (2 * 32 * 32) as f64 / 16.0, // 128
-                    added: 2 * 32 * 2 + 2 + 32,           // 162
-                },
-                Stage {
-                    index: 3,
-                    blocks: 1,
-                    channels: 64,
-                    formula: (2 * 64 * 64) as f64 / 16.0, // 512
-                    added: 2 * 64 * 4 + 4 + 64,           // 580
-                },
-            ],
-            blocks: vec![
-                (1, 16, 1, true, 2 * 16 * 1 + 1 + 16),
-                (2, 32, 2, true, 2 * 32 * 2 + 2 + 32),
-                (3, 64, 4, true, 2 * 64 * 4 + 4 + 64),
-            ],
-            formula: 32.0 + 128.0 + 512.0,
-            added: 49 + 162 + 580,
-        },
-        other => panic!("no expectations for {other}"),
-    }
+fn expect_r16(net: &str) -> &'static Expect {
+    R16.iter()
+        .find(|(n, _)| *n == net)
+        .map(|(_, e)| *e)
+        .unwrap_or_else(|| panic!("no expectations for {net}"))
 }
 
 // ------------------------------------------------------------------------------------------------
 // JSON helpers
 
 fn stages_of(j: &Value) -> Vec<Stage> {
-    j["stages"]
-        .as_array()
-        .expect("stages array")
+    arr(j, "stages")
         .iter()
         .map(|s| Stage {
             index: u(s, "index"),
@@ -182,9 +200,7 @@ fn stages_of(j: &Value) -> Vec<Stage> {
 }
 
 fn blocks_of(j: &Value) -> Vec<Block> {
-    j["blocks"]
-        .as_array()
-        .expect("blocks array")
+    arr(j, "blocks")
         .iter()
         .map(|b| {
             (
@@ -214,12 +230,12 @@ fn check_report(j: &Value, e: &Expect, what: &str) {
         e.params_before + e.added,
         "{what}: params_after"
     );
-    for b in j["blocks"].as_array().unwrap() {
+    for b in arr(j, "blocks") {
         assert_eq!(b["injected"], Value::Bool(true), "{what}: block {b}");
         assert!(b["skipped"].is_null(), "{what}: block {b}");
         assert_eq!(b["existing_se"], Value::Bool(false), "{what}: block {b}");
     }
-    for s in j["stages"].as_array().unwrap() {
+    for s in arr(j, "stages") {
         assert_eq!(s["kind"], "residual", "{what}: stage {s}");
         assert_eq!(u(s, "injected"), u(s, "blocks"), "{what}: stage {s}");
     }
@@ -266,20 +282,9 @@ fn report_params_on_every_residual_fixture() {
             let name = format!("{net}_{kind}");
             copy_fixture(&name, dir.path());
             let before = listing(dir.path());
-            let o = run_in(
-                Some(dir.path()),
-                [
-                    &format!("{name}.onnx"),
-                    "-r",
-                    "16",
-                    "--report",
-                    "params",
-                    "--format",
-                    "json",
-                ],
-            );
-            let j = json_ok(&o);
-            check_report(&j, &expect_r16(net), &name);
+            let args = ["-r", "16", "--report", "params"];
+            let j = json_in(Some(dir.path()), format!("{name}.onnx"), &args);
+            check_report(&j, expect_r16(net), &name);
             assert_eq!(u(&j, "ratio"), 16);
             assert_eq!(j["position"], "standard");
             assert_eq!(j["bias"], Value::Bool(true));
@@ -306,101 +311,16 @@ fn report_params_on_every_residual_fixture() {
 /// r = 4 on resnet_basic: h = 8/4 = 2, 16/4 = 4, 32/4 = 8.
 #[test]
 fn report_params_ratio_4() {
-    let j = json_ok(&run([
-        "fixtures/resnet_basic_ts.onnx",
-        "-r",
-        "4",
-        "--report",
-        "params",
-        "--format",
-        "json",
-    ]));
-    let e = Expect {
-        params_before: 39_450,
-        stages: vec![
-            Stage {
-                index: 1,
-                blocks: 2,
-                channels: 8,
-                formula: (2 * 2 * 8 * 8) as f64 / 4.0, // 64
-                added: 2 * (2 * 8 * 2 + 2 + 8),        // 84
-            },
-            Stage {
-                index: 2,
-                blocks: 1,
-                channels: 16,
-                formula: (2 * 16 * 16) as f64 / 4.0, // 128
-                added: 2 * 16 * 4 + 4 + 16,          // 148
-            },
-            Stage {
-                index: 3,
-                blocks: 2,
-                channels: 32,
-                formula: (2 * 2 * 32 * 32) as f64 / 4.0, // 1024
-                added: 2 * (2 * 32 * 8 + 8 + 32),        // 1104
-            },
-        ],
-        blocks: vec![
-            (1, 8, 2, false, 2 * 8 * 2 + 2 + 8),
-            (1, 8, 2, false, 2 * 8 * 2 + 2 + 8),
-            (2, 16, 4, true, 2 * 16 * 4 + 4 + 16),
-            (3, 32, 8, true, 2 * 32 * 8 + 8 + 32),
-            (3, 32, 8, false, 2 * 32 * 8 + 8 + 32),
-        ],
-        formula: 64.0 + 128.0 + 1024.0,
-        added: 84 + 148 + 1104,
-    };
-    check_report(&j, &e, "resnet_basic_ts r=4");
+    let j = params_report(fixture("resnet_basic_ts"), &["-r", "4"]);
+    check_report(&j, &RESNET_BASIC_R4, "resnet_basic_ts r=4");
     assert_eq!(u(&j, "ratio"), 4);
 }
 
 /// --no-bias on resnet_basic (dynamo): only the 2·C·h weights; the formula is unchanged.
 #[test]
 fn report_params_no_bias() {
-    let j = json_ok(&run([
-        "fixtures/resnet_basic_dynamo.onnx",
-        "--no-bias",
-        "--report",
-        "params",
-        "--format",
-        "json",
-    ]));
-    let e = Expect {
-        params_before: 39_450,
-        stages: vec![
-            Stage {
-                index: 1,
-                blocks: 2,
-                channels: 8,
-                formula: 16.0,
-                added: 2 * (2 * 8 * 1), // 32
-            },
-            Stage {
-                index: 2,
-                blocks: 1,
-                channels: 16,
-                formula: 32.0,
-                added: 2 * 16 * 1, // 32
-            },
-            Stage {
-                index: 3,
-                blocks: 2,
-                channels: 32,
-                formula: 256.0,
-                added: 2 * (2 * 32 * 2), // 256
-            },
-        ],
-        blocks: vec![
-            (1, 8, 1, false, 2 * 8 * 1),
-            (1, 8, 1, false, 2 * 8 * 1),
-            (2, 16, 1, true, 2 * 16 * 1),
-            (3, 32, 2, true, 2 * 32 * 2),
-            (3, 32, 2, false, 2 * 32 * 2),
-        ],
-        formula: 16.0 + 32.0 + 256.0,
-        added: 32 + 32 + 256,
-    };
-    check_report(&j, &e, "resnet_basic_dynamo --no-bias");
+    let j = params_report(fixture("resnet_basic_dynamo"), &["--no-bias"]);
+    check_report(&j, &RESNET_BASIC_NO_BIAS, "resnet_basic_dynamo --no-bias");
     assert_eq!(j["bias"], Value::Bool(false));
 }
 
@@ -417,20 +337,8 @@ fn check_splice(name: &str, net: &str, external: bool) {
     let in_bytes = read(&input);
     let in_data_bytes = external.then(|| read(&input_data));
 
-    let o = run([
-        input.as_os_str(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ]);
-    let j = json_ok(&o);
-    check_report(&j, &expect_r16(net), name);
-    assert_eq!(
-        u(&j, "params_after"),
-        u(&j, "params_before") + u(&j, "added_params"),
-        "{name}: params_after != params_before + added_params"
-    );
+    let j = json_to(&input, &out, &[]);
+    check_report(&j, expect_r16(net), name);
     let v = &j["validation"];
     assert_eq!(v["runtime"], "tract", "{name}: {v}");
     assert_eq!(v["ok"], Value::Bool(true), "{name}: {v}");
@@ -443,17 +351,26 @@ fn check_splice(name: &str, net: &str, external: bool) {
     assert_eq!(j["output"].as_str(), Some(out.to_str().unwrap()), "{name}");
 
     // The files written, and nothing else (no temporary leftovers).
-    assert!(out.exists(), "{name}: -o output missing");
     let expected_files: Vec<String> = if external {
         vec!["out.onnx".into(), "out.onnx.data".into()]
     } else {
         vec!["out.onnx".into()]
     };
     assert_eq!(listing(dir.path()), expected_files, "{name}: files written");
+    check_written(name, net, external, &out, u(&j, "params_after"));
 
-    // The written model, read back: same storage kind, IR and opsets kept, and the float
-    // parameters on disk are what the report says.
-    let written = se_inject::onnx::load(&out).expect("load output");
+    // The input is untouched.
+    assert_eq!(read(&input), in_bytes, "{name}: input .onnx changed");
+    if let Some(b) = in_data_bytes {
+        assert_eq!(read(&input_data), b, "{name}: input .onnx.data changed");
+    }
+}
+
+/// The written model, read back: same storage kind, IR and opsets kept, and the float
+/// parameters on disk are what the report says (`params_after`).
+fn check_written(name: &str, net: &str, external: bool, out: &Path, params_after: u64) {
+    let input = fixture(name);
+    let written = se_inject::onnx::load(out).expect("load output");
     let original = se_inject::onnx::load(&input).expect("load input");
     let storage = if external {
         se_inject::onnx::Storage::External
@@ -470,17 +387,11 @@ fn check_splice(name: &str, net: &str, external: bool) {
         "{name}"
     );
     assert_eq!(
-        float_params_on_disk(&out),
-        u(&j, "params_after"),
+        float_params_on_disk(out),
+        params_after,
         "{name}: float parameters in the written file"
     );
     assert_eq!(float_params_on_disk(&input), expect_r16(net).params_before);
-
-    // The input is untouched.
-    assert_eq!(read(&input), in_bytes, "{name}: input .onnx changed");
-    if let Some(b) = in_data_bytes {
-        assert_eq!(read(&input_data), b, "{name}: input .onnx.data changed");
-    }
 }
 
 #[test]
@@ -519,15 +430,7 @@ fn splice_resnext_tiny_dynamo() {
 fn validation_of(name: &str, extra: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.onnx");
-    let mut args = vec![
-        fixture(name).into_os_string(),
-        "-o".into(),
-        out.clone().into_os_string(),
-        "--format".into(),
-        "json".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.into()));
-    let j = json_ok(&run(&args));
+    let j = json_to(fixture(name), &out, extra);
     let v = j["validation"].clone();
     assert_eq!(v["ok"], Value::Bool(true), "{name} {extra:?}: {v}");
     assert!(out.exists(), "{name} {extra:?}: nothing written");
@@ -595,14 +498,7 @@ fn spliced_bytes(name: &str, dir: &Path, sub: &str, seed: &str) -> (Vec<u8>, Opt
     let d = dir.join(sub);
     std::fs::create_dir(&d).unwrap();
     let out = d.join("out.onnx");
-    let o = run([
-        fixture(name).as_os_str(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--seed".as_ref(),
-        seed.as_ref(),
-        "--no-validate".as_ref(),
-    ]);
+    let o = run_unvalidated(fixture(name), &out, &["--seed", seed]);
     assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
     let data = d.join("out.onnx.data");
     (read(&out), data.exists().then(|| read(&data)))
@@ -642,18 +538,9 @@ fn same_seed_same_bytes_dynamo() {
 fn stages_2_injects_only_stage_2() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.onnx");
-    let j = json_ok(&run([
-        fixture("resnet_basic_ts").as_os_str(),
-        "--stages".as_ref(),
-        "2".as_ref(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--no-validate".as_ref(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ]));
+    let j = json_unvalidated(fixture("resnet_basic_ts"), &out, &["--stages", "2"]);
     let stage2 = 2 * 16 * 1 + 1 + 16; // 49
-    for b in j["blocks"].as_array().unwrap() {
+    for b in arr(&j, "blocks") {
         if u(b, "stage") == 2 {
             assert_eq!(b["injected"], Value::Bool(true), "{b}");
             assert!(b["skipped"].is_null(), "{b}");
@@ -664,12 +551,7 @@ fn stages_2_injects_only_stage_2() {
             assert_eq!(u(b, "added_params"), 0, "{b}");
         }
     }
-    let injected: Vec<u64> = j["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| u(s, "injected"))
-        .collect();
+    let injected: Vec<u64> = arr(&j, "stages").iter().map(|s| u(s, "injected")).collect();
     assert_eq!(injected, vec![0, 1, 0]);
     // Only stage 2's formula: 2·1·16²/16 = 32.
     assert_eq!(f(&j, "formula_params"), (2 * 16 * 16) as f64 / 16.0);
@@ -681,25 +563,12 @@ fn stages_2_injects_only_stage_2() {
 /// --stages 1,3 on resnet_basic: stages 1 and 3 only.
 #[test]
 fn stages_1_and_3() {
-    let j = json_ok(&run([
-        "fixtures/resnet_basic_ts.onnx",
-        "--stages",
-        "1,3",
-        "--report",
-        "params",
-        "--format",
-        "json",
-    ]));
+    let j = params_report(fixture("resnet_basic_ts"), &["--stages", "1,3"]);
     // 2·2·8²/16 + 2·2·32²/16 = 16 + 256
     assert_eq!(f(&j, "formula_params"), 16.0 + 256.0);
     // 2·(2·8·1 + 1 + 8) + 2·(2·32·2 + 2 + 32) = 50 + 324
     assert_eq!(u(&j, "added_params"), 50 + 324);
-    let injected: Vec<u64> = j["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| u(s, "injected"))
-        .collect();
+    let injected: Vec<u64> = arr(&j, "stages").iter().map(|s| u(s, "injected")).collect();
     assert_eq!(injected, vec![2, 0, 2]);
 }
 
@@ -708,13 +577,7 @@ fn stages_1_and_3() {
 fn stages_out_of_range() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.onnx");
-    let o = run([
-        fixture("resnet_basic_ts").as_os_str(),
-        "--stages".as_ref(),
-        "7".as_ref(),
-        "-o".as_ref(),
-        out.as_os_str(),
-    ]);
+    let o = run_to(fixture("resnet_basic_ts"), &out, &["--stages", "7"]);
     assert_error(&o, &["7", "3 stage"]);
     assert!(!out.exists());
 }
@@ -733,32 +596,14 @@ fn second_run_finds_existing_se() {
         let dir = tempfile::tempdir().unwrap();
         let once = dir.path().join("once.onnx");
         let twice = dir.path().join("twice.onnx");
-        let o = run([
-            fixture(name).as_os_str(),
-            "-o".as_ref(),
-            once.as_os_str(),
-            "--no-validate".as_ref(),
-        ]);
+        let o = run_unvalidated(fixture(name), &once, &[]);
         assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
 
-        let o = run([
-            once.as_os_str(),
-            "-o".as_ref(),
-            twice.as_os_str(),
-            "--format".as_ref(),
-            "json".as_ref(),
-        ]);
+        let o = run_to(&once, &twice, &["--format", "json"]);
         assert_error(&o, &["already present", "once.onnx"]);
         assert!(!twice.exists(), "{name}: written although SE was present");
 
-        let j = json_ok(&run([
-            once.as_os_str(),
-            "-o".as_ref(),
-            twice.as_os_str(),
-            "--format".as_ref(),
-            "json".as_ref(),
-            "--force".as_ref(),
-        ]));
+        let j = json_to(&once, &twice, &["--force"]);
         assert_eq!(u(&j, "params_before"), e.params_before + e.added, "{name}");
         assert_eq!(u(&j, "added_params"), e.added, "{name}");
         assert_eq!(
@@ -767,7 +612,7 @@ fn second_run_finds_existing_se() {
             "{name}"
         );
         assert_eq!(stages_of(&j), e.stages, "{name}: stages after --force");
-        for b in j["blocks"].as_array().unwrap() {
+        for b in arr(&j, "blocks") {
             assert_eq!(b["existing_se"], Value::Bool(true), "{name}: {b}");
             assert_eq!(b["injected"], Value::Bool(true), "{name}: {b}");
         }
@@ -782,7 +627,7 @@ fn second_run_finds_existing_se() {
 /// Runs on `model` with -o into `dir`; asserts the error and that nothing was written.
 fn bad_input(dir: &Path, model: &Path, needles: &[&str]) -> String {
     let out = dir.join("never.onnx");
-    let o = run([model.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+    let o = run_to(model, &out, &[]);
     let line = assert_error(&o, needles);
     assert!(!out.exists(), "written despite the error: {line}");
     assert!(!dir.join("never.onnx.data").exists());
@@ -893,7 +738,7 @@ fn error_no_block_at_all() {
     );
     assert!(!line.contains("Relu"), "{line}");
     // The report alone fails the same way.
-    let o = run_in(Some(dir.path()), ["no_relu.onnx", "--report", "params"]);
+    let o = run_model_in(Some(dir.path()), "no_relu.onnx", &["--report", "params"]);
     assert_error(&o, &["no_relu.onnx", "3 Conv"]);
 }
 
@@ -905,47 +750,19 @@ fn plain_cnn_gets_se_after_each_activation() {
     for name in ["plain_cnn_ts", "plain_cnn_dynamo"] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out.onnx");
-        let j = json_ok(&run([
-            fixture(name).as_os_str(),
-            "-o".as_ref(),
-            out.as_os_str(),
-            "--format".as_ref(),
-            "json".as_ref(),
-        ]));
-        let stages: Vec<(Stage, String)> = j["stages"]
-            .as_array()
-            .unwrap()
+        let j = json_to(fixture(name), &out, &[]);
+        let kinds: Vec<&str> = arr(&j, "stages")
             .iter()
-            .zip(stages_of(&j))
-            .map(|(s, row)| (row, s["kind"].as_str().unwrap_or("").to_string()))
+            .map(|s| s["kind"].as_str().unwrap_or(""))
             .collect();
-        let plain = "plain".to_string();
-        assert_eq!(
-            stages,
-            vec![
-                (
-                    Stage {
-                        index: 1,
-                        blocks: 2,
-                        channels: 8,
-                        formula: (2 * 2 * 8 * 8) as f64 / 16.0, // 16
-                        added: 2 * (2 * 8 * 1 + 1 + 8),         // 50
-                    },
-                    plain.clone()
-                ),
-                (
-                    Stage {
-                        index: 2,
-                        blocks: 1,
-                        channels: 16,
-                        formula: (2 * 16 * 16) as f64 / 16.0, // 32
-                        added: 2 * 16 * 1 + 1 + 16,           // 49
-                    },
-                    plain
-                ),
-            ],
-            "{name}"
-        );
+        assert_eq!(kinds, ["plain", "plain"], "{name}");
+        let by_hand = [
+            // 2·2·8²/16 = 16; 2·(2·8·1 + 1 + 8) = 50
+            stage(1, 2, 8, 16, 2 * (2 * 8 * 1 + 1 + 8)),
+            // 2·16²/16 = 32; 2·16·1 + 1 + 16 = 49
+            stage(2, 1, 16, 16, 2 * 16 * 1 + 1 + 16),
+        ];
+        assert_eq!(stages_of(&j), by_hand, "{name}");
         assert_eq!(f(&j, "formula_params"), 16.0 + 32.0, "{name}");
         assert_eq!(u(&j, "added_params"), 50 + 49, "{name}");
         assert_eq!(u(&j, "params_before"), 2_146, "{name}");
@@ -968,26 +785,20 @@ fn error_output_is_input() {
     let p = copy_fixture("resnet_basic_ts", &sub);
     let before = read(&p);
 
-    let o = run([p.as_os_str(), "-o".as_ref(), p.as_os_str()]);
+    let o = run_to(&p, &p, &[]);
     assert_error(&o, &["resnet_basic_ts.onnx"]);
 
-    let o = run_in(
+    let o = run_model_in(
         Some(dir.path()),
-        [
-            "dir/resnet_basic_ts.onnx",
-            "-o",
-            "./dir/../dir/resnet_basic_ts.onnx",
-        ],
+        "dir/resnet_basic_ts.onnx",
+        &["-o", "./dir/../dir/resnet_basic_ts.onnx"],
     );
     assert_error(&o, &["resnet_basic_ts.onnx"]);
 
-    let o = run_in(
+    let o = run_model_in(
         Some(&sub),
-        [
-            "resnet_basic_ts.onnx",
-            "-o",
-            "../dir/./resnet_basic_ts.onnx",
-        ],
+        "resnet_basic_ts.onnx",
+        &["-o", "../dir/./resnet_basic_ts.onnx"],
     );
     assert_error(&o, &["resnet_basic_ts.onnx"]);
 
@@ -1002,22 +813,17 @@ fn error_output_is_input_data_file() {
     let p = copy_fixture("resnet_basic_dynamo", dir.path());
     let data = dir.path().join("resnet_basic_dynamo.onnx.data");
     let (before, before_data) = (read(&p), read(&data));
-    let o = run_in(
+    let model = "resnet_basic_dynamo.onnx";
+    let o = run_model_in(
         Some(dir.path()),
-        [
-            "resnet_basic_dynamo.onnx",
-            "-o",
-            "./resnet_basic_dynamo.onnx",
-        ],
+        model,
+        &["-o", "./resnet_basic_dynamo.onnx"],
     );
     assert_error(&o, &["resnet_basic_dynamo.onnx"]);
-    let o = run_in(
+    let o = run_model_in(
         Some(dir.path()),
-        [
-            "resnet_basic_dynamo.onnx",
-            "-o",
-            "resnet_basic_dynamo.onnx.data",
-        ],
+        model,
+        &["-o", "resnet_basic_dynamo.onnx.data"],
     );
     assert_error(&o, &["resnet_basic_dynamo.onnx.data"]);
     assert_eq!(read(&p), before);
@@ -1040,14 +846,10 @@ fn error_output_data_would_overwrite_input_data() {
     let data = dir.path().join("resnet_basic_dynamo.onnx.data");
     std::fs::copy(fixture("resnet_basic_dynamo"), &model).unwrap();
     std::fs::copy(fixture_data("resnet_basic_dynamo"), &data).unwrap();
-    let o = run_in(
+    let o = run_model_in(
         Some(dir.path()),
-        [
-            "renamed.onnx",
-            "-o",
-            "resnet_basic_dynamo.onnx",
-            "--no-validate",
-        ],
+        "renamed.onnx",
+        &["-o", "resnet_basic_dynamo.onnx", "--no-validate"],
     );
     assert_error(&o, &["resnet_basic_dynamo.onnx.data"]);
     assert_eq!(read(&data), read(&fixture_data("resnet_basic_dynamo")));
@@ -1091,7 +893,7 @@ fn usage_errors_exit_2() {
 /// with the formula total.
 #[test]
 fn text_report_params() {
-    let o = run(["fixtures/resnet_basic_ts.onnx", "--report", "params"]);
+    let o = run_model(fixture("resnet_basic_ts"), &["--report", "params"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = stdout(&o);
     let rows: Vec<Vec<&str>> = text
@@ -1134,7 +936,7 @@ fn default_output_beside_the_model() {
     let dir = tempfile::tempdir().unwrap();
     let cwd = tempfile::tempdir().unwrap();
     let p = copy_fixture("resnext_tiny_ts", dir.path());
-    let o = run_in(Some(cwd.path()), [p.as_os_str(), "--no-validate".as_ref()]);
+    let o = run_model_in(Some(cwd.path()), &p, &["--no-validate"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
         listing(dir.path()),
@@ -1153,9 +955,10 @@ fn default_output_beside_the_model() {
     // Relative path, run in the model's folder.
     let dir2 = tempfile::tempdir().unwrap();
     copy_fixture("resnet_basic_dynamo", dir2.path());
-    let o = run_in(
+    let o = run_model_in(
         Some(dir2.path()),
-        ["resnet_basic_dynamo.onnx", "--no-validate"],
+        "resnet_basic_dynamo.onnx",
+        &["--no-validate"],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
@@ -1176,15 +979,7 @@ fn default_output_beside_the_model() {
 fn at_position(net: &str, position: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.onnx");
-    let j = json_ok(&run([
-        fixture(net).as_os_str(),
-        "-p".as_ref(),
-        position.as_ref(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ]));
+    let j = json_to(fixture(net), &out, &["-p", position]);
     assert_eq!(j["position"], position);
     assert_eq!(
         j["validation"]["ok"],
@@ -1196,7 +991,7 @@ fn at_position(net: &str, position: &str) -> Value {
         j["validation"]["output_shapes"],
         serde_json::json!([[1, 10]])
     );
-    for b in j["blocks"].as_array().unwrap() {
+    for b in arr(&j, "blocks") {
         assert_eq!(b["injected"], Value::Bool(true), "{position}: {b}");
     }
     assert_eq!(
@@ -1209,81 +1004,103 @@ fn at_position(net: &str, position: &str) -> Value {
 
 /// (channels, hidden) of each block, in order.
 fn landing(j: &Value) -> Vec<(u64, u64)> {
-    j["blocks"]
-        .as_array()
-        .unwrap()
+    arr(j, "blocks")
         .iter()
         .map(|b| (u(b, "channels"), u(b, "hidden")))
         .collect()
 }
 
-/// pre: SE on each block's input: 8 (the stem), 16, 16, 32, 32 channels.
-#[test]
-fn position_pre() {
-    let j = at_position("resnet_bottleneck_ts", "pre");
-    assert_eq!(
-        landing(&j),
-        vec![(8, 1), (16, 1), (16, 1), (32, 2), (32, 2)]
-    );
-    // (2·8·1 + 1 + 8) + 2·(2·16·1 + 1 + 16) + 2·(2·32·2 + 2 + 32) = 25 + 98 + 324
-    assert_eq!(u(&j, "added_params"), 25 + 98 + 324);
+/// Where SE lands at one position: the fixture, the position, (channels, hidden) per block and
+/// the parameters added in all, by hand.
+struct Landing {
+    fixture: &'static str,
+    position: &'static str,
+    blocks: &'static [(u64, u64)],
+    added: u64,
 }
+
+/// pre: SE on each block's input: 8 (the stem), 16, 16, 32, 32 channels.
+const PRE: Landing = Landing {
+    fixture: "resnet_bottleneck_ts",
+    position: "pre",
+    blocks: &[(8, 1), (16, 1), (16, 1), (32, 2), (32, 2)],
+    // (2·8·1 + 1 + 8) + 2·(2·16·1 + 1 + 16) + 2·(2·32·2 + 2 + 32) = 25 + 98 + 324
+    added: 25 + 98 + 324,
+};
 
 /// post: after the Add and its ReLU, on the block output: C = 16, 16, 32, 32, 64.
-#[test]
-fn position_post() {
-    let j = at_position("resnet_bottleneck_ts", "post");
-    assert_eq!(
-        landing(&j),
-        vec![(16, 1), (16, 1), (32, 2), (32, 2), (64, 4)]
-    );
-    assert_eq!(u(&j, "added_params"), 98 + 324 + 580);
-}
+const POST: Landing = Landing {
+    fixture: "resnet_bottleneck_ts",
+    position: "post",
+    blocks: &[(16, 1), (16, 1), (32, 2), (32, 2), (64, 4)],
+    added: 98 + 324 + 580,
+};
 
 /// identity: on the shortcut (after the projection where there is one): C as the block output.
-#[test]
-fn position_identity() {
-    let j = at_position("resnet_bottleneck_ts", "identity");
-    assert_eq!(
-        landing(&j),
-        vec![(16, 1), (16, 1), (32, 2), (32, 2), (64, 4)]
-    );
-    assert_eq!(u(&j, "added_params"), 98 + 324 + 580);
-}
+const IDENTITY: Landing = Landing {
+    fixture: "resnet_bottleneck_ts",
+    position: "identity",
+    blocks: &[(16, 1), (16, 1), (32, 2), (32, 2), (64, 4)],
+    added: 98 + 324 + 580,
+};
 
 /// inner: after the 3x3 conv and its ReLU, on the bottleneck width C/4 = 4, 4, 8, 8, 16, each
-/// with h = max(1, round(w/16)) = 1.
-#[test]
-fn position_inner() {
-    let j = at_position("resnet_bottleneck_ts", "inner");
-    assert_eq!(landing(&j), vec![(4, 1), (4, 1), (8, 1), (8, 1), (16, 1)]);
-    let per_block: Vec<u64> = j["blocks"]
-        .as_array()
-        .unwrap()
+/// with h = max(1, round(w/16)) = 1: 2·4 + 1 + 4 = 13 per block of 4, 2·8 + 1 + 8 = 25 per
+/// block of 8, 2·16 + 1 + 16 = 49 for the block of 16.
+const INNER: Landing = Landing {
+    fixture: "resnet_bottleneck_ts",
+    position: "inner",
+    blocks: &[(4, 1), (4, 1), (8, 1), (8, 1), (16, 1)],
+    // 2·13 + 2·25 + 49
+    added: 26 + 50 + 49,
+};
+
+/// inner on the grouped 3x3 convs of resnext_tiny: widths 8, 16, 32 (h = 1, 1, 2).
+const INNER_GROUPED: Landing = Landing {
+    fixture: "resnext_tiny_dynamo",
+    position: "inner",
+    blocks: &[(8, 1), (16, 1), (32, 2)],
+    // (2·8·1 + 1 + 8) + (2·16·1 + 1 + 16) + (2·32·2 + 2 + 32)
+    added: 25 + 49 + 162,
+};
+
+/// Runs one landing: where each block's SE sits, the parameters each block adds
+/// (2·C·h + h + C) and the total.
+fn check_landing(e: &Landing) {
+    let j = at_position(e.fixture, e.position);
+    assert_eq!(landing(&j), e.blocks, "{}", e.position);
+    let per_block: Vec<u64> = arr(&j, "blocks")
         .iter()
         .map(|b| u(b, "added_params"))
         .collect();
-    assert_eq!(
-        per_block,
-        vec![
-            2 * 4 + 1 + 4,
-            2 * 4 + 1 + 4,
-            2 * 8 + 1 + 8,
-            2 * 8 + 1 + 8,
-            2 * 16 + 1 + 16
-        ]
-    );
-    // 2·13 + 2·25 + 49
-    assert_eq!(u(&j, "added_params"), 26 + 50 + 49);
+    let by_hand: Vec<u64> = e.blocks.iter().map(|&(c, h)| 2 * c * h + h + c).collect();
+    assert_eq!(per_block, by_hand, "{}", e.position);
+    assert_eq!(u(&j, "added_params"), e.added, "{}", e.position);
 }
 
-/// inner on the grouped 3x3 convs of resnext_tiny: widths 8, 16, 32 (h = 1, 1, 2).
+#[test]
+fn position_pre() {
+    check_landing(&PRE);
+}
+
+#[test]
+fn position_post() {
+    check_landing(&POST);
+}
+
+#[test]
+fn position_identity() {
+    check_landing(&IDENTITY);
+}
+
+#[test]
+fn position_inner() {
+    check_landing(&INNER);
+}
+
 #[test]
 fn position_inner_grouped() {
-    let j = at_position("resnext_tiny_dynamo", "inner");
-    assert_eq!(landing(&j), vec![(8, 1), (16, 1), (32, 2)]);
-    // (2·8·1 + 1 + 8) + (2·16·1 + 1 + 16) + (2·32·2 + 2 + 32)
-    assert_eq!(u(&j, "added_params"), 25 + 49 + 162);
+    check_landing(&INNER_GROUPED);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1295,15 +1112,8 @@ fn position_inner_grouped() {
 fn input_shape_sets_the_batch() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.onnx");
-    let o = run([
-        fixture("resnet_basic_ts").as_os_str(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--input-shape".as_ref(),
-        "2,3,32,32".as_ref(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ]);
+    let args = ["--input-shape", "2,3,32,32", "--format", "json"];
+    let o = run_to(fixture("resnet_basic_ts"), &out, &args);
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
     let j = json_ok(&o);
     assert_eq!(
@@ -1325,13 +1135,11 @@ fn input_shape_sets_the_batch() {
 fn input_shape_of_the_wrong_rank() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.onnx");
-    let o = run([
-        fixture("resnet_basic_ts").as_os_str(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--input-shape".as_ref(),
-        "1,3,32".as_ref(),
-    ]);
+    let o = run_to(
+        fixture("resnet_basic_ts"),
+        &out,
+        &["--input-shape", "1,3,32"],
+    );
     let err = stderr(&o);
     assert!(
         matches!(o.status.code(), Some(1) | Some(3)),
@@ -1360,17 +1168,10 @@ fn macs_report() {
         + 32 * 10;
     let se = 2 * (2 * 8 * 1) + 2 * 16 * 1 + 2 * (2 * 32 * 2);
     for name in ["resnet_basic_ts", "resnet_basic_dynamo"] {
-        let o = run([
-            fixture(name).to_str().unwrap(),
-            "--report",
-            "macs",
-            "--format",
-            "json",
-        ]);
-        let j = json_ok(&o);
+        let j = json(fixture(name), &["--report", "macs"]);
         assert_eq!(u(&j, "macs_before"), before, "{name}");
         assert_eq!(u(&j, "macs_after"), before + se, "{name}");
-        let o = run([fixture(name).to_str().unwrap(), "--report", "macs"]);
+        let o = run_model(fixture(name), &["--report", "macs"]);
         let text = stdout(&o);
         assert!(
             text.contains(

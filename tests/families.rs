@@ -28,12 +28,6 @@ use std::path::Path;
 // ------------------------------------------------------------------------------------------------
 // Helpers
 
-fn arr<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
-    v[key]
-        .as_array()
-        .unwrap_or_else(|| panic!("'{key}' is not an array in {v}"))
-}
-
 fn load(path: &Path) -> se_inject::onnx::Model {
     se_inject::onnx::load(path).unwrap_or_else(|e| panic!("cannot load {}: {e:#}", path.display()))
 }
@@ -59,17 +53,7 @@ fn check_well_formed(graph: &se_inject::onnx::GraphProto, what: &str) {
 fn check_report(fam: &Fam, exporter: &str) {
     let name = format!("{}_{exporter}", fam.net);
     let cwd = tempfile::tempdir().unwrap();
-    let o = run_in(
-        Some(cwd.path()),
-        [
-            fixture(&name).as_os_str(),
-            "--report".as_ref(),
-            "params".as_ref(),
-            "--format".as_ref(),
-            "json".as_ref(),
-        ],
-    );
-    let j = json_ok(&o);
+    let j = json_in(Some(cwd.path()), fixture(&name), &["--report", "params"]);
     assert!(listing(cwd.path()).is_empty(), "{name}: a file was written");
     assert!(
         !fixtures().join(format!("{name}.se.onnx")).exists(),
@@ -190,17 +174,8 @@ fn check_position(fam: &Fam, exporter: &str, p: &Pos) {
     let what = format!("{name} -p {}", p.name);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.onnx");
-    let o = run([
-        fixture(&name).as_os_str(),
-        "-p".as_ref(),
-        p.name.as_ref(),
-        "--init".as_ref(),
-        "identity".as_ref(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ]);
+    let args = ["-p", p.name, "--init", "identity", "--format", "json"];
+    let o = run_to(fixture(&name), &out, &args);
     if p.lands.iter().all(|l| matches!(l, Skip(_))) {
         // Nothing can take SE: one error line naming the model, the position and the reasons.
         let file = format!("{name}.onnx");
@@ -264,17 +239,12 @@ fn check_random_init(fam: &Fam, exporter: &str) {
     let name = format!("{}_{exporter}", fam.net);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.onnx");
-    let mut args = vec![
-        fixture(&name).into_os_string(),
-        "-o".into(),
-        out.clone().into_os_string(),
-        "--format".into(),
-        "json".into(),
-    ];
-    if fam.forced.is_some() {
-        args.push("--force".into());
-    }
-    let j = json_ok(&run(&args));
+    let force: &[&str] = if fam.forced.is_some() {
+        &["--force"]
+    } else {
+        &[]
+    };
+    let j = json_to(fixture(&name), &out, force);
     let v = &j["validation"];
     assert_eq!(v["ok"], Value::Bool(true), "{name}: {v}");
     assert!(
@@ -301,104 +271,39 @@ fn check_family(net: &str, exporter: &str) {
 // ------------------------------------------------------------------------------------------------
 // One test per fixture
 
-#[test]
-fn vgg_tiny_ts() {
-    check_family("vgg_tiny", "ts");
+/// One test per fixture and exporter: `name: (net, exporter)`.
+macro_rules! family_tests {
+    ($($test:ident: ($net:literal, $exporter:literal)),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                check_family($net, $exporter);
+            }
+        )*
+    };
 }
 
-#[test]
-fn vgg_tiny_dynamo() {
-    check_family("vgg_tiny", "dynamo");
-}
-
-#[test]
-fn mobilenet_v1_tiny_ts() {
-    check_family("mobilenet_v1_tiny", "ts");
-}
-
-#[test]
-fn mobilenet_v1_tiny_dynamo() {
-    check_family("mobilenet_v1_tiny", "dynamo");
-}
-
-#[test]
-fn mobilenet_v2_tiny_ts() {
-    check_family("mobilenet_v2_tiny", "ts");
-}
-
-#[test]
-fn mobilenet_v2_tiny_dynamo() {
-    check_family("mobilenet_v2_tiny", "dynamo");
-}
-
-#[test]
-fn inception_tiny_ts() {
-    check_family("inception_tiny", "ts");
-}
-
-#[test]
-fn inception_tiny_dynamo() {
-    check_family("inception_tiny", "dynamo");
-}
-
-#[test]
-fn inception_resnet_tiny_ts() {
-    check_family("inception_resnet_tiny", "ts");
-}
-
-#[test]
-fn inception_resnet_tiny_dynamo() {
-    check_family("inception_resnet_tiny", "dynamo");
-}
-
-#[test]
-fn shufflenet_v2_tiny_ts() {
-    check_family("shufflenet_v2_tiny", "ts");
-}
-
-#[test]
-fn shufflenet_v2_tiny_dynamo() {
-    check_family("shufflenet_v2_tiny", "dynamo");
-}
-
-#[test]
-fn densenet_tiny_ts() {
-    check_family("densenet_tiny", "ts");
-}
-
-#[test]
-fn densenet_tiny_dynamo() {
-    check_family("densenet_tiny", "dynamo");
-}
-
-#[test]
-fn se_resnet_tiny_ts() {
-    check_family("se_resnet_tiny", "ts");
-}
-
-#[test]
-fn se_resnet_tiny_dynamo() {
-    check_family("se_resnet_tiny", "dynamo");
-}
-
-#[test]
-fn mobilenet_v3_tiny_ts() {
-    check_family("mobilenet_v3_tiny", "ts");
-}
-
-#[test]
-fn mobilenet_v3_tiny_dynamo() {
-    check_family("mobilenet_v3_tiny", "dynamo");
-}
-
-#[test]
-fn efficientnet_tiny_ts() {
-    check_family("efficientnet_tiny", "ts");
-}
-
-#[test]
-fn efficientnet_tiny_dynamo() {
-    check_family("efficientnet_tiny", "dynamo");
+family_tests! {
+    vgg_tiny_ts: ("vgg_tiny", "ts"),
+    vgg_tiny_dynamo: ("vgg_tiny", "dynamo"),
+    mobilenet_v1_tiny_ts: ("mobilenet_v1_tiny", "ts"),
+    mobilenet_v1_tiny_dynamo: ("mobilenet_v1_tiny", "dynamo"),
+    mobilenet_v2_tiny_ts: ("mobilenet_v2_tiny", "ts"),
+    mobilenet_v2_tiny_dynamo: ("mobilenet_v2_tiny", "dynamo"),
+    inception_tiny_ts: ("inception_tiny", "ts"),
+    inception_tiny_dynamo: ("inception_tiny", "dynamo"),
+    inception_resnet_tiny_ts: ("inception_resnet_tiny", "ts"),
+    inception_resnet_tiny_dynamo: ("inception_resnet_tiny", "dynamo"),
+    shufflenet_v2_tiny_ts: ("shufflenet_v2_tiny", "ts"),
+    shufflenet_v2_tiny_dynamo: ("shufflenet_v2_tiny", "dynamo"),
+    densenet_tiny_ts: ("densenet_tiny", "ts"),
+    densenet_tiny_dynamo: ("densenet_tiny", "dynamo"),
+    se_resnet_tiny_ts: ("se_resnet_tiny", "ts"),
+    se_resnet_tiny_dynamo: ("se_resnet_tiny", "dynamo"),
+    mobilenet_v3_tiny_ts: ("mobilenet_v3_tiny", "ts"),
+    mobilenet_v3_tiny_dynamo: ("mobilenet_v3_tiny", "dynamo"),
+    efficientnet_tiny_ts: ("efficientnet_tiny", "ts"),
+    efficientnet_tiny_dynamo: ("efficientnet_tiny", "dynamo"),
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -429,14 +334,7 @@ fn fp16_se_initializers_are_float16() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.onnx");
     let input = fixture("fp16_resnet_tiny_ts");
-    let j = json_ok(&run([
-        input.as_os_str(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--no-validate".as_ref(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ]));
+    let j = json_unvalidated(&input, &out, &[]);
     assert!(
         j["validation"].is_null(),
         "validation ran: {}",
@@ -465,13 +363,7 @@ fn fp16_se_initializers_are_float16() {
     );
 
     // The fp32 export of the same net reports the same counts.
-    let j32 = json_ok(&run([
-        fixture("resnet_basic_ts").as_os_str(),
-        "--report".as_ref(),
-        "params".as_ref(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ]));
+    let j32 = params_report(fixture("resnet_basic_ts"), &[]);
     assert_eq!(u(&j32, "added_params"), u(&j, "added_params"));
     assert_eq!(u(&j32, "params_before"), u(&j, "params_before"));
 
@@ -501,12 +393,7 @@ fn fp16_se_initializers_are_float16() {
         .sum();
     assert_eq!(elements, resnet_basic_added());
     // The original initializers are all FLOAT16 too.
-    assert!(original
-        .graph()
-        .initializer
-        .iter()
-        .filter(|t| matches!(t.data_type, Some(1 | 10 | 11 | 16)))
-        .all(|t| t.data_type == Some(10)));
+    assert!(all_float16(original.graph()));
     assert_eq!(
         float_params(written.graph()),
         RESNET_BASIC_PARAMS + resnet_basic_added()
@@ -521,15 +408,7 @@ fn fp16_validation() {
     for (init, same) in [("identity", true), ("random", false)] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out.onnx");
-        let j = json_ok(&run([
-            fixture("fp16_resnet_tiny_ts").as_os_str(),
-            "-o".as_ref(),
-            out.as_os_str(),
-            "--init".as_ref(),
-            init.as_ref(),
-            "--format".as_ref(),
-            "json".as_ref(),
-        ]));
+        let j = json_to(fixture("fp16_resnet_tiny_ts"), &out, &["--init", init]);
         let v = &j["validation"];
         assert_eq!(v["ok"], Value::Bool(true), "{init}: {v}");
         assert_eq!(v["converted_from"], "FLOAT16", "{init}: {v}");
@@ -550,12 +429,7 @@ fn fp16_validation() {
         assert_eq!(u(&j, "added_params"), resnet_basic_added(), "{init}");
         let written = load(&out);
         assert!(
-            written
-                .graph()
-                .initializer
-                .iter()
-                .filter(|t| matches!(t.data_type, Some(1 | 10 | 11 | 16)))
-                .all(|t| t.data_type == Some(10)),
+            all_float16(written.graph()),
             "{init}: a float initializer of the written model is not FLOAT16"
         );
     }
@@ -571,23 +445,9 @@ fn check_idempotent(name: &str, positions: &[&str]) {
     for &p in positions {
         let once = dir.path().join(format!("once_{p}.onnx"));
         let twice = dir.path().join(format!("twice_{p}.onnx"));
-        let o = run([
-            fixture(name).as_os_str(),
-            "-p".as_ref(),
-            p.as_ref(),
-            "-o".as_ref(),
-            once.as_os_str(),
-            "--no-validate".as_ref(),
-        ]);
+        let o = run_unvalidated(fixture(name), &once, &["-p", p]);
         assert_eq!(o.status.code(), Some(0), "{name} -p {p}: {}", stderr(&o));
-        let o = run([
-            once.as_os_str(),
-            "-p".as_ref(),
-            p.as_ref(),
-            "-o".as_ref(),
-            twice.as_os_str(),
-            "--no-validate".as_ref(),
-        ]);
+        let o = run_unvalidated(&once, &twice, &["-p", p]);
         assert_error_in(
             &o,
             &[&format!("once_{p}.onnx"), PRESENT],

@@ -67,7 +67,14 @@ fn pipeline(fixture: &str, bytes: &[u8], position: usize) -> Result<(), String> 
             assert!(view.is_ordered());
             Ok(())
         }
-        Ok(Err(e)) => Err(format!("{e:#}")),
+        Ok(Err(e)) => {
+            let message = format!("{e:#}");
+            assert!(
+                !message.is_empty(),
+                "an error without a message on {fixture}"
+            );
+            Err(message)
+        }
     }
 }
 
