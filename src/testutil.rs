@@ -64,7 +64,7 @@ pub fn model(graph: GraphProto, ir_version: i64, opset: i64) -> ModelProto {
             domain: Some(String::new()),
             version: Some(opset),
         }],
-        producer_name: Some("hostile-test".into()),
+        producer_name: Some("se-inject-test".into()),
         graph: Some(graph),
         ..Default::default()
     }
@@ -222,10 +222,12 @@ impl GraphBuilder {
         self.conv(x, c, c, k, c)
     }
 
+    /// `x → Relu → ·`.
     pub fn relu(&mut self, x: &str) -> String {
         self.node("Relu", &[x], vec![])
     }
 
+    /// `Add(a, b) → ·`.
     pub fn add(&mut self, a: &str, b: &str) -> String {
         self.node("Add", &[a, b], vec![])
     }

@@ -1,7 +1,7 @@
 //! Dense blocks: DenseNet.
 
 use super::Land::{At, Skip};
-use super::{Fam, Pos, NO_IDENTITY, NO_INNER};
+use super::{pos, Fam, NO_IDENTITY, NO_INNER};
 
 /// One dense block: layers (BN 4 tensors, 1x1 →8 with folded BN bias, 3x3 8→4) on 8 and 12
 /// channels.
@@ -30,28 +30,13 @@ pub const DENSENET_TINY: Fam = Fam {
     gates: &[],
     forced: None,
     positions: &[
-        Pos {
-            name: "standard",
-            lands: &[At(16, 1), At(16, 1)],
-        },
+        pos("standard", &[At(16, 1), At(16, 1)]),
         // Dense block inputs: 8 (MaxPool), 8 (transition).
-        Pos {
-            name: "pre",
-            lands: &[At(8, 1), At(8, 1)],
-        },
+        pos("pre", &[At(8, 1), At(8, 1)]),
         // The Concat feeds a BatchNorm, not an activation: 16.
-        Pos {
-            name: "post",
-            lands: &[At(16, 1), At(16, 1)],
-        },
-        Pos {
-            name: "identity",
-            lands: &[Skip(NO_IDENTITY); 2],
-        },
-        Pos {
-            name: "inner",
-            lands: &[Skip(NO_INNER); 2],
-        },
+        pos("post", &[At(16, 1), At(16, 1)]),
+        pos("identity", &[Skip(NO_IDENTITY); 2]),
+        pos("inner", &[Skip(NO_INNER); 2]),
     ],
     extra: None,
 };

@@ -1,7 +1,7 @@
 //! Inception modules: GoogLeNet / Inception v3 and Inception-ResNet.
 
 use super::Land::{At, Skip};
-use super::{Fam, Pos, NO_IDENTITY, NO_INNER, PARALLEL};
+use super::{pos, Fam, NO_IDENTITY, NO_INNER, PARALLEL};
 
 /// GoogLeNet layout: stem BasicConv2d 3→16, MaxPool, Inception 3a (16→8+12+4+4 = 28),
 /// 3b (28→8+12+8+4 = 32), reduction (32→24+12+32 = 68), InceptionE (68→8+16+16+8 = 48,
@@ -39,27 +39,12 @@ pub const INCEPTION_TINY: Fam = Fam {
     forced: None,
     positions: &[
         // 28/16 = 1.75 → 2; 68/16 = 4.25 → 4; 48/16 = 3.
-        Pos {
-            name: "standard",
-            lands: &[At(28, 2), At(32, 2), At(68, 4), At(48, 3)],
-        },
+        pos("standard", &[At(28, 2), At(32, 2), At(68, 4), At(48, 3)]),
         // Module inputs: the stem MaxPool (16), 28, 32, 68.
-        Pos {
-            name: "pre",
-            lands: &[At(16, 1), At(28, 2), At(32, 2), At(68, 4)],
-        },
-        Pos {
-            name: "post",
-            lands: &[At(28, 2), At(32, 2), At(68, 4), At(48, 3)],
-        },
-        Pos {
-            name: "identity",
-            lands: &[Skip(NO_IDENTITY); 4],
-        },
-        Pos {
-            name: "inner",
-            lands: &[Skip(NO_INNER); 4],
-        },
+        pos("pre", &[At(16, 1), At(28, 2), At(32, 2), At(68, 4)]),
+        pos("post", &[At(28, 2), At(32, 2), At(68, 4), At(48, 3)]),
+        pos("identity", &[Skip(NO_IDENTITY); 4]),
+        pos("inner", &[Skip(NO_INNER); 4]),
     ],
     extra: None,
 };
@@ -100,31 +85,16 @@ pub const INCEPTION_RESNET_TINY: Fam = Fam {
     forced: None,
     positions: &[
         // 40/16 = 2.5 → 3 (half up).
-        Pos {
-            name: "standard",
-            lands: &[At(40, 3), At(40, 3), At(40, 3)],
-        },
+        pos("standard", &[At(40, 3), At(40, 3), At(40, 3)]),
         // Mixed_5b reads the MaxPool (32); each unit reads 40.
-        Pos {
-            name: "pre",
-            lands: &[At(32, 2), At(40, 3), At(40, 3)],
-        },
+        pos("pre", &[At(32, 2), At(40, 3), At(40, 3)]),
         // After the Concat; after the first unit's ReLU; after the second's Add.
-        Pos {
-            name: "post",
-            lands: &[At(40, 3), At(40, 3), At(40, 3)],
-        },
-        Pos {
-            name: "identity",
-            lands: &[Skip(NO_IDENTITY), At(40, 3), At(40, 3)],
-        },
+        pos("post", &[At(40, 3), At(40, 3), At(40, 3)]),
+        pos("identity", &[Skip(NO_IDENTITY), At(40, 3), At(40, 3)]),
         // A unit's branch is three parallel paths with three spatial convs (3x3 8→8,
         // 3x3 8→12, 3x3 12→16): no single "spatial conv of the branch", so inner is
         // refused for the units too and nothing can take SE: exit 1.
-        Pos {
-            name: "inner",
-            lands: &[Skip(NO_INNER), Skip(PARALLEL), Skip(PARALLEL)],
-        },
+        pos("inner", &[Skip(NO_INNER), Skip(PARALLEL), Skip(PARALLEL)]),
     ],
     extra: None,
 };

@@ -1,8 +1,8 @@
 //! Inverted residuals: MobileNet v2, MobileNet v3 and EfficientNet (the last two with SE
 //! already in most blocks).
 
-use super::Land::{At, Skip};
-use super::{Fam, Pos, NO_IDENTITY, PRESENT};
+use super::Land::{self, At, Skip};
+use super::{pos, Fam, NO_IDENTITY, PRESENT};
 
 /// torchvision MobileNetV2, setting [[1,8,1,1],[6,16,2,2],[6,24,2,2]]: stem 3x3 s2 3→32,
 /// IR 32→8 (t=1: dw 32, project), IR 8→16 s2 (48), IR 16→16 (96, Add),
@@ -18,6 +18,10 @@ const MOBILENET_V2_PARAMS: u64 = (3 * 32 * 9 + 32)
     // last 1x1, Linear
     + (24 * 64 + 64)
     + (64 * 10 + 10); // 23,010
+
+/// Each block's output (no activation follows the projection or the Add): the standard and
+/// the post position.
+const MOBILENET_V2_OUTPUTS: [Land; 5] = [At(8, 1), At(16, 1), At(16, 1), At(24, 2), At(24, 2)];
 
 pub const MOBILENET_V2_TINY: Fam = Fam {
     net: "mobilenet_v2_tiny",
@@ -40,37 +44,31 @@ pub const MOBILENET_V2_TINY: Fam = Fam {
     gates: &[],
     forced: None,
     positions: &[
-        Pos {
-            name: "standard",
-            lands: &[At(8, 1), At(16, 1), At(16, 1), At(24, 2), At(24, 2)],
-        },
+        pos("standard", &MOBILENET_V2_OUTPUTS),
         // Block inputs: stem 32, then 8, 16, 16 (the Add), 24.
-        Pos {
-            name: "pre",
-            lands: &[At(32, 2), At(8, 1), At(16, 1), At(16, 1), At(24, 2)],
-        },
+        pos(
+            "pre",
+            &[At(32, 2), At(8, 1), At(16, 1), At(16, 1), At(24, 2)],
+        ),
         // No activation after the projection or the Add: the block output.
-        Pos {
-            name: "post",
-            lands: &[At(8, 1), At(16, 1), At(16, 1), At(24, 2), At(24, 2)],
-        },
+        pos("post", &MOBILENET_V2_OUTPUTS),
         // Only the two blocks with an Add have a shortcut (the identity).
-        Pos {
-            name: "identity",
-            lands: &[
+        pos(
+            "identity",
+            &[
                 Skip(NO_IDENTITY),
                 Skip(NO_IDENTITY),
                 At(16, 1),
                 Skip(NO_IDENTITY),
                 At(24, 2),
             ],
-        },
+        ),
         // After the depthwise conv and its ReLU6: the expanded widths 32 (t = 1), 48,
         // 96, 96, 144.
-        Pos {
-            name: "inner",
-            lands: &[At(32, 2), At(48, 3), At(96, 6), At(96, 6), At(144, 9)],
-        },
+        pos(
+            "inner",
+            &[At(32, 2), At(48, 3), At(96, 6), At(96, 6), At(144, 9)],
+        ),
     ],
     extra: None,
 };
@@ -94,6 +92,18 @@ const MOBILENET_V3_PARAMS: u64 = (3 * 16 * 9 + 16)
     + (32 * 192 + 192)
     + (192 * 64 + 64)
     + (64 * 10 + 10); // 37,394
+
+/// Only B takes SE, on its output: the standard and the post position.
+const MOBILENET_V3_B_OUTPUT: [Land; 4] = [Skip(PRESENT), At(24, 2), Skip(PRESENT), Skip(PRESENT)];
+
+/// Four blocks of which only the third has a shortcut, and it holds SE already: the identity
+/// position of MobileNet v3 and EfficientNet.
+const THIRD_SHORTCUT_HOLDS_SE: [Land; 4] = [
+    Skip(NO_IDENTITY),
+    Skip(NO_IDENTITY),
+    Skip(PRESENT),
+    Skip(NO_IDENTITY),
+];
 
 pub const MOBILENET_V3_TINY: Fam = Fam {
     net: "mobilenet_v3_tiny",
@@ -120,35 +130,21 @@ pub const MOBILENET_V3_TINY: Fam = Fam {
     // A, C and D hold an SE gate: without --force every position refuses them; only
     // B (no SE, no shortcut) can take SE.
     positions: &[
-        Pos {
-            name: "standard",
-            lands: &[Skip(PRESENT), At(24, 2), Skip(PRESENT), Skip(PRESENT)],
-        },
+        pos("standard", &MOBILENET_V3_B_OUTPUT),
         // B's input: A's output, 16.
-        Pos {
-            name: "pre",
-            lands: &[Skip(PRESENT), At(16, 1), Skip(PRESENT), Skip(PRESENT)],
-        },
-        Pos {
-            name: "post",
-            lands: &[Skip(PRESENT), At(24, 2), Skip(PRESENT), Skip(PRESENT)],
-        },
+        pos(
+            "pre",
+            &[Skip(PRESENT), At(16, 1), Skip(PRESENT), Skip(PRESENT)],
+        ),
+        pos("post", &MOBILENET_V3_B_OUTPUT),
         // Only C has a shortcut, and it holds SE: nothing can take SE, exit 1.
-        Pos {
-            name: "identity",
-            lands: &[
-                Skip(NO_IDENTITY),
-                Skip(NO_IDENTITY),
-                Skip(PRESENT),
-                Skip(NO_IDENTITY),
-            ],
-        },
+        pos("identity", &THIRD_SHORTCUT_HOLDS_SE),
         // After B's depthwise conv and its ReLU: 48 wide. (The TorchScript export's
         // Hardswish is x · HardSigmoid(x); C and D are refused all the same.)
-        Pos {
-            name: "inner",
-            lands: &[Skip(PRESENT), At(48, 3), Skip(PRESENT), Skip(PRESENT)],
-        },
+        pos(
+            "inner",
+            &[Skip(PRESENT), At(48, 3), Skip(PRESENT), Skip(PRESENT)],
+        ),
     ],
     extra: None,
 };
@@ -191,31 +187,11 @@ pub const EFFICIENTNET_TINY: Fam = Fam {
     forced: Some(&[At(8, 1), At(16, 1), At(16, 1), At(24, 2)]),
     // Every block holds an SE gate: without --force nothing can take SE anywhere.
     positions: &[
-        Pos {
-            name: "standard",
-            lands: &[Skip(PRESENT); 4],
-        },
-        Pos {
-            name: "pre",
-            lands: &[Skip(PRESENT); 4],
-        },
-        Pos {
-            name: "post",
-            lands: &[Skip(PRESENT); 4],
-        },
-        Pos {
-            name: "identity",
-            lands: &[
-                Skip(NO_IDENTITY),
-                Skip(NO_IDENTITY),
-                Skip(PRESENT),
-                Skip(NO_IDENTITY),
-            ],
-        },
-        Pos {
-            name: "inner",
-            lands: &[Skip(PRESENT); 4],
-        },
+        pos("standard", &[Skip(PRESENT); 4]),
+        pos("pre", &[Skip(PRESENT); 4]),
+        pos("post", &[Skip(PRESENT); 4]),
+        pos("identity", &THIRD_SHORTCUT_HOLDS_SE),
+        pos("inner", &[Skip(PRESENT); 4]),
     ],
     extra: None,
 };

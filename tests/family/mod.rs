@@ -59,6 +59,11 @@ pub struct Pos {
     pub lands: &'static [Land],
 }
 
+/// A position and where SE lands per block.
+pub const fn pos(name: &'static str, lands: &'static [Land]) -> Pos {
+    Pos { name, lands }
+}
+
 /// Extra structural checks of a written model: (exporter, position, graph).
 pub type Extra = fn(&str, &str, &se_inject::onnx::GraphProto);
 

@@ -1,8 +1,8 @@
 //! Plain chains: VGG and MobileNet v1. One plain block per conv + ReLU (or depthwise-separable
 //! pair); no shortcut and no inner position.
 
-use super::Land::{At, Skip};
-use super::{Fam, Pos, NO_IDENTITY, NO_INNER};
+use super::Land::{self, At, Skip};
+use super::{pos, Fam, NO_IDENTITY, NO_INNER};
 
 /// torchvision make_layers([8, 8, M, 16, 16, M, 32]), no BN, conv biases:
 ///   conv 3→8, 8→8 | MaxPool | 8→16, 16→16 | MaxPool | 16→32, Linear 32→10.
@@ -13,6 +13,9 @@ const VGG_PARAMS: u64 = (3 * 8 * 9 + 8)
     + (16 * 16 * 9 + 16)
     + (16 * 32 * 9 + 32)
     + (32 * 10 + 10); // 9,266
+
+/// Each block's activation output: the standard and the post position.
+const VGG_OUTPUTS: [Land; 5] = [At(8, 1), At(8, 1), At(16, 1), At(16, 1), At(32, 2)];
 
 pub const VGG_TINY: Fam = Fam {
     net: "vgg_tiny",
@@ -29,28 +32,13 @@ pub const VGG_TINY: Fam = Fam {
     gates: &[],
     forced: None,
     positions: &[
-        Pos {
-            name: "standard",
-            lands: &[At(8, 1), At(8, 1), At(16, 1), At(16, 1), At(32, 2)],
-        },
+        pos("standard", &VGG_OUTPUTS),
         // Block inputs: the image (3), ReLU (8), MaxPool (8), ReLU (16), MaxPool (16).
-        Pos {
-            name: "pre",
-            lands: &[At(3, 1), At(8, 1), At(8, 1), At(16, 1), At(16, 1)],
-        },
+        pos("pre", &[At(3, 1), At(8, 1), At(8, 1), At(16, 1), At(16, 1)]),
         // After the activation, as standard (no Add).
-        Pos {
-            name: "post",
-            lands: &[At(8, 1), At(8, 1), At(16, 1), At(16, 1), At(32, 2)],
-        },
-        Pos {
-            name: "identity",
-            lands: &[Skip(NO_IDENTITY); 5],
-        },
-        Pos {
-            name: "inner",
-            lands: &[Skip(NO_INNER); 5],
-        },
+        pos("post", &VGG_OUTPUTS),
+        pos("identity", &[Skip(NO_IDENTITY); 5]),
+        pos("inner", &[Skip(NO_INNER); 5]),
     ],
     extra: None,
 };
@@ -65,6 +53,9 @@ const MOBILENET_V1_PARAMS: u64 = (3 * 8 * 9 + 8)
     + (32 * 9 + 32) + (32 * 32 + 32)
     + (32 * 9 + 32) + (32 * 64 + 64)
     + (64 * 10 + 10); // 5,610
+
+/// Each block's activation output: the standard and the post position.
+const MOBILENET_V1_OUTPUTS: [Land; 5] = [At(8, 1), At(16, 1), At(32, 2), At(32, 2), At(64, 4)];
 
 pub const MOBILENET_V1_TINY: Fam = Fam {
     net: "mobilenet_v1_tiny",
@@ -86,26 +77,14 @@ pub const MOBILENET_V1_TINY: Fam = Fam {
     gates: &[],
     forced: None,
     positions: &[
-        Pos {
-            name: "standard",
-            lands: &[At(8, 1), At(16, 1), At(32, 2), At(32, 2), At(64, 4)],
-        },
-        Pos {
-            name: "pre",
-            lands: &[At(3, 1), At(8, 1), At(16, 1), At(32, 2), At(32, 2)],
-        },
-        Pos {
-            name: "post",
-            lands: &[At(8, 1), At(16, 1), At(32, 2), At(32, 2), At(64, 4)],
-        },
-        Pos {
-            name: "identity",
-            lands: &[Skip(NO_IDENTITY); 5],
-        },
-        Pos {
-            name: "inner",
-            lands: &[Skip(NO_INNER); 5],
-        },
+        pos("standard", &MOBILENET_V1_OUTPUTS),
+        pos(
+            "pre",
+            &[At(3, 1), At(8, 1), At(16, 1), At(32, 2), At(32, 2)],
+        ),
+        pos("post", &MOBILENET_V1_OUTPUTS),
+        pos("identity", &[Skip(NO_IDENTITY); 5]),
+        pos("inner", &[Skip(NO_INNER); 5]),
     ],
     extra: None,
 };

@@ -1,7 +1,7 @@
 //! A residual net with SE already in every block: timm SE-ResNet.
 
 use super::Land::{At, Skip};
-use super::{Fam, Pos, PRESENT};
+use super::{pos, Fam, PRESENT};
 
 /// timm ResNet(BasicBlock, (2, 1), channels (16, 32)), stem conv 7x7 s2 3→64 + MaxPool;
 /// layer1.0 64→16 (projection), layer1.1 16→16, layer2.0 16→32 s2 (projection); timm
@@ -32,26 +32,11 @@ pub const SE_RESNET_TINY: Fam = Fam {
     forced: Some(&[At(16, 1), At(16, 1), At(32, 2)]),
     // Every block holds an SE gate: without --force every position refuses them all.
     positions: &[
-        Pos {
-            name: "standard",
-            lands: &[Skip(PRESENT); 3],
-        },
-        Pos {
-            name: "pre",
-            lands: &[Skip(PRESENT); 3],
-        },
-        Pos {
-            name: "post",
-            lands: &[Skip(PRESENT); 3],
-        },
-        Pos {
-            name: "identity",
-            lands: &[Skip(PRESENT); 3],
-        },
-        Pos {
-            name: "inner",
-            lands: &[Skip(PRESENT); 3],
-        },
+        pos("standard", &[Skip(PRESENT); 3]),
+        pos("pre", &[Skip(PRESENT); 3]),
+        pos("post", &[Skip(PRESENT); 3]),
+        pos("identity", &[Skip(PRESENT); 3]),
+        pos("inner", &[Skip(PRESENT); 3]),
     ],
     extra: None,
 };

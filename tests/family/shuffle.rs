@@ -1,7 +1,7 @@
 //! ShuffleNet v2: a shuffle block per unit, and where SE sits around each unit's Concat.
 
 use super::Land::At;
-use super::{Fam, Pos};
+use super::{pos, Fam};
 use se_inject::onnx::{GraphProto, NodeProto};
 use std::collections::{HashMap, HashSet};
 
@@ -49,20 +49,14 @@ pub const SHUFFLENET_V2_TINY: Fam = Fam {
     forced: None,
     positions: &[
         // On branch2's output before the Concat: C/2.
-        Pos {
-            name: "standard",
-            lands: &HALVES,
-        },
+        pos("standard", &HALVES),
         // What branch2 reads: the whole unit input of a stride-2 unit (the MaxPool's
         // 8, then 16, 32), the split half of a stride-1 unit (8, 16, 32).
-        Pos {
-            name: "pre",
-            lands: &HALVES,
-        },
+        pos("pre", &HALVES),
         // After the channel shuffle: C.
-        Pos {
-            name: "post",
-            lands: &[
+        pos(
+            "post",
+            &[
                 At(16, 1),
                 At(16, 1),
                 At(32, 2),
@@ -70,17 +64,11 @@ pub const SHUFFLENET_V2_TINY: Fam = Fam {
                 At(64, 4),
                 At(64, 4),
             ],
-        },
+        ),
         // The other half: branch1's output, or the untouched split half: C/2.
-        Pos {
-            name: "identity",
-            lands: &HALVES,
-        },
+        pos("identity", &HALVES),
         // After branch2's depthwise conv (no activation follows it): C/2.
-        Pos {
-            name: "inner",
-            lands: &HALVES,
-        },
+        pos("inner", &HALVES),
     ],
     extra: Some(shuffle_extra),
 };
