@@ -181,5 +181,5 @@ fn validate_both(
     })
 }
 
-#[cfg(test)]
-pub(crate) mod testutil;
+#[doc(hidden)]
+pub mod testutil;

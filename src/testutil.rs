@@ -1,9 +1,117 @@
-//! Builders for small graphs in unit tests: weights carry dims only (no data), which is all
-//! analysis, splicing and counting look at.
+//! Builders for small graphs and models in tests, shared by the unit tests and tests/*.rs.
+//!
+//! [`GraphBuilder`] writes weights with dims only (no data), which is all analysis, splicing and
+//! counting look at; [`residual_model`] writes a whole model with weight data, which tract can
+//! run.
 
 use crate::onnx::proto::tensor_proto::DataType;
-use crate::onnx::proto::ValueInfoProto;
-use crate::onnx::{AttributeProto, GraphProto, NodeProto, TensorProto};
+use crate::onnx::proto::{OperatorSetIdProto, ValueInfoProto};
+use crate::onnx::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
+
+/// A tensor's value info with these element type and dims.
+pub fn value_info(name: &str, elem: i32, dims: &[i64]) -> ValueInfoProto {
+    crate::onnx::tensor_value_info(name, elem, dims)
+}
+
+/// A weight of element type `elem` holding small pseudo-random values (from `seed`) around 0.
+pub fn tensor(name: &str, dims: &[i64], elem: i32, seed: u32) -> TensorProto {
+    let n: i64 = dims.iter().product();
+    let vals =
+        (0..n).map(|i| ((i as u32).wrapping_mul(2654435761) ^ seed) as f32 / u32::MAX as f32 - 0.5);
+    let raw: Vec<u8> = match DataType::try_from(elem) {
+        Ok(DataType::Double) => vals.flat_map(|v| f64::from(v).to_le_bytes()).collect(),
+        // bfloat16: the upper half of the f32 bits.
+        Ok(DataType::Bfloat16) => vals
+            .flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes())
+            .collect(),
+        _ => vals.flat_map(|v| v.to_le_bytes()).collect(),
+    };
+    TensorProto {
+        name: Some(name.into()),
+        dims: dims.to_vec(),
+        data_type: Some(elem),
+        raw_data: Some(raw.into()),
+        ..Default::default()
+    }
+}
+
+/// A node `name` of type `op` reading `inputs`, writing `output`.
+pub fn node(name: &str, op: &str, inputs: &[&str], output: &str) -> NodeProto {
+    NodeProto {
+        name: Some(name.into()),
+        op_type: Some(op.into()),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        ..Default::default()
+    }
+}
+
+/// An integer-list attribute.
+pub fn ints_attr(name: &str, ints: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        ints: ints.to_vec(),
+        r#type: Some(7),
+        ..Default::default()
+    }
+}
+
+/// A model around `graph` at this IR version, importing the default domain at `opset`.
+pub fn model(graph: GraphProto, ir_version: i64, opset: i64) -> ModelProto {
+    ModelProto {
+        ir_version: Some(ir_version),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(opset),
+        }],
+        producer_name: Some("se-inject-test".into()),
+        graph: Some(graph),
+        ..Default::default()
+    }
+}
+
+/// One residual block with weights of element type `elem`:
+/// `x [1,4,8,8] → conv → relu → conv → Add(·, x) → relu → y`.
+pub fn residual_graph(elem: i32) -> GraphProto {
+    let conv = |name: &str, x: &str, w: &str, b: &str, out: &str| {
+        let mut n = node(name, "Conv", &[x, w, b], out);
+        n.attribute.push(ints_attr("pads", &[1, 1, 1, 1]));
+        n
+    };
+    GraphProto {
+        name: Some("residual".into()),
+        node: vec![
+            conv("/b/conv1/Conv", "x", "w1", "b1", "c1"),
+            node("/b/relu1/Relu", "Relu", &["c1"], "r1"),
+            conv("/b/conv2/Conv", "r1", "w2", "b2", "c2"),
+            node("/b/Add", "Add", &["c2", "x"], "s"),
+            node("/b/relu2/Relu", "Relu", &["s"], "y"),
+        ],
+        initializer: vec![
+            tensor("w1", &[4, 4, 3, 3], elem, 1),
+            tensor("b1", &[4], elem, 2),
+            tensor("w2", &[4, 4, 3, 3], elem, 3),
+            tensor("b2", &[4], elem, 4),
+        ],
+        input: vec![value_info("x", elem, &[1, 4, 8, 8])],
+        output: vec![value_info("y", elem, &[1, 4, 8, 8])],
+        ..Default::default()
+    }
+}
+
+/// [`residual_graph`] as an IR 8, opset 13 model.
+pub fn residual_model(elem: i32) -> ModelProto {
+    model(residual_graph(elem), 8, 13)
+}
+
+/// How a ShuffleNet v2 unit cuts its input in halves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Halves {
+    /// One Split on channels with two outputs.
+    Split,
+    /// Two Slices on channels with constant bounds.
+    Slices,
+}
 
 /// Builds a graph node by node; every op returns the name of its output tensor.
 pub struct GraphBuilder {
@@ -11,8 +119,16 @@ pub struct GraphBuilder {
     count: usize,
 }
 
-fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
-    crate::onnx::tensor_value_info(name, DataType::Float as i32, dims)
+fn float_info(name: &str, dims: &[i64]) -> ValueInfoProto {
+    value_info(name, DataType::Float as i32, dims)
+}
+
+fn int_attr(name: &str, i: i64) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        i: Some(i),
+        ..Default::default()
+    }
 }
 
 impl GraphBuilder {
@@ -20,7 +136,7 @@ impl GraphBuilder {
     pub fn new(channels: i64) -> Self {
         let graph = GraphProto {
             name: Some("test".into()),
-            input: vec![value_info("input", &[1, channels, 8, 8])],
+            input: vec![float_info("input", &[1, channels, 8, 8])],
             ..Default::default()
         };
         Self { graph, count: 0 }
@@ -31,19 +147,34 @@ impl GraphBuilder {
         format!("{what}_{}", self.count)
     }
 
-    /// Adds a node `op` reading `inputs`; returns its output.
-    pub fn node(&mut self, op: &str, inputs: &[&str], attribute: Vec<AttributeProto>) -> String {
+    /// Adds a node `op` reading `inputs` with `outputs` outputs; returns them.
+    pub fn node_outputs(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        attribute: Vec<AttributeProto>,
+        outputs: usize,
+    ) -> Vec<String> {
         let name = self.fresh(op);
-        let out = format!("{name}_out");
+        let output: Vec<String> = match outputs {
+            1 => vec![format!("{name}_out")],
+            k => (0..k).map(|i| format!("{name}_out{i}")).collect(),
+        };
         self.graph.node.push(NodeProto {
             name: Some(name),
             op_type: Some(op.into()),
             input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![out.clone()],
+            output: output.clone(),
             attribute,
             ..Default::default()
         });
-        out
+        output
+    }
+
+    /// Adds a node `op` reading `inputs`; returns its output.
+    pub fn node(&mut self, op: &str, inputs: &[&str], attribute: Vec<AttributeProto>) -> String {
+        let mut out = self.node_outputs(op, inputs, attribute, 1);
+        out.remove(0)
     }
 
     /// Adds a weight initializer with these dims (no data).
@@ -53,6 +184,19 @@ impl GraphBuilder {
             name: Some(name.clone()),
             dims: dims.to_vec(),
             data_type: Some(DataType::Float as i32),
+            ..Default::default()
+        });
+        name
+    }
+
+    /// Adds a 1-d INT64 initializer holding `values` (a shape, Slice bounds).
+    pub fn ints(&mut self, values: &[i64]) -> String {
+        let name = self.fresh("i");
+        self.graph.initializer.push(TensorProto {
+            name: Some(name.clone()),
+            dims: vec![values.len() as i64],
+            data_type: Some(DataType::Int64 as i32),
+            int64_data: values.to_vec(),
             ..Default::default()
         });
         name
@@ -68,26 +212,43 @@ impl GraphBuilder {
                 ints: vec![k, k],
                 ..Default::default()
             },
-            AttributeProto {
-                name: Some("group".into()),
-                i: Some(group),
-                ..Default::default()
-            },
+            int_attr("group", group),
         ];
         self.node("Conv", &[x, &w, &b], attrs)
     }
 
+    /// `x → Conv k×k, group = c → ·`: a depthwise convolution on c channels.
+    pub fn depthwise(&mut self, x: &str, c: i64, k: i64) -> String {
+        self.conv(x, c, c, k, c)
+    }
+
+    /// `x → Relu → ·`.
     pub fn relu(&mut self, x: &str) -> String {
         self.node("Relu", &[x], vec![])
     }
 
+    /// `Add(a, b) → ·`.
     pub fn add(&mut self, a: &str, b: &str) -> String {
         self.node("Add", &[a, b], vec![])
     }
 
+    /// `inputs → Concat(axis 1) → ·`.
+    pub fn concat(&mut self, inputs: &[&str]) -> String {
+        self.node("Concat", inputs, vec![int_attr("axis", 1)])
+    }
+
+    /// `x → MaxPool 2×2, stride 2 → ·`.
+    pub fn max_pool(&mut self, x: &str) -> String {
+        let attrs = vec![
+            ints_attr("kernel_shape", &[2, 2]),
+            ints_attr("strides", &[2, 2]),
+        ];
+        self.node("MaxPool", &[x], attrs)
+    }
+
     /// Declares `x` the graph output.
     pub fn finish(mut self, x: &str) -> GraphProto {
-        self.graph.output.push(value_info(x, &[]));
+        self.graph.output.push(float_info(x, &[]));
         self.graph
     }
 
@@ -121,6 +282,111 @@ impl GraphBuilder {
         self.relu(&s)
     }
 
+    /// A MobileNet v2 inverted residual, with the Add only when asked (it needs cin = cout):
+    /// `x → 1×1 cin→e → ReLU → dw 3×3 e → ReLU → 1×1 e→cout [→ Add(·, x)]`.
+    pub fn inverted_residual(
+        &mut self,
+        x: &str,
+        cin: i64,
+        expand: i64,
+        cout: i64,
+        add: bool,
+    ) -> String {
+        let e = self.conv(x, cin, expand, 1, 1);
+        let e = self.relu(&e);
+        let d = self.depthwise(&e, expand, 3);
+        let d = self.relu(&d);
+        let p = self.conv(&d, expand, cout, 1, 1);
+        if add {
+            self.add(&p, x)
+        } else {
+            p
+        }
+    }
+
+    /// One dense layer: `x → 3×3 cin→growth → ReLU → ·`.
+    fn dense_layer(&mut self, x: &str, cin: i64, growth: i64) -> String {
+        let c = self.conv(x, cin, growth, 3, 1);
+        self.relu(&c)
+    }
+
+    /// A torchvision DenseNet block, each layer reading one Concat of everything before it:
+    /// `x → l1; Concat(x, l1) → l2; …; Concat(x, l1, …, ln) → ·` (cin + layers·growth wide).
+    pub fn dense_block(&mut self, x: &str, cin: i64, growth: i64, layers: usize) -> String {
+        let mut maps = vec![x.to_string()];
+        for i in 0..layers {
+            let input = if i == 0 {
+                x.to_string()
+            } else {
+                let refs: Vec<&str> = maps.iter().map(String::as_str).collect();
+                self.concat(&refs)
+            };
+            let l = self.dense_layer(&input, cin + i as i64 * growth, growth);
+            maps.push(l);
+        }
+        let refs: Vec<&str> = maps.iter().map(String::as_str).collect();
+        self.concat(&refs)
+    }
+
+    /// A dense block concatenating one layer at a time onto the running map:
+    /// `x0 = x; xi = Concat(xi-1, layer(xi-1))`, cin + layers·growth wide.
+    pub fn dense_block_pairwise(
+        &mut self,
+        x: &str,
+        cin: i64,
+        growth: i64,
+        layers: usize,
+    ) -> String {
+        let mut x = x.to_string();
+        for i in 0..layers {
+            let l = self.dense_layer(&x, cin + i as i64 * growth, growth);
+            x = self.concat(&[&x, &l]);
+        }
+        x
+    }
+
+    /// The two channel halves of `x` (c wide), by a Split or by two Slices.
+    fn halves(&mut self, x: &str, c: i64, how: Halves) -> (String, String) {
+        match how {
+            Halves::Split => {
+                let mut h = self.node_outputs("Split", &[x], vec![int_attr("axis", 1)], 2);
+                let b = h.remove(1);
+                (h.remove(0), b)
+            }
+            Halves::Slices => {
+                let axes = self.ints(&[1]);
+                let mut slice = |from: i64, to: i64| {
+                    let (s, e) = (self.ints(&[from]), self.ints(&[to]));
+                    self.node("Slice", &[x, &s, &e, &axes], vec![])
+                };
+                (slice(0, c / 2), slice(c / 2, c))
+            }
+        }
+    }
+
+    /// A stride-1 ShuffleNet v2 unit on c channels (8×8 maps):
+    /// `x → halves (a, b); b → 1×1 → ReLU → dw 3×3 → 1×1 → ReLU; Concat(a, b) → Reshape →
+    /// Transpose → Reshape → ·`.
+    pub fn shuffle_unit(&mut self, x: &str, c: i64, how: Halves) -> String {
+        let half = c / 2;
+        let (a, b) = self.halves(x, c, how);
+        let b = self.conv(&b, half, half, 1, 1);
+        let b = self.relu(&b);
+        let b = self.depthwise(&b, half, 3);
+        let b = self.conv(&b, half, half, 1, 1);
+        let b = self.relu(&b);
+        let cat = self.concat(&[&a, &b]);
+        let groups = self.ints(&[1, 2, half, 8, 8]);
+        let r = self.node("Reshape", &[&cat, &groups], vec![]);
+        let t = self.node(
+            "Transpose",
+            &[&r],
+            vec![ints_attr("perm", &[0, 2, 1, 3, 4])],
+        );
+        let flat = self.ints(&[1, c, 8, 8]);
+        self.node("Reshape", &[&t, &flat], vec![])
+    }
+
     /// An inception module: one 1×1 conv + ReLU branch per width, concatenated on channels.
     pub fn inception(&mut self, x: &str, cin: i64, widths: &[i64]) -> String {
         let outs: Vec<String> = widths
@@ -131,17 +397,7 @@ impl GraphBuilder {
             })
             .collect();
         let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
-        self.inception_concat(&refs)
-    }
-
-    /// A Concat of `maps` along the channel axis.
-    pub fn inception_concat(&mut self, maps: &[&str]) -> String {
-        let axis = AttributeProto {
-            name: Some("axis".into()),
-            i: Some(1),
-            ..Default::default()
-        };
-        self.node("Concat", maps, vec![axis])
+        self.concat(&refs)
     }
 
     /// Stem plus the given bottleneck stages (blocks per stage, base width, groups): torchvision
@@ -178,5 +434,24 @@ impl GraphBuilder {
         }
         let p = g.node("GlobalAveragePool", &[&x], vec![]);
         g.finish(&p)
+    }
+
+    /// A VGG-like chain on a 3-channel input, (convs, channels) per stage:
+    /// `input → [3×3 conv → ReLU]×n → MaxPool → [3×3 conv → ReLU]×n → … → ·`.
+    pub fn plain_chain(stages: &[(usize, i64)]) -> GraphProto {
+        let mut g = GraphBuilder::new(3);
+        let mut x = "input".to_string();
+        let mut cin = 3;
+        for (s, &(n, c)) in stages.iter().enumerate() {
+            if s > 0 {
+                x = g.max_pool(&x);
+            }
+            for _ in 0..n {
+                let y = g.conv(&x, cin, c, 3, 1);
+                x = g.relu(&y);
+                cin = c;
+            }
+        }
+        g.finish(&x)
     }
 }

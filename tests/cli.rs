@@ -18,158 +18,25 @@
 #![allow(clippy::identity_op)]
 
 mod common;
+#[path = "cli/errors.rs"]
+mod errors;
+#[path = "cli/expect.rs"]
+mod expect;
+#[path = "cli/options.rs"]
+mod options;
+#[path = "cli/output.rs"]
+mod output;
 
 use common::*;
+use expect::*;
 use serde_json::Value;
 use std::path::Path;
-
-// ------------------------------------------------------------------------------------------------
-// Expected numbers, by hand
-
-/// One expected stage row.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Stage {
-    index: u64,
-    blocks: u64,
-    channels: u64,
-    formula: f64,
-    added: u64,
-}
-
-/// One expected block row: (stage, channels, hidden, projection, added_params).
-type Block = (u64, u64, u64, bool, u64);
-
-struct Expect {
-    params_before: u64,
-    stages: Vec<Stage>,
-    blocks: Vec<Block>,
-    formula: f64,
-    added: u64,
-}
-
-/// r = 16, with biases, standard position.
-fn expect_r16(net: &str) -> Expect {
-    match net {
-        "resnet_basic" => Expect {
-            params_before: 39_450,
-            stages: vec![
-                // C = 8: h = max(1, round(0.5)) = 1
-                Stage {
-                    index: 1,
-                    blocks: 2,
-                    channels: 8,
-                    formula: (2 * 2 * 8 * 8) as f64 / 16.0, // 16
-                    added: 2 * (2 * 8 * 1 + 1 + 8),         // 50
-                },
-                // C = 16: h = 1
-                Stage {
-                    index: 2,
-                    blocks: 1,
-                    channels: 16,
-                    formula: (2 * 16 * 16) as f64 / 16.0, // 32
-                    added: 2 * 16 * 1 + 1 + 16,           // 49
-                },
-                // C = 32: h = 2
-                Stage {
-                    index: 3,
-                    blocks: 2,
-                    channels: 32,
-                    formula: (2 * 2 * 32 * 32) as f64 / 16.0, // 256
-                    added: 2 * (2 * 32 * 2 + 2 + 32),         // 324
-                },
-            ],
-            blocks: vec![
-                (1, 8, 1, false, 2 * 8 * 1 + 1 + 8),
-                (1, 8, 1, false, 2 * 8 * 1 + 1 + 8),
-                (2, 16, 1, true, 2 * 16 * 1 + 1 + 16),
-                (3, 32, 2, true, 2 * 32 * 2 + 2 + 32),
-                (3, 32, 2, false, 2 * 32 * 2 + 2 + 32),
-            ],
-            formula: 16.0 + 32.0 + 256.0,
-            added: 50 + 49 + 324,
-        },
-        "resnet_bottleneck" => Expect {
-            params_before: 10_314,
-            stages: vec![
-                // C = 16: h = 1
-                Stage {
-                    index: 1,
-                    blocks: 2,
-                    channels: 16,
-                    formula: (2 * 2 * 16 * 16) as f64 / 16.0, // 64
-                    added: 2 * (2 * 16 * 1 + 1 + 16),         // 98
-                },
-                // C = 32: h = 2
-                Stage {
-                    index: 2,
-                    blocks: 2,
-                    channels: 32,
-                    formula: (2 * 2 * 32 * 32) as f64 / 16.0, // 256
-                    added: 2 * (2 * 32 * 2 + 2 + 32),         // 324
-                },
-                // C = 64: h = 4
-                Stage {
-                    index: 3,
-                    blocks: 1,
-                    channels: 64,
-                    formula: (2 * 64 * 64) as f64 / 16.0, // 512
-                    added: 2 * 64 * 4 + 4 + 64,           // 580
-                },
-            ],
-            blocks: vec![
-                (1, 16, 1, true, 2 * 16 * 1 + 1 + 16),
-                (1, 16, 1, false, 2 * 16 * 1 + 1 + 16),
-                (2, 32, 2, true, 2 * 32 * 2 + 2 + 32),
-                (2, 32, 2, false, 2 * 32 * 2 + 2 + 32),
-                (3, 64, 4, true, 2 * 64 * 4 + 4 + 64),
-            ],
-            formula: 64.0 + 256.0 + 512.0,
-            added: 98 + 324 + 580,
-        },
-        "resnext_tiny" => Expect {
-            params_before: 13_978,
-            stages: vec![
-                Stage {
-                    index: 1,
-                    blocks: 1,
-                    channels: 16,
-                    formula: (2 * 16 * 16) as f64 / 16.0, // 32
-                    added: 2 * 16 * 1 + 1 + 16,           // 49
-                },
-                Stage {
-                    index: 2,
-                    blocks: 1,
-                    channels: 32,
-                    formula: (2 * 32 * 32) as f64 / 16.0, // 128
-                    added: 2 * 32 * 2 + 2 + 32,           // 162
-                },
-                Stage {
-                    index: 3,
-                    blocks: 1,
-                    channels: 64,
-                    formula: (2 * 64 * 64) as f64 / 16.0, // 512
-                    added: 2 * 64 * 4 + 4 + 64,           // 580
-                },
-            ],
-            blocks: vec![
-                (1, 16, 1, true, 2 * 16 * 1 + 1 + 16),
-                (2, 32, 2, true, 2 * 32 * 2 + 2 + 32),
-                (3, 64, 4, true, 2 * 64 * 4 + 4 + 64),
-            ],
-            formula: 32.0 + 128.0 + 512.0,
-            added: 49 + 162 + 580,
-        },
-        other => panic!("no expectations for {other}"),
-    }
-}
 
 // ------------------------------------------------------------------------------------------------
 // JSON helpers
 
 fn stages_of(j: &Value) -> Vec<Stage> {
-    j["stages"]
-        .as_array()
-        .expect("stages array")
+    arr(j, "stages")
         .iter()
         .map(|s| Stage {
             index: u(s, "index"),
@@ -182,9 +49,7 @@ fn stages_of(j: &Value) -> Vec<Stage> {
 }
 
 fn blocks_of(j: &Value) -> Vec<Block> {
-    j["blocks"]
-        .as_array()
-        .expect("blocks array")
+    arr(j, "blocks")
         .iter()
         .map(|b| {
             (
@@ -214,32 +79,15 @@ fn check_report(j: &Value, e: &Expect, what: &str) {
         e.params_before + e.added,
         "{what}: params_after"
     );
-    for b in j["blocks"].as_array().unwrap() {
+    for b in arr(j, "blocks") {
         assert_eq!(b["injected"], Value::Bool(true), "{what}: block {b}");
         assert!(b["skipped"].is_null(), "{what}: block {b}");
         assert_eq!(b["existing_se"], Value::Bool(false), "{what}: block {b}");
     }
-    for s in j["stages"].as_array().unwrap() {
+    for s in arr(j, "stages") {
         assert_eq!(s["kind"], "residual", "{what}: stage {s}");
         assert_eq!(u(s, "injected"), u(s, "blocks"), "{what}: stage {s}");
     }
-}
-
-/// Asserts a usage error: exit 2, no panic.
-fn assert_usage_error(args: &[&str]) {
-    let o = run(args);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "{args:?}: expected exit 2\nstdout:\n{}\nstderr:\n{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
-    assert!(
-        !stderr(&o).is_empty(),
-        "{args:?}: usage error without a message"
-    );
 }
 
 fn read(p: &Path) -> Vec<u8> {
@@ -266,20 +114,9 @@ fn report_params_on_every_residual_fixture() {
             let name = format!("{net}_{kind}");
             copy_fixture(&name, dir.path());
             let before = listing(dir.path());
-            let o = run_in(
-                Some(dir.path()),
-                [
-                    &format!("{name}.onnx"),
-                    "-r",
-                    "16",
-                    "--report",
-                    "params",
-                    "--format",
-                    "json",
-                ],
-            );
-            let j = json_ok(&o);
-            check_report(&j, &expect_r16(net), &name);
+            let args = ["-r", "16", "--report", "params"];
+            let j = json_in(Some(dir.path()), format!("{name}.onnx"), &args);
+            check_report(&j, expect_r16(net), &name);
             assert_eq!(u(&j, "ratio"), 16);
             assert_eq!(j["position"], "standard");
             assert_eq!(j["bias"], Value::Bool(true));
@@ -306,101 +143,16 @@ fn report_params_on_every_residual_fixture() {
 /// r = 4 on resnet_basic: h = 8/4 = 2, 16/4 = 4, 32/4 = 8.
 #[test]
 fn report_params_ratio_4() {
-    let j = json_ok(&run([
-        "fixtures/resnet_basic_ts.onnx",
-        "-r",
-        "4",
-        "--report",
-        "params",
-        "--format",
-        "json",
-    ]));
-    let e = Expect {
-        params_before: 39_450,
-        stages: vec![
-            Stage {
-                index: 1,
-                blocks: 2,
-                channels: 8,
-                formula: (2 * 2 * 8 * 8) as f64 / 4.0, // 64
-                added: 2 * (2 * 8 * 2 + 2 + 8),        // 84
-            },
-            Stage {
-                index: 2,
-                blocks: 1,
-                channels: 16,
-                formula: (2 * 16 * 16) as f64 / 4.0, // 128
-                added: 2 * 16 * 4 + 4 + 16,          // 148
-            },
-            Stage {
-                index: 3,
-                blocks: 2,
-                channels: 32,
-                formula: (2 * 2 * 32 * 32) as f64 / 4.0, // 1024
-                added: 2 * (2 * 32 * 8 + 8 + 32),        // 1104
-            },
-        ],
-        blocks: vec![
-            (1, 8, 2, false, 2 * 8 * 2 + 2 + 8),
-            (1, 8, 2, false, 2 * 8 * 2 + 2 + 8),
-            (2, 16, 4, true, 2 * 16 * 4 + 4 + 16),
-            (3, 32, 8, true, 2 * 32 * 8 + 8 + 32),
-            (3, 32, 8, false, 2 * 32 * 8 + 8 + 32),
-        ],
-        formula: 64.0 + 128.0 + 1024.0,
-        added: 84 + 148 + 1104,
-    };
-    check_report(&j, &e, "resnet_basic_ts r=4");
+    let j = params_report(fixture("resnet_basic_ts"), &["-r", "4"]);
+    check_report(&j, &RESNET_BASIC_R4, "resnet_basic_ts r=4");
     assert_eq!(u(&j, "ratio"), 4);
 }
 
 /// --no-bias on resnet_basic (dynamo): only the 2·C·h weights; the formula is unchanged.
 #[test]
 fn report_params_no_bias() {
-    let j = json_ok(&run([
-        "fixtures/resnet_basic_dynamo.onnx",
-        "--no-bias",
-        "--report",
-        "params",
-        "--format",
-        "json",
-    ]));
-    let e = Expect {
-        params_before: 39_450,
-        stages: vec![
-            Stage {
-                index: 1,
-                blocks: 2,
-                channels: 8,
-                formula: 16.0,
-                added: 2 * (2 * 8 * 1), // 32
-            },
-            Stage {
-                index: 2,
-                blocks: 1,
-                channels: 16,
-                formula: 32.0,
-                added: 2 * 16 * 1, // 32
-            },
-            Stage {
-                index: 3,
-                blocks: 2,
-                channels: 32,
-                formula: 256.0,
-                added: 2 * (2 * 32 * 2), // 256
-            },
-        ],
-        blocks: vec![
-            (1, 8, 1, false, 2 * 8 * 1),
-            (1, 8, 1, false, 2 * 8 * 1),
-            (2, 16, 1, true, 2 * 16 * 1),
-            (3, 32, 2, true, 2 * 32 * 2),
-            (3, 32, 2, false, 2 * 32 * 2),
-        ],
-        formula: 16.0 + 32.0 + 256.0,
-        added: 32 + 32 + 256,
-    };
-    check_report(&j, &e, "resnet_basic_dynamo --no-bias");
+    let j = params_report(fixture("resnet_basic_dynamo"), &["--no-bias"]);
+    check_report(&j, &RESNET_BASIC_NO_BIAS, "resnet_basic_dynamo --no-bias");
     assert_eq!(j["bias"], Value::Bool(false));
 }
 
@@ -417,20 +169,8 @@ fn check_splice(name: &str, net: &str, external: bool) {
     let in_bytes = read(&input);
     let in_data_bytes = external.then(|| read(&input_data));
 
-    let o = run([
-        input.as_os_str(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ]);
-    let j = json_ok(&o);
-    check_report(&j, &expect_r16(net), name);
-    assert_eq!(
-        u(&j, "params_after"),
-        u(&j, "params_before") + u(&j, "added_params"),
-        "{name}: params_after != params_before + added_params"
-    );
+    let j = json_to(&input, &out, &[]);
+    check_report(&j, expect_r16(net), name);
     let v = &j["validation"];
     assert_eq!(v["runtime"], "tract", "{name}: {v}");
     assert_eq!(v["ok"], Value::Bool(true), "{name}: {v}");
@@ -443,17 +183,26 @@ fn check_splice(name: &str, net: &str, external: bool) {
     assert_eq!(j["output"].as_str(), Some(out.to_str().unwrap()), "{name}");
 
     // The files written, and nothing else (no temporary leftovers).
-    assert!(out.exists(), "{name}: -o output missing");
     let expected_files: Vec<String> = if external {
         vec!["out.onnx".into(), "out.onnx.data".into()]
     } else {
         vec!["out.onnx".into()]
     };
     assert_eq!(listing(dir.path()), expected_files, "{name}: files written");
+    check_written(name, net, external, &out, u(&j, "params_after"));
 
-    // The written model, read back: same storage kind, IR and opsets kept, and the float
-    // parameters on disk are what the report says.
-    let written = se_inject::onnx::load(&out).expect("load output");
+    // The input is untouched.
+    assert_eq!(read(&input), in_bytes, "{name}: input .onnx changed");
+    if let Some(b) = in_data_bytes {
+        assert_eq!(read(&input_data), b, "{name}: input .onnx.data changed");
+    }
+}
+
+/// The written model, read back: same storage kind, IR and opsets kept, and the float
+/// parameters on disk are what the report says (`params_after`).
+fn check_written(name: &str, net: &str, external: bool, out: &Path, params_after: u64) {
+    let input = fixture(name);
+    let written = se_inject::onnx::load(out).expect("load output");
     let original = se_inject::onnx::load(&input).expect("load input");
     let storage = if external {
         se_inject::onnx::Storage::External
@@ -470,17 +219,11 @@ fn check_splice(name: &str, net: &str, external: bool) {
         "{name}"
     );
     assert_eq!(
-        float_params_on_disk(&out),
-        u(&j, "params_after"),
+        float_params_on_disk(out),
+        params_after,
         "{name}: float parameters in the written file"
     );
     assert_eq!(float_params_on_disk(&input), expect_r16(net).params_before);
-
-    // The input is untouched.
-    assert_eq!(read(&input), in_bytes, "{name}: input .onnx changed");
-    if let Some(b) = in_data_bytes {
-        assert_eq!(read(&input_data), b, "{name}: input .onnx.data changed");
-    }
 }
 
 #[test]
@@ -511,872 +254,4 @@ fn splice_resnext_tiny_ts() {
 #[test]
 fn splice_resnext_tiny_dynamo() {
     check_splice("resnext_tiny_dynamo", "resnext_tiny", true);
-}
-
-// ------------------------------------------------------------------------------------------------
-// 3. Initialisation
-
-fn validation_of(name: &str, extra: &[&str]) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.onnx");
-    let mut args = vec![
-        fixture(name).into_os_string(),
-        "-o".into(),
-        out.clone().into_os_string(),
-        "--format".into(),
-        "json".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.into()));
-    let j = json_ok(&run(&args));
-    let v = j["validation"].clone();
-    assert_eq!(v["ok"], Value::Bool(true), "{name} {extra:?}: {v}");
-    assert!(out.exists(), "{name} {extra:?}: nothing written");
-    v
-}
-
-/// --init identity keeps the function: max |diff| <= 1e-4 · max(1, output scale).
-#[test]
-fn identity_init_keeps_the_function() {
-    for name in [
-        "resnet_basic_ts",
-        "resnet_bottleneck_ts",
-        "resnext_tiny_ts",
-        "resnet_bottleneck_dynamo",
-    ] {
-        let v = validation_of(name, &["--init", "identity"]);
-        let diff = f(&v, "max_abs_diff");
-        let scale = f(&v, "output_scale");
-        assert!(scale > 0.0, "{name}: output scale {scale}");
-        assert!(
-            diff <= 1e-4 * scale.max(1.0),
-            "{name}: identity init changed the output by {diff} (scale {scale})"
-        );
-    }
-}
-
-/// Random init changes the function (the SE blocks are live), and the model still runs.
-#[test]
-fn random_init_changes_the_output() {
-    for name in ["resnet_basic_ts", "resnext_tiny_dynamo"] {
-        let v = validation_of(name, &["--init", "random", "--seed", "3"]);
-        let diff = f(&v, "max_abs_diff");
-        assert!(diff > 0.0, "{name}: random init left the output unchanged");
-    }
-}
-
-/// Every gate and squeeze keeps the function with --init identity.
-#[test]
-fn identity_init_with_every_gate_and_squeeze() {
-    for (gate, squeeze) in [
-        ("hard-sigmoid", "avg"),
-        ("tanh", "max"),
-        ("relu", "none"),
-        ("sigmoid", "max"),
-    ] {
-        let v = validation_of(
-            "resnet_basic_ts",
-            &["--init", "identity", "--gate", gate, "--squeeze", squeeze],
-        );
-        let diff = f(&v, "max_abs_diff");
-        let scale = f(&v, "output_scale");
-        assert!(
-            diff <= 1e-4 * scale.max(1.0),
-            "gate {gate}, squeeze {squeeze}: diff {diff} (scale {scale})"
-        );
-    }
-}
-
-// ------------------------------------------------------------------------------------------------
-// 4. Determinism
-
-/// Writes `fixtures/<name>` into `<dir>/<sub>/out.onnx` with the given seed; returns the bytes of
-/// out.onnx and (when external) out.onnx.data.
-fn spliced_bytes(name: &str, dir: &Path, sub: &str, seed: &str) -> (Vec<u8>, Option<Vec<u8>>) {
-    let d = dir.join(sub);
-    std::fs::create_dir(&d).unwrap();
-    let out = d.join("out.onnx");
-    let o = run([
-        fixture(name).as_os_str(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--seed".as_ref(),
-        seed.as_ref(),
-        "--no-validate".as_ref(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
-    let data = d.join("out.onnx.data");
-    (read(&out), data.exists().then(|| read(&data)))
-}
-
-fn check_determinism(name: &str, external: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let a = spliced_bytes(name, dir.path(), "a", "7");
-    let b = spliced_bytes(name, dir.path(), "b", "7");
-    let c = spliced_bytes(name, dir.path(), "c", "8");
-    assert_eq!(a.1.is_some(), external, "{name}: data file written?");
-    assert!(a.0 == b.0, "{name}: same seed, different .onnx bytes");
-    assert!(a.1 == b.1, "{name}: same seed, different .onnx.data bytes");
-    if external {
-        // The new weights go to the data file.
-        assert!(a.1 != c.1, "{name}: another seed, same .onnx.data bytes");
-    } else {
-        assert!(a.0 != c.0, "{name}: another seed, same .onnx bytes");
-    }
-}
-
-#[test]
-fn same_seed_same_bytes_ts() {
-    check_determinism("resnet_bottleneck_ts", false);
-}
-
-#[test]
-fn same_seed_same_bytes_dynamo() {
-    check_determinism("resnet_basic_dynamo", true);
-}
-
-// ------------------------------------------------------------------------------------------------
-// 5. Stage selection
-
-/// --stages 2 on resnet_basic: only stage 2's single block (C = 16, h = 1) gets SE.
-#[test]
-fn stages_2_injects_only_stage_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.onnx");
-    let j = json_ok(&run([
-        fixture("resnet_basic_ts").as_os_str(),
-        "--stages".as_ref(),
-        "2".as_ref(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--no-validate".as_ref(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ]));
-    let stage2 = 2 * 16 * 1 + 1 + 16; // 49
-    for b in j["blocks"].as_array().unwrap() {
-        if u(b, "stage") == 2 {
-            assert_eq!(b["injected"], Value::Bool(true), "{b}");
-            assert!(b["skipped"].is_null(), "{b}");
-            assert_eq!(u(b, "added_params"), stage2, "{b}");
-        } else {
-            assert_eq!(b["injected"], Value::Bool(false), "{b}");
-            assert_eq!(b["skipped"], "stage not selected", "{b}");
-            assert_eq!(u(b, "added_params"), 0, "{b}");
-        }
-    }
-    let injected: Vec<u64> = j["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| u(s, "injected"))
-        .collect();
-    assert_eq!(injected, vec![0, 1, 0]);
-    // Only stage 2's formula: 2·1·16²/16 = 32.
-    assert_eq!(f(&j, "formula_params"), (2 * 16 * 16) as f64 / 16.0);
-    assert_eq!(u(&j, "added_params"), stage2);
-    assert_eq!(u(&j, "params_after"), 39_450 + stage2);
-    assert_eq!(float_params_on_disk(&out), 39_450 + stage2);
-}
-
-/// --stages 1,3 on resnet_basic: stages 1 and 3 only.
-#[test]
-fn stages_1_and_3() {
-    let j = json_ok(&run([
-        "fixtures/resnet_basic_ts.onnx",
-        "--stages",
-        "1,3",
-        "--report",
-        "params",
-        "--format",
-        "json",
-    ]));
-    // 2·2·8²/16 + 2·2·32²/16 = 16 + 256
-    assert_eq!(f(&j, "formula_params"), 16.0 + 256.0);
-    // 2·(2·8·1 + 1 + 8) + 2·(2·32·2 + 2 + 32) = 50 + 324
-    assert_eq!(u(&j, "added_params"), 50 + 324);
-    let injected: Vec<u64> = j["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| u(s, "injected"))
-        .collect();
-    assert_eq!(injected, vec![2, 0, 2]);
-}
-
-/// A stage number past the last: exit 1, naming the stage and the count (resnet_basic has 3).
-#[test]
-fn stages_out_of_range() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.onnx");
-    let o = run([
-        fixture("resnet_basic_ts").as_os_str(),
-        "--stages".as_ref(),
-        "7".as_ref(),
-        "-o".as_ref(),
-        out.as_os_str(),
-    ]);
-    assert_error(&o, &["7", "3 stage"]);
-    assert!(!out.exists());
-}
-
-// ------------------------------------------------------------------------------------------------
-// 6. Idempotence
-
-/// Running on its own output stops (exit 1, "already present"); --force adds the same again.
-#[test]
-fn second_run_finds_existing_se() {
-    for (name, net) in [
-        ("resnet_basic_ts", "resnet_basic"),
-        ("resnet_bottleneck_dynamo", "resnet_bottleneck"),
-    ] {
-        let e = expect_r16(net);
-        let dir = tempfile::tempdir().unwrap();
-        let once = dir.path().join("once.onnx");
-        let twice = dir.path().join("twice.onnx");
-        let o = run([
-            fixture(name).as_os_str(),
-            "-o".as_ref(),
-            once.as_os_str(),
-            "--no-validate".as_ref(),
-        ]);
-        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
-
-        let o = run([
-            once.as_os_str(),
-            "-o".as_ref(),
-            twice.as_os_str(),
-            "--format".as_ref(),
-            "json".as_ref(),
-        ]);
-        assert_error(&o, &["already present", "once.onnx"]);
-        assert!(!twice.exists(), "{name}: written although SE was present");
-
-        let j = json_ok(&run([
-            once.as_os_str(),
-            "-o".as_ref(),
-            twice.as_os_str(),
-            "--format".as_ref(),
-            "json".as_ref(),
-            "--force".as_ref(),
-        ]));
-        assert_eq!(u(&j, "params_before"), e.params_before + e.added, "{name}");
-        assert_eq!(u(&j, "added_params"), e.added, "{name}");
-        assert_eq!(
-            u(&j, "params_after"),
-            e.params_before + 2 * e.added,
-            "{name}"
-        );
-        assert_eq!(stages_of(&j), e.stages, "{name}: stages after --force");
-        for b in j["blocks"].as_array().unwrap() {
-            assert_eq!(b["existing_se"], Value::Bool(true), "{name}: {b}");
-            assert_eq!(b["injected"], Value::Bool(true), "{name}: {b}");
-        }
-        assert_eq!(j["validation"]["ok"], Value::Bool(true), "{name}");
-        assert!(twice.exists());
-    }
-}
-
-// ------------------------------------------------------------------------------------------------
-// 7. Bad input
-
-/// Runs on `model` with -o into `dir`; asserts the error and that nothing was written.
-fn bad_input(dir: &Path, model: &Path, needles: &[&str]) -> String {
-    let out = dir.join("never.onnx");
-    let o = run([model.as_os_str(), "-o".as_ref(), out.as_os_str()]);
-    let line = assert_error(&o, needles);
-    assert!(!out.exists(), "written despite the error: {line}");
-    assert!(!dir.join("never.onnx.data").exists());
-    line
-}
-
-#[test]
-fn error_missing_file() {
-    let dir = tempfile::tempdir().unwrap();
-    bad_input(
-        dir.path(),
-        &dir.path().join("nowhere.onnx"),
-        &["nowhere.onnx"],
-    );
-}
-
-#[test]
-fn error_empty_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("empty.onnx");
-    std::fs::write(&p, b"").unwrap();
-    bad_input(dir.path(), &p, &["empty.onnx"]);
-}
-
-#[test]
-fn error_text_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("notes.onnx");
-    std::fs::write(&p, "this is a text file, not a protobuf\nsecond line\n").unwrap();
-    bad_input(dir.path(), &p, &["notes.onnx"]);
-}
-
-#[test]
-fn error_truncated_model() {
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["resnet_basic_ts", "resnet_bottleneck_dynamo"] {
-        let bytes = read(&fixture(name));
-        let p = dir.path().join(format!("half_{name}.onnx"));
-        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
-        if name.ends_with("dynamo") {
-            std::fs::copy(
-                fixture_data(name),
-                dir.path().join(format!("{name}.onnx.data")),
-            )
-            .unwrap();
-        }
-        bad_input(dir.path(), &p, &[&format!("half_{name}.onnx")]);
-    }
-}
-
-#[test]
-fn error_external_data_missing() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("resnet_basic_dynamo.onnx");
-    std::fs::copy(fixture("resnet_basic_dynamo"), &p).unwrap();
-    bad_input(dir.path(), &p, &["resnet_basic_dynamo.onnx.data"]);
-}
-
-#[test]
-fn error_external_data_truncated() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = copy_fixture("resnet_bottleneck_dynamo", dir.path());
-    let data = dir.path().join("resnet_bottleneck_dynamo.onnx.data");
-    let bytes = read(&data);
-    std::fs::write(&data, &bytes[..bytes.len() / 3]).unwrap();
-    bad_input(dir.path(), &p, &["resnet_bottleneck_dynamo.onnx.data"]);
-}
-
-#[test]
-fn error_external_data_empty() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = copy_fixture("resnext_tiny_dynamo", dir.path());
-    std::fs::write(dir.path().join("resnext_tiny_dynamo.onnx.data"), b"").unwrap();
-    bad_input(dir.path(), &p, &["resnext_tiny_dynamo.onnx.data"]);
-}
-
-/// plain_cnn with its ReLUs cut out (each consumer reads the Conv directly): no residual
-/// merge and no convolution with an activation, so no block at all. The error says so and lists
-/// what the graph holds: 3 Conv, 1 MaxPool, ... and no Relu.
-#[test]
-fn error_no_block_at_all() {
-    use prost::Message;
-    let dir = tempfile::tempdir().unwrap();
-    let mut m = se_inject::onnx::load(&fixture("plain_cnn_ts")).unwrap();
-    let graph = m.proto.graph.as_mut().unwrap();
-    let relus: Vec<(String, String)> = graph
-        .node
-        .iter()
-        .filter(|n| n.op_type.as_deref() == Some("Relu"))
-        .map(|n| (n.output[0].clone(), n.input[0].clone()))
-        .collect();
-    assert_eq!(relus.len(), 3, "plain_cnn has 3 ReLUs");
-    graph.node.retain(|n| n.op_type.as_deref() != Some("Relu"));
-    for n in graph.node.iter_mut() {
-        for i in n.input.iter_mut() {
-            if let Some((_, from)) = relus.iter().find(|(out, _)| out == i) {
-                *i = from.clone();
-            }
-        }
-    }
-    let p = dir.path().join("no_relu.onnx");
-    std::fs::write(&p, m.proto.encode_to_vec()).unwrap();
-    let line = bad_input(dir.path(), &p, &["no_relu.onnx", "3 Conv", "MaxPool"]);
-    let lower = line.to_lowercase();
-    assert!(
-        lower.contains("no block") || lower.contains("no residual block"),
-        "{line}"
-    );
-    assert!(!line.contains("Relu"), "{line}");
-    // The report alone fails the same way.
-    let o = run_in(Some(dir.path()), ["no_relu.onnx", "--report", "params"]);
-    assert_error(&o, &["no_relu.onnx", "3 Conv"]);
-}
-
-/// plain_cnn has no residual block: each conv + ReLU is a plain block (DESIGN.md: "For a plain
-/// chain ... SE goes after that activation"), split into stages at the MaxPool:
-/// conv 3→8, conv 8→8 | MaxPool | conv 8→16; N = [2, 1], C = [8, 16]. 2,146 parameters.
-#[test]
-fn plain_cnn_gets_se_after_each_activation() {
-    for name in ["plain_cnn_ts", "plain_cnn_dynamo"] {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("out.onnx");
-        let j = json_ok(&run([
-            fixture(name).as_os_str(),
-            "-o".as_ref(),
-            out.as_os_str(),
-            "--format".as_ref(),
-            "json".as_ref(),
-        ]));
-        let stages: Vec<(Stage, String)> = j["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(stages_of(&j))
-            .map(|(s, row)| (row, s["kind"].as_str().unwrap_or("").to_string()))
-            .collect();
-        let plain = "plain".to_string();
-        assert_eq!(
-            stages,
-            vec![
-                (
-                    Stage {
-                        index: 1,
-                        blocks: 2,
-                        channels: 8,
-                        formula: (2 * 2 * 8 * 8) as f64 / 16.0, // 16
-                        added: 2 * (2 * 8 * 1 + 1 + 8),         // 50
-                    },
-                    plain.clone()
-                ),
-                (
-                    Stage {
-                        index: 2,
-                        blocks: 1,
-                        channels: 16,
-                        formula: (2 * 16 * 16) as f64 / 16.0, // 32
-                        added: 2 * 16 * 1 + 1 + 16,           // 49
-                    },
-                    plain
-                ),
-            ],
-            "{name}"
-        );
-        assert_eq!(f(&j, "formula_params"), 16.0 + 32.0, "{name}");
-        assert_eq!(u(&j, "added_params"), 50 + 49, "{name}");
-        assert_eq!(u(&j, "params_before"), 2_146, "{name}");
-        assert_eq!(u(&j, "params_after"), 2_146 + 50 + 49, "{name}");
-        assert_eq!(j["validation"]["ok"], Value::Bool(true), "{name}");
-        assert_eq!(
-            j["validation"]["output_shapes"],
-            serde_json::json!([[1, 10]])
-        );
-        assert_eq!(float_params_on_disk(&out), 2_146 + 50 + 49, "{name}");
-    }
-}
-
-/// The output may not be the input, however it is spelled.
-#[test]
-fn error_output_is_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let sub = dir.path().join("dir");
-    std::fs::create_dir(&sub).unwrap();
-    let p = copy_fixture("resnet_basic_ts", &sub);
-    let before = read(&p);
-
-    let o = run([p.as_os_str(), "-o".as_ref(), p.as_os_str()]);
-    assert_error(&o, &["resnet_basic_ts.onnx"]);
-
-    let o = run_in(
-        Some(dir.path()),
-        [
-            "dir/resnet_basic_ts.onnx",
-            "-o",
-            "./dir/../dir/resnet_basic_ts.onnx",
-        ],
-    );
-    assert_error(&o, &["resnet_basic_ts.onnx"]);
-
-    let o = run_in(
-        Some(&sub),
-        [
-            "resnet_basic_ts.onnx",
-            "-o",
-            "../dir/./resnet_basic_ts.onnx",
-        ],
-    );
-    assert_error(&o, &["resnet_basic_ts.onnx"]);
-
-    assert_eq!(read(&p), before, "input changed");
-    assert_eq!(listing(&sub), vec!["resnet_basic_ts.onnx".to_string()]);
-}
-
-/// Nor the input's external data file.
-#[test]
-fn error_output_is_input_data_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = copy_fixture("resnet_basic_dynamo", dir.path());
-    let data = dir.path().join("resnet_basic_dynamo.onnx.data");
-    let (before, before_data) = (read(&p), read(&data));
-    let o = run_in(
-        Some(dir.path()),
-        [
-            "resnet_basic_dynamo.onnx",
-            "-o",
-            "./resnet_basic_dynamo.onnx",
-        ],
-    );
-    assert_error(&o, &["resnet_basic_dynamo.onnx"]);
-    let o = run_in(
-        Some(dir.path()),
-        [
-            "resnet_basic_dynamo.onnx",
-            "-o",
-            "resnet_basic_dynamo.onnx.data",
-        ],
-    );
-    assert_error(&o, &["resnet_basic_dynamo.onnx.data"]);
-    assert_eq!(read(&p), before);
-    assert_eq!(read(&data), before_data);
-    assert_eq!(
-        listing(dir.path()),
-        vec![
-            "resnet_basic_dynamo.onnx".to_string(),
-            "resnet_basic_dynamo.onnx.data".to_string()
-        ]
-    );
-}
-
-/// A renamed model still reads `resnet_basic_dynamo.onnx.data`; an output named
-/// `resnet_basic_dynamo.onnx` would write its data over that file, so it is refused.
-#[test]
-fn error_output_data_would_overwrite_input_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("renamed.onnx");
-    let data = dir.path().join("resnet_basic_dynamo.onnx.data");
-    std::fs::copy(fixture("resnet_basic_dynamo"), &model).unwrap();
-    std::fs::copy(fixture_data("resnet_basic_dynamo"), &data).unwrap();
-    let o = run_in(
-        Some(dir.path()),
-        [
-            "renamed.onnx",
-            "-o",
-            "resnet_basic_dynamo.onnx",
-            "--no-validate",
-        ],
-    );
-    assert_error(&o, &["resnet_basic_dynamo.onnx.data"]);
-    assert_eq!(read(&data), read(&fixture_data("resnet_basic_dynamo")));
-    assert_eq!(
-        listing(dir.path()),
-        vec![
-            "renamed.onnx".to_string(),
-            "resnet_basic_dynamo.onnx.data".to_string()
-        ]
-    );
-}
-
-#[test]
-fn usage_errors_exit_2() {
-    let m = "fixtures/resnet_basic_ts.onnx";
-    for args in [
-        &[m, "--ratio", "0", "--report", "params"][..],
-        &[m, "--ratio", "-3", "--report", "params"],
-        &[m, "--ratio=-3", "--report", "params"],
-        &[m, "-r", "x", "--report", "params"],
-        &[m, "--position", "bogus", "--report", "params"],
-        &[m, "--init", "identity", "--no-bias", "--report", "params"],
-        &[m, "--stages", "0", "--report", "params"],
-        &[m, "--stages", "1,x", "--report", "params"],
-        &[m, "--squeeze", "median", "--report", "params"],
-        &[m, "--gate", "softmax", "--report", "params"],
-        &[m, "--format", "xml", "--report", "params"],
-        &[m, "--input-shape", "1,0", "--report", "params"],
-        &[m, "--input-shape", "1,x,32,32", "--report", "params"],
-        &[m, "--no-such-flag"],
-        &[],
-    ] {
-        assert_usage_error(args);
-    }
-}
-
-// ------------------------------------------------------------------------------------------------
-// 8. Text report
-
-/// The text table: one line per stage (index, kind, blocks, channels, formula) and a total line
-/// with the formula total.
-#[test]
-fn text_report_params() {
-    let o = run(["fixtures/resnet_basic_ts.onnx", "--report", "params"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let text = stdout(&o);
-    let rows: Vec<Vec<&str>> = text
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    // (index, blocks, channels, formula) by hand, as in expect_r16("resnet_basic").
-    for (index, blocks, channels, formula) in [
-        ("1", "2", "8", "16"),
-        ("2", "1", "16", "32"),
-        ("3", "2", "32", "256"),
-    ] {
-        let row = rows
-            .iter()
-            .find(|r| r.first() == Some(&index) && r.get(1) == Some(&"residual"))
-            .unwrap_or_else(|| panic!("no line for stage {index}:\n{text}"));
-        assert_eq!(
-            &row[2..5],
-            &[blocks, channels, formula],
-            "stage {index}:\n{text}"
-        );
-    }
-    let total = rows
-        .iter()
-        .find(|r| r.first() == Some(&"total"))
-        .unwrap_or_else(|| panic!("no total line:\n{text}"));
-    // 16 + 32 + 256 = 304 by the formula, 50 + 49 + 324 = 423 counted, 5 blocks.
-    assert!(total.contains(&"304"), "total line: {total:?}");
-    assert!(total.contains(&"423"), "total line: {total:?}");
-    assert!(total.contains(&"5"), "total line: {total:?}");
-}
-
-// ------------------------------------------------------------------------------------------------
-// 9. Default output path
-
-/// Without -o (and without --report) the model goes to `<stem>.se.onnx` beside the input, not
-/// into the working folder.
-#[test]
-fn default_output_beside_the_model() {
-    let dir = tempfile::tempdir().unwrap();
-    let cwd = tempfile::tempdir().unwrap();
-    let p = copy_fixture("resnext_tiny_ts", dir.path());
-    let o = run_in(Some(cwd.path()), [p.as_os_str(), "--no-validate".as_ref()]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(
-        listing(dir.path()),
-        vec![
-            "resnext_tiny_ts.onnx".to_string(),
-            "resnext_tiny_ts.se.onnx".to_string()
-        ]
-    );
-    assert!(listing(cwd.path()).is_empty(), "written into the cwd");
-    // 49 + 162 + 580 = 791 added to 13,978.
-    assert_eq!(
-        float_params_on_disk(&dir.path().join("resnext_tiny_ts.se.onnx")),
-        13_978 + 791
-    );
-
-    // Relative path, run in the model's folder.
-    let dir2 = tempfile::tempdir().unwrap();
-    copy_fixture("resnet_basic_dynamo", dir2.path());
-    let o = run_in(
-        Some(dir2.path()),
-        ["resnet_basic_dynamo.onnx", "--no-validate"],
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(
-        listing(dir2.path()),
-        vec![
-            "resnet_basic_dynamo.onnx".to_string(),
-            "resnet_basic_dynamo.onnx.data".to_string(),
-            "resnet_basic_dynamo.se.onnx".to_string(),
-            "resnet_basic_dynamo.se.onnx.data".to_string(),
-        ]
-    );
-}
-
-// ------------------------------------------------------------------------------------------------
-// 10. Positions
-
-/// Runs resnet_bottleneck_ts at `position`, validated; returns the report.
-fn at_position(net: &str, position: &str) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.onnx");
-    let j = json_ok(&run([
-        fixture(net).as_os_str(),
-        "-p".as_ref(),
-        position.as_ref(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ]));
-    assert_eq!(j["position"], position);
-    assert_eq!(
-        j["validation"]["ok"],
-        Value::Bool(true),
-        "{position}: {}",
-        j["validation"]
-    );
-    assert_eq!(
-        j["validation"]["output_shapes"],
-        serde_json::json!([[1, 10]])
-    );
-    for b in j["blocks"].as_array().unwrap() {
-        assert_eq!(b["injected"], Value::Bool(true), "{position}: {b}");
-    }
-    assert_eq!(
-        u(&j, "params_after"),
-        u(&j, "params_before") + u(&j, "added_params")
-    );
-    assert_eq!(float_params_on_disk(&out), u(&j, "params_after"));
-    j
-}
-
-/// (channels, hidden) of each block, in order.
-fn landing(j: &Value) -> Vec<(u64, u64)> {
-    j["blocks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| (u(b, "channels"), u(b, "hidden")))
-        .collect()
-}
-
-/// pre: SE on each block's input: 8 (the stem), 16, 16, 32, 32 channels.
-#[test]
-fn position_pre() {
-    let j = at_position("resnet_bottleneck_ts", "pre");
-    assert_eq!(
-        landing(&j),
-        vec![(8, 1), (16, 1), (16, 1), (32, 2), (32, 2)]
-    );
-    // (2·8·1 + 1 + 8) + 2·(2·16·1 + 1 + 16) + 2·(2·32·2 + 2 + 32) = 25 + 98 + 324
-    assert_eq!(u(&j, "added_params"), 25 + 98 + 324);
-}
-
-/// post: after the Add and its ReLU, on the block output: C = 16, 16, 32, 32, 64.
-#[test]
-fn position_post() {
-    let j = at_position("resnet_bottleneck_ts", "post");
-    assert_eq!(
-        landing(&j),
-        vec![(16, 1), (16, 1), (32, 2), (32, 2), (64, 4)]
-    );
-    assert_eq!(u(&j, "added_params"), 98 + 324 + 580);
-}
-
-/// identity: on the shortcut (after the projection where there is one): C as the block output.
-#[test]
-fn position_identity() {
-    let j = at_position("resnet_bottleneck_ts", "identity");
-    assert_eq!(
-        landing(&j),
-        vec![(16, 1), (16, 1), (32, 2), (32, 2), (64, 4)]
-    );
-    assert_eq!(u(&j, "added_params"), 98 + 324 + 580);
-}
-
-/// inner: after the 3x3 conv and its ReLU, on the bottleneck width C/4 = 4, 4, 8, 8, 16, each
-/// with h = max(1, round(w/16)) = 1.
-#[test]
-fn position_inner() {
-    let j = at_position("resnet_bottleneck_ts", "inner");
-    assert_eq!(landing(&j), vec![(4, 1), (4, 1), (8, 1), (8, 1), (16, 1)]);
-    let per_block: Vec<u64> = j["blocks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| u(b, "added_params"))
-        .collect();
-    assert_eq!(
-        per_block,
-        vec![
-            2 * 4 + 1 + 4,
-            2 * 4 + 1 + 4,
-            2 * 8 + 1 + 8,
-            2 * 8 + 1 + 8,
-            2 * 16 + 1 + 16
-        ]
-    );
-    // 2·13 + 2·25 + 49
-    assert_eq!(u(&j, "added_params"), 26 + 50 + 49);
-}
-
-/// inner on the grouped 3x3 convs of resnext_tiny: widths 8, 16, 32 (h = 1, 1, 2).
-#[test]
-fn position_inner_grouped() {
-    let j = at_position("resnext_tiny_dynamo", "inner");
-    assert_eq!(landing(&j), vec![(8, 1), (16, 1), (32, 2)]);
-    // (2·8·1 + 1 + 8) + (2·16·1 + 1 + 16) + (2·32·2 + 2 + 32)
-    assert_eq!(u(&j, "added_params"), 25 + 49 + 162);
-}
-
-// ------------------------------------------------------------------------------------------------
-// 11. --input-shape
-
-/// A concrete batch of 2 for the symbolic batch dim of the TorchScript export: the validation
-/// runs with it and the logits come out 2×10.
-#[test]
-fn input_shape_sets_the_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.onnx");
-    let o = run([
-        fixture("resnet_basic_ts").as_os_str(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--input-shape".as_ref(),
-        "2,3,32,32".as_ref(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ]);
-    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
-    let j = json_ok(&o);
-    assert_eq!(
-        j["validation"]["ok"],
-        Value::Bool(true),
-        "{}",
-        j["validation"]
-    );
-    assert_eq!(
-        j["validation"]["output_shapes"],
-        serde_json::json!([[2, 10]])
-    );
-    assert!(out.exists());
-}
-
-/// An input shape that does not fit the model fails cleanly (bad input or failed validation),
-/// without a panic, and writes nothing.
-#[test]
-fn input_shape_of_the_wrong_rank() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.onnx");
-    let o = run([
-        fixture("resnet_basic_ts").as_os_str(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--input-shape".as_ref(),
-        "1,3,32".as_ref(),
-    ]);
-    let err = stderr(&o);
-    assert!(
-        matches!(o.status.code(), Some(1) | Some(3)),
-        "exit {:?}\n{err}",
-        o.status.code()
-    );
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(err.starts_with("se-inject: "), "{err}");
-    assert!(!out.exists(), "written despite a wrong input shape");
-}
-
-/// MACs of resnet_basic on its 1×3×32×32 input, by hand (out H·W · C_out · C_in · k²):
-/// stem 32·32·8·3·9; layer1 4 convs 32·32·8·8·9; layer2 conv1 (stride 2) 16·16·16·8·9, conv2
-/// 16·16·16·16·9, projection 16·16·16·8; layer3 conv1 8·8·32·16·9, three convs 8·8·32·32·9,
-/// projection 8·8·32·16; the Linear 32·10. SE adds its two FCs, 2·C·h per block.
-#[test]
-fn macs_report() {
-    let before = 32 * 32 * 8 * 3 * 9
-        + 4 * (32 * 32 * 8 * 8 * 9)
-        + 16 * 16 * 16 * 8 * 9
-        + 16 * 16 * 16 * 16 * 9
-        + 16 * 16 * 16 * 8
-        + 8 * 8 * 32 * 16 * 9
-        + 3 * (8 * 8 * 32 * 32 * 9)
-        + 8 * 8 * 32 * 16
-        + 32 * 10;
-    let se = 2 * (2 * 8 * 1) + 2 * 16 * 1 + 2 * (2 * 32 * 2);
-    for name in ["resnet_basic_ts", "resnet_basic_dynamo"] {
-        let o = run([
-            fixture(name).to_str().unwrap(),
-            "--report",
-            "macs",
-            "--format",
-            "json",
-        ]);
-        let j = json_ok(&o);
-        assert_eq!(u(&j, "macs_before"), before, "{name}");
-        assert_eq!(u(&j, "macs_after"), before + se, "{name}");
-        let o = run([fixture(name).to_str().unwrap(), "--report", "macs"]);
-        let text = stdout(&o);
-        assert!(
-            text.contains(
-                "MACs (convolutions and matrix products): 5,595,456 before, 5,595,776 after"
-            ),
-            "{text}"
-        );
-    }
 }

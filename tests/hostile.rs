@@ -1,6 +1,6 @@
 //! Hostile and broken input: every case ends in one clear error line and exit code 1 (or is
 //! handled), never a panic, and never touches the input or leaves a partial output. The bad
-//! files are generated here from a small residual model built with the library's own types.
+//! files are generated here from the small residual model of `se_inject::testutil`.
 
 mod common;
 
@@ -11,86 +11,11 @@ use se_inject::onnx::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
     TensorProto, ValueInfoProto,
 };
+use se_inject::testutil::{
+    ints_attr, model, node, residual_graph, residual_model, tensor, value_info,
+};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-
-fn value_info(name: &str, elem: i32, dims: &[i64]) -> ValueInfoProto {
-    se_inject::onnx::tensor_value_info(name, elem, dims)
-}
-
-fn tensor(name: &str, dims: &[i64], elem: i32, seed: u32) -> TensorProto {
-    let n: i64 = dims.iter().product();
-    let vals =
-        (0..n).map(|i| ((i as u32).wrapping_mul(2654435761) ^ seed) as f32 / u32::MAX as f32 - 0.5);
-    let raw: Vec<u8> = match DataType::try_from(elem) {
-        Ok(DataType::Double) => vals.flat_map(|v| f64::from(v).to_le_bytes()).collect(),
-        // bfloat16: the upper half of the f32 bits.
-        Ok(DataType::Bfloat16) => vals
-            .flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes())
-            .collect(),
-        _ => vals.flat_map(|v| v.to_le_bytes()).collect(),
-    };
-    TensorProto {
-        name: Some(name.into()),
-        dims: dims.to_vec(),
-        data_type: Some(elem),
-        raw_data: Some(raw.into()),
-        ..Default::default()
-    }
-}
-
-fn node(name: &str, op: &str, inputs: &[&str], output: &str) -> NodeProto {
-    NodeProto {
-        name: Some(name.into()),
-        op_type: Some(op.into()),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        ..Default::default()
-    }
-}
-
-/// input x [1,4,8,8] → conv → relu → conv → Add(·, x) → relu → y: one residual block.
-fn residual_model(elem: i32) -> ModelProto {
-    let conv = |name: &str, x: &str, w: &str, b: &str, out: &str| {
-        let mut n = node(name, "Conv", &[x, w, b], out);
-        n.attribute.push(AttributeProto {
-            name: Some("pads".into()),
-            ints: vec![1, 1, 1, 1],
-            r#type: Some(7),
-            ..Default::default()
-        });
-        n
-    };
-    let graph = GraphProto {
-        name: Some("residual".into()),
-        node: vec![
-            conv("/b/conv1/Conv", "x", "w1", "b1", "c1"),
-            node("/b/relu1/Relu", "Relu", &["c1"], "r1"),
-            conv("/b/conv2/Conv", "r1", "w2", "b2", "c2"),
-            node("/b/Add", "Add", &["c2", "x"], "s"),
-            node("/b/relu2/Relu", "Relu", &["s"], "y"),
-        ],
-        initializer: vec![
-            tensor("w1", &[4, 4, 3, 3], elem, 1),
-            tensor("b1", &[4], elem, 2),
-            tensor("w2", &[4, 4, 3, 3], elem, 3),
-            tensor("b2", &[4], elem, 4),
-        ],
-        input: vec![value_info("x", elem, &[1, 4, 8, 8])],
-        output: vec![value_info("y", elem, &[1, 4, 8, 8])],
-        ..Default::default()
-    };
-    ModelProto {
-        ir_version: Some(8),
-        opset_import: vec![OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(13),
-        }],
-        producer_name: Some("hostile-test".into()),
-        graph: Some(graph),
-        ..Default::default()
-    }
-}
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
@@ -393,18 +318,10 @@ fn nhwc_graphs_are_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = residual_model(1);
     let g = m.graph.as_mut().unwrap();
-    let perm = |n: &mut NodeProto, p: &[i64]| {
-        n.attribute.push(AttributeProto {
-            name: Some("perm".into()),
-            ints: p.to_vec(),
-            r#type: Some(7),
-            ..Default::default()
-        });
-    };
     let mut t1 = node("/nhwc/T1", "Transpose", &["c2"], "c2t");
-    perm(&mut t1, &[0, 2, 3, 1]);
+    t1.attribute.push(ints_attr("perm", &[0, 2, 3, 1]));
     let mut t2 = node("/nhwc/T2", "Transpose", &["x"], "xt");
-    perm(&mut t2, &[0, 2, 3, 1]);
+    t2.attribute.push(ints_attr("perm", &[0, 2, 3, 1]));
     g.node.insert(3, t1);
     g.node.insert(3, t2);
     g.node[5].input = vec!["c2t".into(), "xt".into()];
@@ -464,9 +381,7 @@ fn a_full_disk_leaves_no_partial_file_and_the_old_output_alone() {
 /// node and one computed by a constant subgraph (Reshape of a flat tensor).
 fn legacy_model() -> ModelProto {
     let f = DataType::Float as i32;
-    let mut m = residual_model(f);
-    m.ir_version = Some(3);
-    m.opset_import[0].version = Some(8);
+    let mut m = model(residual_graph(f), 3, 8);
     let g = m.graph.as_mut().unwrap();
     // w1 from a Constant node.
     let w1 = g.initializer.remove(0);

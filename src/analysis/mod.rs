@@ -1,6 +1,8 @@
 //! Read-only analysis: feature maps and their channels, blocks, stages.
 
 pub mod blocks;
+#[cfg(test)]
+mod detect_tests;
 pub mod existing;
 pub mod features;
 pub mod shapes;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -56,6 +57,73 @@ where
     run_in(None, args)
 }
 
+/// A command line: `model`, then `-o out` when given, then `args`.
+fn line(model: &OsStr, out: Option<&Path>, args: &[&str]) -> Vec<OsString> {
+    let mut line = vec![model.to_os_string()];
+    if let Some(out) = out {
+        line.extend(["-o".into(), out.as_os_str().to_os_string()]);
+    }
+    line.extend(args.iter().map(OsString::from));
+    line
+}
+
+/// Runs the binary on `model` with `args` in `cwd` (the crate root when None).
+pub fn run_model_in(cwd: Option<&Path>, model: impl AsRef<OsStr>, args: &[&str]) -> Output {
+    run_in(cwd, line(model.as_ref(), None, args))
+}
+
+/// Runs the binary on `model` with `args` in the crate root.
+pub fn run_model(model: impl AsRef<OsStr>, args: &[&str]) -> Output {
+    run_model_in(None, model, args)
+}
+
+/// Runs the binary on `model`, writing `out`, with `args`.
+pub fn run_to(model: impl AsRef<OsStr>, out: &Path, args: &[&str]) -> Output {
+    run(line(model.as_ref(), Some(out), args))
+}
+
+/// Runs the binary on `model`, writing `out` without validating in tract, with `args`.
+pub fn run_unvalidated(model: impl AsRef<OsStr>, out: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["--no-validate"];
+    all.extend_from_slice(args);
+    run_to(model, out, &all)
+}
+
+/// The JSON report of a run on `model` with `args` in `cwd` (the crate root when None);
+/// asserts exit 0.
+pub fn json_in(cwd: Option<&Path>, model: impl AsRef<OsStr>, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    json_ok(&run_model_in(cwd, model, &all))
+}
+
+/// The JSON report of a run on `model` with `args`; asserts exit 0.
+pub fn json(model: impl AsRef<OsStr>, args: &[&str]) -> serde_json::Value {
+    json_in(None, model, args)
+}
+
+/// The JSON report of a run on `model` writing `out`, with `args`; asserts exit 0.
+pub fn json_to(model: impl AsRef<OsStr>, out: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    json_ok(&run_to(model, out, &all))
+}
+
+/// The JSON report of a run on `model` writing `out` without validating in tract, with `args`;
+/// asserts exit 0.
+pub fn json_unvalidated(model: impl AsRef<OsStr>, out: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--no-validate"];
+    all.extend_from_slice(args);
+    json_to(model, out, &all)
+}
+
+/// The JSON parameter report (`--report params`, nothing written) on `model` with `args`.
+pub fn params_report(model: impl AsRef<OsStr>, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--report", "params"];
+    all.extend_from_slice(args);
+    json(model, &all)
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -92,6 +160,13 @@ pub fn u(v: &serde_json::Value, key: &str) -> u64 {
     v[key]
         .as_u64()
         .unwrap_or_else(|| panic!("'{key}' is not an unsigned integer in {v}"))
+}
+
+/// The array at `key` of a JSON object.
+pub fn arr<'a>(v: &'a serde_json::Value, key: &str) -> &'a Vec<serde_json::Value> {
+    v[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("'{key}' is not an array in {v}"))
 }
 
 /// The number at `key` of a JSON object.
@@ -138,13 +213,24 @@ pub fn assert_error(o: &Output, needles: &[&str]) -> String {
     assert_error_in(o, needles, "")
 }
 
-/// Elements of the float initializers (FLOAT, FLOAT16, DOUBLE, BFLOAT16) of a graph, counted
-/// independently of the tool's report.
-pub fn float_params(graph: &se_inject::onnx::GraphProto) -> u64 {
+/// The float initializers (FLOAT, FLOAT16, DOUBLE, BFLOAT16) of a graph.
+pub fn float_initializers(
+    graph: &se_inject::onnx::GraphProto,
+) -> impl Iterator<Item = &se_inject::onnx::TensorProto> {
     graph
         .initializer
         .iter()
         .filter(|t| matches!(t.data_type, Some(1 | 10 | 11 | 16)))
+}
+
+/// Whether every float initializer of a graph is FLOAT16.
+pub fn all_float16(graph: &se_inject::onnx::GraphProto) -> bool {
+    float_initializers(graph).all(|t| t.data_type == Some(10))
+}
+
+/// Elements of the float initializers of a graph, counted independently of the tool's report.
+pub fn float_params(graph: &se_inject::onnx::GraphProto) -> u64 {
+    float_initializers(graph)
         .map(|t| t.dims.iter().product::<i64>() as u64)
         .sum()
 }

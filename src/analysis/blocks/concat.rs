@@ -118,7 +118,7 @@ mod tests {
         for cin in [8, 12] {
             let l = g.conv(&x, cin, 4, 3, 1);
             let l = g.relu(&l);
-            x = g.inception_concat(&[&x, &l]);
+            x = g.concat(&[&x, &l]);
         }
         let t = g.conv(&x, 16, 8, 1, 1);
         let g = g.finish(&t);

@@ -387,7 +387,7 @@ pub(super) mod tests {
         let (xs, xb) = split_halves(&mut g, &x, 8);
         let y = g.basic(&xb, 8, 8, false);
         let y = g.conv(&y, 8, 8, 1, 1);
-        let cat = g.inception_concat(&[&xs, &y]);
+        let cat = g.concat(&[&xs, &y]);
         let out = g.conv(&cat, 16, 16, 1, 1);
         let g = g.finish(&out);
         let view = GraphView::new(&g).expect("well formed");

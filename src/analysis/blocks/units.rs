@@ -151,7 +151,7 @@ mod tests {
         let (a, b) = split_halves(&mut g, &e, 8);
         let a = g.conv(&a, 8, 8, 3, 8);
         let b = g.conv(&b, 8, 8, 5, 8);
-        let d = g.inception_concat(&[&a, &b]);
+        let d = g.concat(&[&a, &b]);
         let d = g.relu(&d);
         let p = g.conv(&d, 16, 12, 1, 1);
         let y = g.basic(&p, 12, 12, false);
