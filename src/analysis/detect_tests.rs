@@ -5,24 +5,9 @@
 
 use super::{analyse, BlockKind};
 use crate::graph::GraphView;
-use crate::onnx::GraphProto;
-use crate::testutil::{GraphBuilder, Halves};
+use crate::testutil::{blocks_and_stages as found, GraphBuilder, Halves};
 use anyhow::Result;
 use BlockKind::{Dense, Inception, InvertedResidual, Plain, Residual, Shuffle};
-
-/// What the analysis finds: (kind, channels) per block, (N, C) per stage.
-type Found = (Vec<(BlockKind, usize)>, Vec<(usize, usize)>);
-
-fn found(g: &GraphProto) -> Result<Found> {
-    let a = analyse(&GraphView::new(g)?)?;
-    let blocks = a.blocks.iter().map(|b| (b.kind, b.channels)).collect();
-    let stages = a
-        .stages
-        .iter()
-        .map(|s| (s.blocks.len(), s.channels))
-        .collect();
-    Ok((blocks, stages))
-}
 
 #[test]
 fn residual_basic_blocks() -> Result<()> {

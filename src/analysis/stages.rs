@@ -88,10 +88,8 @@ pub fn group(view: &GraphView, blocks: &[Block]) -> Vec<Stage> {
 
 #[cfg(test)]
 mod tests {
-    use crate::analysis::analyse;
-    use crate::graph::GraphView;
     use crate::onnx::AttributeProto;
-    use crate::testutil::GraphBuilder;
+    use crate::testutil::{analysis_of, stage_shapes, GraphBuilder};
 
     fn strides2() -> AttributeProto {
         AttributeProto {
@@ -136,13 +134,8 @@ mod tests {
             }
         }
         let g = g.finish(&x);
-        let view = GraphView::new(&g).expect("well formed");
-        let a = analyse(&view).expect("blocks");
-        let stages: Vec<(usize, usize)> = a
-            .stages
-            .iter()
-            .map(|s| (s.blocks.len(), s.channels))
-            .collect();
+        let a = analysis_of(&g).expect("blocks");
+        let stages = stage_shapes(&a);
         assert_eq!(stages, [(3, 16), (2, 32)]);
     }
 
@@ -157,13 +150,8 @@ mod tests {
             x = v2_block(&mut g, &x, 16, 16, strided);
         }
         let g = g.finish(&x);
-        let view = GraphView::new(&g).expect("well formed");
-        let a = analyse(&view).expect("blocks");
-        let stages: Vec<(usize, usize)> = a
-            .stages
-            .iter()
-            .map(|s| (s.blocks.len(), s.channels))
-            .collect();
+        let a = analysis_of(&g).expect("blocks");
+        let stages = stage_shapes(&a);
         assert_eq!(stages, [(1, 16), (2, 16)]);
     }
 }

@@ -98,9 +98,8 @@ impl Cx<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::analysis::{analyse, BlockKind};
-    use crate::graph::GraphView;
-    use crate::testutil::GraphBuilder;
+    use crate::analysis::BlockKind;
+    use crate::testutil::{analysis_of, kinds, GraphBuilder};
 
     /// A dense block written one layer at a time, as Keras writes DenseNet:
     ///
@@ -122,10 +121,8 @@ mod tests {
         }
         let t = g.conv(&x, 16, 8, 1, 1);
         let g = g.finish(&t);
-        let view = GraphView::new(&g).expect("well formed");
-        let a = analyse(&view).expect("blocks");
-        let found: Vec<(BlockKind, usize)> =
-            a.blocks.iter().map(|b| (b.kind, b.channels)).collect();
+        let a = analysis_of(&g).expect("blocks");
+        let found = kinds(&a);
         assert_eq!(found, [(BlockKind::Dense, 16)]);
         assert_eq!(a.blocks[0].input, start);
         assert_eq!(a.blocks[0].end, x);

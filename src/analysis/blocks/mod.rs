@@ -337,9 +337,8 @@ impl Cx<'_, '_> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::analysis::analyse;
     use crate::onnx::{AttributeProto, NodeProto};
-    use crate::testutil::GraphBuilder;
+    use crate::testutil::{analysis_of, kinds, GraphBuilder};
 
     /// Splits `x` in two halves of `half` channels along the channel axis with one Split node.
     pub(super) fn split_halves(g: &mut GraphBuilder, x: &str, half: i64) -> (String, String) {
@@ -390,10 +389,8 @@ pub(super) mod tests {
         let cat = g.concat(&[&xs, &y]);
         let out = g.conv(&cat, 16, 16, 1, 1);
         let g = g.finish(&out);
-        let view = GraphView::new(&g).expect("well formed");
-        let a = analyse(&view).expect("blocks");
-        let found: Vec<(BlockKind, usize)> =
-            a.blocks.iter().map(|b| (b.kind, b.channels)).collect();
+        let a = analysis_of(&g).expect("blocks");
+        let found = kinds(&a);
         assert_eq!(
             found,
             [(BlockKind::Residual, 8), (BlockKind::Inception, 16)]

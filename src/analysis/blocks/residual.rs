@@ -122,9 +122,8 @@ impl Cx<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::analysis::{analyse, BlockKind};
-    use crate::graph::GraphView;
-    use crate::testutil::GraphBuilder;
+    use crate::analysis::BlockKind;
+    use crate::testutil::{analysis_of, kinds, GraphBuilder};
 
     /// RepVGG: three parallel paths of one input merged by two Adds, then the activation.
     ///
@@ -143,8 +142,7 @@ mod tests {
         let y = g.add(&ab, "input");
         let y = g.relu(&y);
         let g = g.finish(&y);
-        let view = GraphView::new(&g).expect("well formed");
-        let a = analyse(&view).expect("blocks");
+        let a = analysis_of(&g).expect("blocks");
         assert_eq!(a.blocks.len(), 1);
         assert_eq!(a.blocks[0].nodes.len(), 3);
         assert!(!a.blocks[0].projection());
@@ -168,10 +166,8 @@ mod tests {
         let s = g.conv(&s, 8, 12, 1, 1);
         let y = g.add(&p, &s);
         let g = g.finish(&y);
-        let view = GraphView::new(&g).expect("well formed");
-        let a = analyse(&view).expect("blocks");
-        let found: Vec<(BlockKind, usize)> =
-            a.blocks.iter().map(|b| (b.kind, b.channels)).collect();
+        let a = analysis_of(&g).expect("blocks");
+        let found = kinds(&a);
         assert_eq!(found, [(BlockKind::InvertedResidual, 12)]);
         let shortcut = a.blocks[0].shortcut().expect("a shortcut");
         assert_eq!(shortcut.nodes.len(), 2);

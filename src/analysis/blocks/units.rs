@@ -129,9 +129,8 @@ impl Cx<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::super::tests::split_halves;
-    use crate::analysis::{analyse, BlockKind};
-    use crate::graph::GraphView;
-    use crate::testutil::GraphBuilder;
+    use crate::analysis::BlockKind;
+    use crate::testutil::{analysis_of, kinds, GraphBuilder};
 
     /// A MixNet block without an Add: its depthwise convolution split in two groups of
     /// different kernels.
@@ -156,10 +155,8 @@ mod tests {
         let p = g.conv(&d, 16, 12, 1, 1);
         let y = g.basic(&p, 12, 12, false);
         let g = g.finish(&y);
-        let view = GraphView::new(&g).expect("well formed");
-        let a = analyse(&view).expect("blocks");
-        let found: Vec<(BlockKind, usize)> =
-            a.blocks.iter().map(|b| (b.kind, b.channels)).collect();
+        let a = analysis_of(&g).expect("blocks");
+        let found = kinds(&a);
         assert_eq!(
             found,
             [(BlockKind::InvertedResidual, 12), (BlockKind::Residual, 12)]
