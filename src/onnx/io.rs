@@ -283,29 +283,60 @@ pub fn check_output_path(model: &Model, out: &Path) -> Result<()> {
             out.display()
         );
     }
-    let target = canonical_target(out)?;
     let input = model
         .path
         .canonicalize()
         .unwrap_or_else(|_| model.path.clone());
-    if target == input {
-        bail!(
-            "output path '{}' is the input model: choose another path",
-            out.display()
-        );
-    }
-    let mut targets = vec![target];
+    let mut written = vec![out.to_path_buf()];
     if model.storage == Storage::External {
-        targets.push(canonical_target(&data_path_for(out))?);
+        written.push(data_path_for(out));
     }
-    for t in &targets {
-        if model.data_files.contains(t) {
+    for path in &written {
+        refuse_special(path)?;
+        let t = canonical_target(path)?;
+        if t == input {
+            bail!(
+                "output path '{}' would overwrite the input model '{}': choose another path",
+                path.display(),
+                model.path.display()
+            );
+        }
+        if model.data_files.contains(&t) {
             bail!(
                 "output '{}' would overwrite the input's external data file '{}'",
                 out.display(),
                 t.display()
             );
         }
+    }
+    Ok(())
+}
+
+/// Refuses to replace what exists at `path` and is not a regular, writable file: a device, a
+/// FIFO or a socket would become a regular file, and a read-only file is the user's to keep.
+fn refuse_special(path: &Path) -> Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(()); // nothing there yet
+    };
+    let meta = if meta.file_type().is_symlink() {
+        match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(_) => return Ok(()), // a dangling link: writing creates its target
+        }
+    } else {
+        meta
+    };
+    if !meta.is_file() {
+        bail!(
+            "output path '{}' exists and is not a regular file: choose another path",
+            path.display()
+        );
+    }
+    if meta.permissions().readonly() {
+        bail!(
+            "output path '{}' is read-only: make it writable or choose another path",
+            path.display()
+        );
     }
     Ok(())
 }
