@@ -18,7 +18,6 @@
 //! its own ignored test, with the reason.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 // ------------------------------------------------------------------------------------------------
@@ -27,6 +26,14 @@ use std::process::{Command, Output};
 /// Parameters of one SE block on C channels with hidden width h (with biases).
 fn se(c: u64, h: u64) -> u64 {
     2 * c * h + h + c
+}
+
+/// Parameters SE adds to the blocks of one landing.
+fn added(lands: &[Land]) -> u64 {
+    lands
+        .iter()
+        .map(|l| if let At(c, h) = l { se(*c, *h) } else { 0 })
+        .sum()
 }
 
 /// Where SE lands in one block at one position.
@@ -70,158 +77,174 @@ impl Expect {
     }
 }
 
+/// The hand-derived analysis of a fixture by name.
 fn expect(net: &str) -> Expect {
     match net {
-        // Stem 3→8; CrossStage: conv_down 3x3 s2 8→8, conv_exp 1x1 8→32, split 16 | 16; the second
-        // half through two BottleneckBlocks 16→16 (1x1 16→8, 3x3 8→8, 1x1 8→16, + x, ReLU), then
-        // conv_transition_b 16→16, Concat with the first half (32), conv_transition 32→16.
-        // The bottlenecks are residual blocks (identity shortcuts); the Concat is an inception
-        // block forking where the split halves come from (conv_exp, 32). A new kind starts a
-        // new stage: residual 2×16, then inception 1×32 (its output channels, the Concat's).
-        "csp_tiny" => Expect {
-            net: "csp_tiny",
-            stages: vec![("residual", 2, 16), ("inception", 1, 32)],
-            blocks: vec![
-                (1, "residual", "Add", 16, false),
-                (1, "residual", "Add", 16, false),
-                (2, "inception", "Concat", 32, false),
-            ],
-            positions: vec![
-                // Bottleneck branch outputs (16, h 1); the Concat (32, h 2).
-                ("standard", vec![At(16, 1), At(16, 1), At(32, 2)]),
-                // The split half (16), the first bottleneck's output (16); conv_exp's output,
-                // read by the split only (32).
-                ("pre", vec![At(16, 1), At(16, 1), At(32, 2)]),
-                // After each Add's ReLU (16); after the Concat (32).
-                ("post", vec![At(16, 1), At(16, 1), At(32, 2)]),
-                // The bottlenecks' identity shortcuts (16); an inception block has none.
-                ("identity", vec![At(16, 1), At(16, 1), Skip(NO_IDENTITY)]),
-                // After each bottleneck's 3x3 and its ReLU: 8, h = max(1, round(0.5)) = 1.
-                ("inner", vec![At(8, 1), At(8, 1), Skip(NO_INNER)]),
-            ],
-            disputed: vec![],
-        },
-        // Stem 3→8; GhostBottleneck(8, mid 16, 16, s2): ghost1 (1x1 8→8, dw 3x3 8, Concat 16),
-        // dw 3x3 s2 16 + BN, ghost2 (1x1 16→8, dw 8, Concat 16), shortcut dw 3x3 s2 8 + BN and
-        // 1x1 8→16 + BN (a projection); GhostBottleneck(16, mid 32, 16, s1): ghost1 (1x1 16→16,
-        // dw 16, Concat 32), ghost2 (1x1 32→8, dw 8, Concat 16), identity shortcut. The branches
-        // hold depthwise convs: inverted-residual blocks, one stage of 2×16 (the stride is in the
-        // first block).
-        "ghost_tiny" => Expect {
-            net: "ghost_tiny",
-            stages: vec![("inverted-residual", 2, 16)],
-            blocks: vec![
-                (1, "inverted-residual", "Add", 16, true),
-                (1, "inverted-residual", "Add", 16, false),
-            ],
-            positions: vec![
-                // ghost2's output before the Add: 16, h 1.
-                ("standard", vec![At(16, 1), At(16, 1)]),
-                // Block inputs: the stem (8), the first block's Add (16).
-                ("pre", vec![At(8, 1), At(16, 1)]),
-                // No activation after the Add: the Add, 16.
-                ("post", vec![At(16, 1), At(16, 1)]),
-                // After the 1x1 8→16 of the projection; the identity shortcut: 16.
-                ("identity", vec![At(16, 1), At(16, 1)]),
-                // Where GhostNet puts its own SE: after the block's depthwise conv dw 3x3 s2 + BN
-                // on mid = 16 channels (h 1); in the stride-1 block, which has no such conv, after
-                // ghost1 on mid = 32 channels (h 2).
-                ("inner", vec![At(16, 1), At(32, 2)]),
-            ],
-            disputed: vec!["inner"],
-        },
-        // Stem 3→8; RepVggBlock(8, 16, s2): 3x3 s2 + BN and 1x1 s2 + BN summed by one Add, ReLU
-        // (the 1x1 path is the projection); two RepVggBlock(16, 16): 3x3 + BN, 1x1 + BN and the
-        // identity BN, summed by two Adds, ReLU. One residual block each (the Adds of one input's
-        // paths are one merge); one stage of 3×16: the first block strides and changes channels,
-        // the other two keep them.
-        "repvgg_tiny" => Expect {
-            net: "repvgg_tiny",
-            stages: vec![("residual", 3, 16)],
-            blocks: vec![
-                (1, "residual", "Add", 16, true),
-                (1, "residual", "Add", 16, false),
-                (1, "residual", "Add", 16, false),
-            ],
-            positions: vec![
-                // The 3x3 path's output before the Add: 16, h 1.
-                ("standard", vec![At(16, 1); 3]),
-                // Block inputs: the stem (8), then 16.
-                ("pre", vec![At(8, 1), At(16, 1), At(16, 1)]),
-                // After each block's ReLU: 16.
-                ("post", vec![At(16, 1); 3]),
-                // After the 1x1 projection; the identity BNs: 16.
-                ("identity", vec![At(16, 1); 3]),
-                // The first block's branch is the 3x3 conv alone (the 1x1 is its shortcut): after
-                // it, 16 (no activation follows). The other two branches are the 3x3 and the 1x1
-                // in parallel: skipped, as for Inception-ResNet.
-                ("inner", vec![At(16, 1), Skip(PARALLEL), Skip(PARALLEL)]),
-            ],
-            disputed: vec!["inner"],
-        },
-        // Stem 3→8; dense block of 3 layers (BN-ReLU-1x1 →16-BN-ReLU-3x3 →4, x = cat([x, y]))
-        // 8→12→16→20; transition BN-ReLU-1x1 20→10-AvgPool 2; dense block of 2 layers 10→14→18.
-        // Each dense block is one block up to its last Concat; the pooling starts stage 2.
-        "densenet_pairwise_tiny" => Expect {
-            net: "densenet_pairwise_tiny",
-            stages: vec![("dense", 1, 20), ("dense", 1, 18)],
-            blocks: vec![
-                (1, "dense", "Concat", 20, false),
-                (2, "dense", "Concat", 18, false),
-            ],
-            positions: vec![
-                // The last Concats: 20 (h = round(1.25) = 1), 18 (h = round(1.125) = 1).
-                ("standard", vec![At(20, 1), At(18, 1)]),
-                // Dense block inputs: the stem (8), the transition (10).
-                ("pre", vec![At(8, 1), At(10, 1)]),
-                ("post", vec![At(20, 1), At(18, 1)]),
-                ("identity", vec![Skip(NO_IDENTITY); 2]),
-                ("inner", vec![Skip(NO_INNER); 2]),
-            ],
-            disputed: vec![],
-        },
-        // Stem 3→8 (bias); stack 1 (filters 4): block 8→16 with the 1x1 projection (bias) of
-        // the pre-activation, block 16→16 with 3x3 s2 and a MaxPool 1 s2 shortcut; stack 2
-        // (filters 8): block 16→32 with projection, block 32→32 s2 with MaxPool. Branch:
-        // BN-ReLU, 1x1 →f, BN-ReLU, pad + 3x3, BN-ReLU, 1x1 →4f (bias). The stride is in each
-        // stage's last block: stages 2×16 and 2×32.
-        "resnet_v2_tiny" => Expect {
-            net: "resnet_v2_tiny",
-            stages: vec![("residual", 2, 16), ("residual", 2, 32)],
-            blocks: vec![
-                (1, "residual", "Add", 16, true),
-                (1, "residual", "Add", 16, false),
-                (2, "residual", "Add", 32, true),
-                (2, "residual", "Add", 32, false),
-            ],
-            positions: vec![
-                // The last 1x1's output before the Add: 16, 16 (h 1), 32, 32 (h 2).
-                ("standard", vec![At(16, 1), At(16, 1), At(32, 2), At(32, 2)]),
-                // Block inputs: the stem (8), 16, 16, 32.
-                ("pre", vec![At(8, 1), At(16, 1), At(16, 1), At(32, 2)]),
-                // After the Add (the next BN-ReLU belongs to the next block): 16, 16, 32, 32.
-                ("post", vec![At(16, 1), At(16, 1), At(32, 2), At(32, 2)]),
-                // After the projection, or the MaxPool: 16, 16, 32, 32.
-                ("identity", vec![At(16, 1), At(16, 1), At(32, 2), At(32, 2)]),
-                // After the 3x3 and its ReLU: 4, 4, 8, 8 (h = max(1, round(0.25 | 0.5)) = 1).
-                ("inner", vec![At(4, 1), At(4, 1), At(8, 1), At(8, 1)]),
-            ],
-            disputed: vec![],
-        },
+        "csp_tiny" => csp_tiny_expect(),
+        "ghost_tiny" => ghost_tiny_expect(),
+        "repvgg_tiny" => repvgg_tiny_expect(),
+        "densenet_pairwise_tiny" => densenet_pairwise_tiny_expect(),
+        "resnet_v2_tiny" => resnet_v2_tiny_expect(),
         _ => panic!("no expectation for {net}"),
+    }
+}
+
+/// Stem 3→8; CrossStage: conv_down 3x3 s2 8→8, conv_exp 1x1 8→32, split 16 | 16; the second
+/// half through two BottleneckBlocks 16→16 (1x1 16→8, 3x3 8→8, 1x1 8→16, + x, ReLU), then
+/// conv_transition_b 16→16, Concat with the first half (32), conv_transition 32→16.
+/// The bottlenecks are residual blocks (identity shortcuts); the Concat is an inception
+/// block forking where the split halves come from (conv_exp, 32). A new kind starts a
+/// new stage: residual 2×16, then inception 1×32 (its output channels, the Concat's).
+fn csp_tiny_expect() -> Expect {
+    Expect {
+        net: "csp_tiny",
+        stages: vec![("residual", 2, 16), ("inception", 1, 32)],
+        blocks: vec![
+            (1, "residual", "Add", 16, false),
+            (1, "residual", "Add", 16, false),
+            (2, "inception", "Concat", 32, false),
+        ],
+        positions: vec![
+            // Bottleneck branch outputs (16, h 1); the Concat (32, h 2).
+            ("standard", vec![At(16, 1), At(16, 1), At(32, 2)]),
+            // The split half (16), the first bottleneck's output (16); conv_exp's output,
+            // read by the split only (32).
+            ("pre", vec![At(16, 1), At(16, 1), At(32, 2)]),
+            // After each Add's ReLU (16); after the Concat (32).
+            ("post", vec![At(16, 1), At(16, 1), At(32, 2)]),
+            // The bottlenecks' identity shortcuts (16); an inception block has none.
+            ("identity", vec![At(16, 1), At(16, 1), Skip(NO_IDENTITY)]),
+            // After each bottleneck's 3x3 and its ReLU: 8, h = max(1, round(0.5)) = 1.
+            ("inner", vec![At(8, 1), At(8, 1), Skip(NO_INNER)]),
+        ],
+        disputed: vec![],
+    }
+}
+
+/// Stem 3→8; GhostBottleneck(8, mid 16, 16, s2): ghost1 (1x1 8→8, dw 3x3 8, Concat 16),
+/// dw 3x3 s2 16 + BN, ghost2 (1x1 16→8, dw 8, Concat 16), shortcut dw 3x3 s2 8 + BN and
+/// 1x1 8→16 + BN (a projection); GhostBottleneck(16, mid 32, 16, s1): ghost1 (1x1 16→16,
+/// dw 16, Concat 32), ghost2 (1x1 32→8, dw 8, Concat 16), identity shortcut. The branches
+/// hold depthwise convs: inverted-residual blocks, one stage of 2×16 (the stride is in the
+/// first block).
+fn ghost_tiny_expect() -> Expect {
+    Expect {
+        net: "ghost_tiny",
+        stages: vec![("inverted-residual", 2, 16)],
+        blocks: vec![
+            (1, "inverted-residual", "Add", 16, true),
+            (1, "inverted-residual", "Add", 16, false),
+        ],
+        positions: vec![
+            // ghost2's output before the Add: 16, h 1.
+            ("standard", vec![At(16, 1), At(16, 1)]),
+            // Block inputs: the stem (8), the first block's Add (16).
+            ("pre", vec![At(8, 1), At(16, 1)]),
+            // No activation after the Add: the Add, 16.
+            ("post", vec![At(16, 1), At(16, 1)]),
+            // After the 1x1 8→16 of the projection; the identity shortcut: 16.
+            ("identity", vec![At(16, 1), At(16, 1)]),
+            // Where GhostNet puts its own SE: after the block's depthwise conv dw 3x3 s2 + BN
+            // on mid = 16 channels (h 1); in the stride-1 block, which has no such conv, after
+            // ghost1 on mid = 32 channels (h 2).
+            ("inner", vec![At(16, 1), At(32, 2)]),
+        ],
+        disputed: vec!["inner"],
+    }
+}
+
+/// Stem 3→8; RepVggBlock(8, 16, s2): 3x3 s2 + BN and 1x1 s2 + BN summed by one Add, ReLU
+/// (the 1x1 path is the projection); two RepVggBlock(16, 16): 3x3 + BN, 1x1 + BN and the
+/// identity BN, summed by two Adds, ReLU. One residual block each (the Adds of one input's
+/// paths are one merge); one stage of 3×16: the first block strides and changes channels,
+/// the other two keep them.
+fn repvgg_tiny_expect() -> Expect {
+    Expect {
+        net: "repvgg_tiny",
+        stages: vec![("residual", 3, 16)],
+        blocks: vec![
+            (1, "residual", "Add", 16, true),
+            (1, "residual", "Add", 16, false),
+            (1, "residual", "Add", 16, false),
+        ],
+        positions: vec![
+            // The 3x3 path's output before the Add: 16, h 1.
+            ("standard", vec![At(16, 1); 3]),
+            // Block inputs: the stem (8), then 16.
+            ("pre", vec![At(8, 1), At(16, 1), At(16, 1)]),
+            // After each block's ReLU: 16.
+            ("post", vec![At(16, 1); 3]),
+            // After the 1x1 projection; the identity BNs: 16.
+            ("identity", vec![At(16, 1); 3]),
+            // The first block's branch is the 3x3 conv alone (the 1x1 is its shortcut): after
+            // it, 16 (no activation follows). The other two branches are the 3x3 and the 1x1
+            // in parallel: skipped, as for Inception-ResNet.
+            ("inner", vec![At(16, 1), Skip(PARALLEL), Skip(PARALLEL)]),
+        ],
+        disputed: vec!["inner"],
+    }
+}
+
+/// Stem 3→8; dense block of 3 layers (BN-ReLU-1x1 →16-BN-ReLU-3x3 →4, x = cat([x, y]))
+/// 8→12→16→20; transition BN-ReLU-1x1 20→10-AvgPool 2; dense block of 2 layers 10→14→18.
+/// Each dense block is one block up to its last Concat; the pooling starts stage 2.
+fn densenet_pairwise_tiny_expect() -> Expect {
+    Expect {
+        net: "densenet_pairwise_tiny",
+        stages: vec![("dense", 1, 20), ("dense", 1, 18)],
+        blocks: vec![
+            (1, "dense", "Concat", 20, false),
+            (2, "dense", "Concat", 18, false),
+        ],
+        positions: vec![
+            // The last Concats: 20 (h = round(1.25) = 1), 18 (h = round(1.125) = 1).
+            ("standard", vec![At(20, 1), At(18, 1)]),
+            // Dense block inputs: the stem (8), the transition (10).
+            ("pre", vec![At(8, 1), At(10, 1)]),
+            ("post", vec![At(20, 1), At(18, 1)]),
+            ("identity", vec![Skip(NO_IDENTITY); 2]),
+            ("inner", vec![Skip(NO_INNER); 2]),
+        ],
+        disputed: vec![],
+    }
+}
+
+/// Stem 3→8 (bias); stack 1 (filters 4): block 8→16 with the 1x1 projection (bias) of
+/// the pre-activation, block 16→16 with 3x3 s2 and a MaxPool 1 s2 shortcut; stack 2
+/// (filters 8): block 16→32 with projection, block 32→32 s2 with MaxPool. Branch:
+/// BN-ReLU, 1x1 →f, BN-ReLU, pad + 3x3, BN-ReLU, 1x1 →4f (bias). The stride is in each
+/// stage's last block: stages 2×16 and 2×32.
+fn resnet_v2_tiny_expect() -> Expect {
+    Expect {
+        net: "resnet_v2_tiny",
+        stages: vec![("residual", 2, 16), ("residual", 2, 32)],
+        blocks: vec![
+            (1, "residual", "Add", 16, true),
+            (1, "residual", "Add", 16, false),
+            (2, "residual", "Add", 32, true),
+            (2, "residual", "Add", 32, false),
+        ],
+        positions: vec![
+            // The last 1x1's output before the Add: 16, 16 (h 1), 32, 32 (h 2).
+            ("standard", vec![At(16, 1), At(16, 1), At(32, 2), At(32, 2)]),
+            // Block inputs: the stem (8), 16, 16, 32.
+            ("pre", vec![At(8, 1), At(16, 1), At(16, 1), At(32, 2)]),
+            // After the Add (the next BN-ReLU belongs to the next block): 16, 16, 32, 32.
+            ("post", vec![At(16, 1), At(16, 1), At(32, 2), At(32, 2)]),
+            // After the projection, or the MaxPool: 16, 16, 32, 32.
+            ("identity", vec![At(16, 1), At(16, 1), At(32, 2), At(32, 2)]),
+            // After the 3x3 and its ReLU: 4, 4, 8, 8 (h = max(1, round(0.25 | 0.5)) = 1).
+            ("inner", vec![At(4, 1), At(4, 1), At(8, 1), At(8, 1)]),
+        ],
+        disputed: vec![],
     }
 }
 
 // ------------------------------------------------------------------------------------------------
 // Running the binary
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(format!("{name}.onnx"))
-}
-
-fn run(args: &[&std::ffi::OsStr]) -> Output {
+/// Runs the binary in the crate root (fixture paths are relative to it).
+fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_se-inject"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -236,17 +259,17 @@ fn text(bytes: &[u8]) -> String {
 /// The JSON report of one position: nothing written, not validated (a position no block can
 /// take is reported too, every block with its reason).
 fn report(name: &str, position: &str) -> Value {
-    let model = fixture(name);
-    let o = run(&[
-        model.as_os_str(),
-        "-p".as_ref(),
-        position.as_ref(),
-        "--report".as_ref(),
-        "all".as_ref(),
-        "--format".as_ref(),
-        "json".as_ref(),
-        "--no-validate".as_ref(),
-    ]);
+    let model = format!("fixtures/{name}.onnx");
+    let args = [
+        "-p",
+        position,
+        "--report",
+        "all",
+        "--format",
+        "json",
+        "--no-validate",
+    ];
+    let o = run(&[&[model.as_str()], &args[..]].concat());
     let what = format!("{name} -p {position}");
     assert_eq!(o.status.code(), Some(0), "{what}: {}", text(&o.stderr));
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{what}: stdout is not JSON ({e})"))
@@ -281,10 +304,7 @@ fn check_position(e: &Expect, exporter: &str, position: &str, lands: &[Land]) {
     assert_eq!(j["position"], position, "{what}");
     check_stages(&j, e, lands, &what);
     check_blocks(&j, e, lands, &what);
-    let added: u64 = lands
-        .iter()
-        .map(|l| if let At(c, h) = l { se(*c, *h) } else { 0 })
-        .sum();
+    let added = added(lands);
     assert_eq!(u(&j, "added_params"), added, "{what}");
     assert_eq!(
         u(&j, "params_after"),
@@ -320,10 +340,7 @@ fn check_stages(j: &Value, e: &Expect, lands: &[Land], what: &str) {
             .map(|(_, l)| *l)
             .collect();
         let injected = mine.iter().filter(|l| matches!(l, At(..))).count() as u64;
-        let added: u64 = mine
-            .iter()
-            .map(|l| if let At(c, h) = l { se(*c, *h) } else { 0 })
-            .sum();
+        let added = added(&mine);
         let formula = (2 * injected * c * c) as f64 / 16.0;
         assert_eq!(u(s, "injected"), injected, "{what}: stage {index}");
         assert_eq!(u(s, "added_params"), added, "{what}: stage {index}");
@@ -371,20 +388,11 @@ fn summary(j: &Value) -> String {
         .iter()
         .map(|s| format!("{} {}x{}", s["kind"], s["blocks"], s["channels"]))
         .collect();
-    let keys = [
-        "stage",
-        "kind",
-        "merge",
-        "channels",
-        "hidden",
-        "projection",
-        "injected",
-        "added_params",
-    ];
+    let keys = "stage kind merge channels hidden projection injected added_params";
     let blocks: Vec<String> = arr(j, "blocks")
         .iter()
         .map(|b| {
-            let row: Vec<String> = keys.iter().map(|k| b[*k].to_string()).collect();
+            let row: Vec<String> = keys.split_whitespace().map(|k| b[k].to_string()).collect();
             format!("{} skipped {}", row.join(" "), !b["skipped"].is_null())
         })
         .collect();
@@ -397,15 +405,10 @@ fn check_identity_validated(e: &Expect, exporter: &str) {
     let name = format!("{}_{exporter}", e.net);
     let dir = tempfile::tempdir().expect("temporary folder");
     let out = dir.path().join("out.onnx");
-    let model = fixture(&name);
+    let model = format!("fixtures/{name}.onnx");
+    let out_path = out.to_str().expect("temporary path in UTF-8");
     let o = run(&[
-        model.as_os_str(),
-        "--init".as_ref(),
-        "identity".as_ref(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--format".as_ref(),
-        "json".as_ref(),
+        &model, "--init", "identity", "-o", out_path, "--format", "json",
     ]);
     assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
     let j: Value = serde_json::from_slice(&o.stdout).expect("JSON report");
@@ -417,11 +420,7 @@ fn check_identity_validated(e: &Expect, exporter: &str) {
         diff <= 1e-4 * scale.max(1.0),
         "{name}: identity init changed the output by {diff} (scale {scale})"
     );
-    let added: u64 = e
-        .lands("standard")
-        .iter()
-        .map(|l| if let At(c, h) = l { se(*c, *h) } else { 0 })
-        .sum();
+    let added = added(e.lands("standard"));
     assert_eq!(u(&j, "added_params"), added, "{name}");
     let mut files: Vec<String> = std::fs::read_dir(dir.path())
         .expect("read the folder")
