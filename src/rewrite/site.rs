@@ -103,7 +103,7 @@ pub enum SkipReason {
     #[error("{} has no meaning for {} {} block{}", .position.as_str(), .kind.article(), .kind.as_str(),
         if *.position == Position::Identity { ": it has no shortcut" } else { "" })]
     NoMeaning { position: Position, kind: BlockKind },
-    #[error("inner has no meaning for a branch of parallel paths (a Concat inside it)")]
+    #[error("inner has no meaning for a branch of parallel paths (a merge inside it)")]
     ParallelPaths,
     /// The spatial convolution (with its activation) ends the branch: inner would be standard.
     #[error("the spatial convolution ends the branch, where standard puts SE")]
@@ -233,9 +233,16 @@ impl Rule {
 
 /// SE after the transformation's first spatial convolution (and the normalisation and
 /// activation right after it), for the transformation's readers, which must be all its readers.
+/// A branch that merges parallel paths of its own (a Concat or an Add of two maps:
+/// Inception-ResNet, GhostNet's ghost modules, RepVGG's 3×3 + 1×1) has no single such place.
 fn after_spatial_conv(block: &Block, cx: &Context) -> Result<Site, SkipReason> {
     let view = cx.view;
-    if block.nodes.iter().any(|&n| op(view.node(n)) == "Concat") {
+    let merges_paths = |n: usize| {
+        let node = view.node(n);
+        let maps = node.input.iter().filter(|i| cx.feats.is_feature(i)).count();
+        matches!(op(node), "Concat" | "Add" | "Sum") && maps >= 2
+    };
+    if block.nodes.iter().any(|&n| merges_paths(n)) {
         return Err(SkipReason::ParallelPaths);
     }
     let conv = block
