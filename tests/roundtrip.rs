@@ -113,59 +113,66 @@ fn external_fixtures_survive_a_round_trip() {
             "{name}: proto changed by the round trip"
         );
 
-        // Every tensor stored externally in the input is external in the output, pointing at the
-        // new data file, and the data file holds exactly their bytes.
-        let on_disk = se_inject::onnx::ModelProto::decode(read(&out).as_slice()).unwrap();
-        let mut external_bytes = 0u64;
-        for t in &on_disk.graph.as_ref().unwrap().initializer {
-            let tname = t.name.clone().unwrap_or_default();
-            let is_ext = t.data_location == Some(1);
-            assert_eq!(
-                is_ext,
-                m.external_tensors.contains(&tname),
-                "{name}: storage of '{tname}'"
-            );
-            if is_ext {
-                let entry = |k: &str| {
-                    t.external_data
-                        .iter()
-                        .find(|e| e.key.as_deref() == Some(k))
-                        .and_then(|e| e.value.clone())
-                };
-                assert_eq!(entry("location").as_deref(), Some("rt.onnx.data"));
-                external_bytes += entry("length").unwrap().parse::<u64>().unwrap();
-                assert!(t.raw_data.is_none(), "{name}: '{tname}' also inline");
-            }
-        }
-        assert_eq!(
-            external_bytes,
-            std::fs::metadata(&data).unwrap().len(),
-            "{name}"
-        );
-
-        // Saving again (same name, another folder) gives the same bytes.
-        let dir2 = tempfile::tempdir().unwrap();
-        let out2 = dir2.path().join("rt.onnx");
-        save(&m, &out2).expect("save again");
-        assert!(read(&out) == read(&out2), "{name}: .onnx differs");
-        assert!(
-            read(&data) == read(&dir2.path().join("rt.onnx.data")),
-            "{name}: .onnx.data differs"
-        );
-        // And the reloaded copy saves to the same bytes too (a fixed point after one save).
-        let dir3 = tempfile::tempdir().unwrap();
-        let out3 = dir3.path().join("rt.onnx");
-        save(&back, &out3).expect("save the reloaded copy");
-        assert!(read(&out) == read(&out3), "{name}: resave .onnx differs");
-        assert!(
-            read(&data) == read(&dir3.path().join("rt.onnx.data")),
-            "{name}: resave .onnx.data differs"
-        );
+        external_tensors_point_at_the_new_data_file(name, &m, &out, &data);
+        saving_again_gives_the_same_bytes(name, &m, &back, &out, &data);
 
         // The fixtures themselves are untouched by all this.
         let reloaded = load_ok(&fixture(name));
         assert!(reloaded.proto == m.proto, "{name}: fixture changed");
     }
+}
+
+/// Every tensor stored externally in the input `m` is external in the output `out`, pointing at
+/// the new data file `data`, and the data file holds exactly their bytes.
+fn external_tensors_point_at_the_new_data_file(name: &str, m: &Model, out: &Path, data: &Path) {
+    let on_disk = se_inject::onnx::ModelProto::decode(read(out).as_slice()).unwrap();
+    let mut external_bytes = 0u64;
+    for t in &on_disk.graph.as_ref().unwrap().initializer {
+        let tname = t.name.clone().unwrap_or_default();
+        let is_ext = t.data_location == Some(1);
+        assert_eq!(
+            is_ext,
+            m.external_tensors.contains(&tname),
+            "{name}: storage of '{tname}'"
+        );
+        if is_ext {
+            let entry = |k: &str| {
+                t.external_data
+                    .iter()
+                    .find(|e| e.key.as_deref() == Some(k))
+                    .and_then(|e| e.value.clone())
+            };
+            assert_eq!(entry("location").as_deref(), Some("rt.onnx.data"));
+            external_bytes += entry("length").unwrap().parse::<u64>().unwrap();
+            assert!(t.raw_data.is_none(), "{name}: '{tname}' also inline");
+        }
+    }
+    assert_eq!(
+        external_bytes,
+        std::fs::metadata(data).unwrap().len(),
+        "{name}"
+    );
+}
+
+/// Saving `m` again (same name, another folder) gives the same bytes as `out` and `data`, and so
+/// does saving its reloaded copy `back` (a fixed point after one save).
+fn saving_again_gives_the_same_bytes(name: &str, m: &Model, back: &Model, out: &Path, data: &Path) {
+    let dir2 = tempfile::tempdir().unwrap();
+    let out2 = dir2.path().join("rt.onnx");
+    save(m, &out2).expect("save again");
+    assert!(read(out) == read(&out2), "{name}: .onnx differs");
+    assert!(
+        read(data) == read(&dir2.path().join("rt.onnx.data")),
+        "{name}: .onnx.data differs"
+    );
+    let dir3 = tempfile::tempdir().unwrap();
+    let out3 = dir3.path().join("rt.onnx");
+    save(back, &out3).expect("save the reloaded copy");
+    assert!(read(out) == read(&out3), "{name}: resave .onnx differs");
+    assert!(
+        read(data) == read(&dir3.path().join("rt.onnx.data")),
+        "{name}: resave .onnx.data differs"
+    );
 }
 
 /// After load, no initializer of any fixture is left pointing at external data.
