@@ -28,25 +28,15 @@ fn main() -> ExitCode {
         }
     };
     let r = &outcome.report;
-    match format {
-        cli::Format::Json => println!("{}", r.to_json()),
-        cli::Format::Text => {
-            let mut out = r.header();
-            out.push('\n');
-            match cfg.report {
-                Some(se_inject::ReportKind::Stages) => out.push_str(&r.blocks_table()),
-                // The summary below carries the MAC counts.
-                Some(se_inject::ReportKind::Macs) => {}
-                Some(se_inject::ReportKind::All) => {
-                    out.push_str(&r.params_table());
-                    out.push('\n');
-                    out.push_str(&r.blocks_table());
-                }
-                _ => out.push_str(&r.params_table()),
-            }
-            out.push('\n');
-            out.push_str(&r.summary());
-            print!("{out}");
+    let text = match format {
+        cli::Format::Json => format!("{}\n", r.to_json()),
+        cli::Format::Text => r.to_text(cfg.report),
+    };
+    if let Err(e) = print(&text) {
+        // A reader that went away (`| head`) ends the output quietly; a full device is an error.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("se-inject: error: cannot write the report to standard output: {e}");
+            return ExitCode::from(1);
         }
     }
     if outcome.validation_failed() {
@@ -62,4 +52,12 @@ fn main() -> ExitCode {
         return ExitCode::from(3);
     }
     ExitCode::SUCCESS
+}
+
+/// Writes `text` to standard output, reporting failures instead of panicking on them.
+fn print(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
 }

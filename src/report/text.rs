@@ -7,6 +7,26 @@ use serde::Serialize;
 use std::fmt::Write;
 
 impl Report {
+    /// The whole text report: the header, the table `kind` asks for (the parameter table when
+    /// none), and the summary (which carries the MAC counts).
+    pub fn to_text(&self, kind: Option<crate::ReportKind>) -> String {
+        let mut out = self.header();
+        out.push('\n');
+        match kind {
+            Some(crate::ReportKind::Stages) => out.push_str(&self.blocks_table()),
+            Some(crate::ReportKind::Macs) => {}
+            Some(crate::ReportKind::All) => {
+                out.push_str(&self.params_table());
+                out.push('\n');
+                out.push_str(&self.blocks_table());
+            }
+            Some(crate::ReportKind::Params) | None => out.push_str(&self.params_table()),
+        }
+        out.push('\n');
+        out.push_str(&self.summary());
+        out
+    }
+
     /// The per-stage parameter table.
     pub fn params_table(&self) -> String {
         let mut s = String::new();

@@ -298,3 +298,36 @@ fn macs_report() {
         );
     }
 }
+
+// ------------------------------------------------------------------------------------------------
+// Standard output that cannot be written
+
+/// A full device on stdout is one error line and exit 1; a reader that goes away before the
+/// report is written (`| head`) ends the run quietly, exit 0.
+#[test]
+fn stdout_full_or_closed() {
+    let line = [
+        fixture("resnet_basic_ts").into_os_string(),
+        "--report".into(),
+        "all".into(),
+    ];
+    if let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_se-inject"))
+            .args(&line)
+            .stdout(full)
+            .output()
+            .expect("run");
+        assert_eq!(o.status.code(), Some(1));
+        assert_error(&o, &["standard output", "No space left"]);
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_se-inject"))
+        .args(&line)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+}
