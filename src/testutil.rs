@@ -2,15 +2,64 @@
 //!
 //! [`GraphBuilder`] writes weights with dims only (no data), which is all analysis, splicing and
 //! counting look at; [`residual_model`] writes a whole model with weight data, which tract can
-//! run.
+//! run; [`small_model`] and its relatives write the few-node float models the validator runs.
 
 use crate::onnx::proto::tensor_proto::DataType;
-use crate::onnx::proto::{OperatorSetIdProto, ValueInfoProto};
+use crate::onnx::proto::tensor_shape_proto::{dimension, Dimension};
+use crate::onnx::proto::{type_proto, OperatorSetIdProto, TensorShapeProto, ValueInfoProto};
 use crate::onnx::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
 
 /// A tensor's value info with these element type and dims.
 pub fn value_info(name: &str, elem: i32, dims: &[i64]) -> ValueInfoProto {
     crate::onnx::tensor_value_info(name, elem, dims)
+}
+
+/// One dimension of a declared shape.
+#[derive(Debug, Clone, Copy)]
+pub enum Dim<'a> {
+    /// A number (`dim_value`).
+    Fixed(i64),
+    /// A symbol such as a batch size `N` (`dim_param`).
+    Named(&'a str),
+    /// Neither set.
+    Unknown,
+}
+
+impl Dim<'_> {
+    fn proto(self) -> Dimension {
+        let value = match self {
+            Dim::Fixed(v) => Some(dimension::Value::DimValue(v)),
+            Dim::Named(s) => Some(dimension::Value::DimParam(s.into())),
+            Dim::Unknown => None,
+        };
+        Dimension {
+            value,
+            ..Default::default()
+        }
+    }
+}
+
+/// A tensor's value info whose shape is absent (`None`) or these dims.
+pub fn value_info_shape(name: &str, elem: i32, dims: Option<&[Dim]>) -> ValueInfoProto {
+    let mut info = value_info(name, elem, &[]);
+    if let Some(type_proto::Value::TensorType(t)) =
+        info.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        t.shape = dims.map(|dims| TensorShapeProto {
+            dim: dims.iter().map(|&d| d.proto()).collect(),
+        });
+    }
+    info
+}
+
+/// A FLOAT scalar (no dims) holding `v` in `float_data`.
+pub fn float_scalar(name: &str, v: f32) -> TensorProto {
+    TensorProto {
+        name: Some(name.into()),
+        data_type: Some(DataType::Float as i32),
+        float_data: vec![v],
+        ..Default::default()
+    }
 }
 
 /// A weight of element type `elem` holding small pseudo-random values (from `seed`) around 0.
@@ -454,4 +503,42 @@ impl GraphBuilder {
         }
         g.finish(&x)
     }
+}
+
+/// A float model `g` (IR 8, opset 13) of these nodes, inputs and initializers, with output `y` of
+/// undeclared shape and a stale [7, 7] shape declared for `r`, which readers must ignore.
+pub fn small_model(
+    node: Vec<NodeProto>,
+    input: Vec<ValueInfoProto>,
+    initializer: Vec<TensorProto>,
+) -> ModelProto {
+    let graph = GraphProto {
+        name: Some("g".into()),
+        node,
+        input,
+        initializer,
+        output: vec![value_info_shape("y", DataType::Float as i32, None)],
+        value_info: vec![value_info("r", DataType::Float as i32, &[7, 7])],
+        ..Default::default()
+    };
+    model(graph, 8, 13)
+}
+
+/// The float input `x` [1, 2, 3, 3] of the small models.
+pub fn small_input() -> ValueInfoProto {
+    value_info("x", DataType::Float as i32, &[1, 2, 3, 3])
+}
+
+/// `x → Relu → y`, reading the input `x`.
+pub fn relu_on(x: ValueInfoProto) -> ModelProto {
+    small_model(vec![node("Relu_y", "Relu", &["x"], "y")], vec![x], vec![])
+}
+
+/// `x → Relu → r → Mul(r, k) → y` with the scalar initializer `k`, declaring `inputs`.
+pub fn relu_mul_on(inputs: Vec<ValueInfoProto>, k: f32) -> ModelProto {
+    let nodes = vec![
+        node("Relu_r", "Relu", &["x"], "r"),
+        node("Mul_y", "Mul", &["r", "k"], "y"),
+    ];
+    small_model(nodes, inputs, vec![float_scalar("k", k)])
 }
