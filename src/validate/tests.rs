@@ -1,103 +1,24 @@
-//! Both models through [`validate`], built as small ONNX graphs here.
+//! Both models through [`validate`], as small ONNX graphs from [`crate::testutil`].
 
 use super::run::{decode_model, load};
 use super::*;
+use crate::onnx::proto::tensor_proto::DataType;
+use crate::testutil::{
+    ints_attr, node, relu_mul_on, relu_on, small_input, small_model, value_info, value_info_shape,
+    Dim,
+};
 use input::resolve_input;
 use prost::Message;
 use tract_onnx::pb;
-use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
 
-fn dim(v: i64) -> Dimension {
-    Dimension {
-        value: Some(dimension::Value::DimValue(v)),
-        ..Default::default()
-    }
-}
-
-fn sym(s: &str) -> Dimension {
-    Dimension {
-        value: Some(dimension::Value::DimParam(s.into())),
-        ..Default::default()
-    }
-}
-
-fn value_info(name: &str, elem_type: i32, dims: Option<Vec<Dimension>>) -> pb::ValueInfoProto {
-    pb::ValueInfoProto {
-        name: name.into(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type,
-                shape: dims.map(|dim| pb::TensorShapeProto { dim }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn node(op: &str, inputs: &[&str], output: &str) -> pb::NodeProto {
-    pb::NodeProto {
-        op_type: op.into(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        name: format!("{op}_{output}"),
-        ..Default::default()
-    }
-}
-
-fn scalar(name: &str, v: f32) -> pb::TensorProto {
-    pb::TensorProto {
-        name: name.into(),
-        data_type: 1,
-        dims: vec![],
-        float_data: vec![v],
-        ..Default::default()
-    }
-}
-
-fn model(
-    nodes: Vec<pb::NodeProto>,
-    inputs: Vec<pb::ValueInfoProto>,
-    initializer: Vec<pb::TensorProto>,
-) -> Vec<u8> {
-    let graph = pb::GraphProto {
-        name: "g".into(),
-        node: nodes,
-        input: inputs,
-        initializer,
-        output: vec![value_info("y", 1, None)],
-        // deliberately wrong stale shape info: must be ignored
-        value_info: vec![value_info("r", 1, Some(vec![dim(7), dim(7)]))],
-        ..Default::default()
-    };
-    pb::ModelProto {
-        ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: 13,
-        }],
-        graph: Some(graph),
-        ..Default::default()
-    }
-    .encode_to_vec()
-}
-
-fn x_input() -> pb::ValueInfoProto {
-    value_info("x", 1, Some(vec![dim(1), dim(2), dim(3), dim(3)]))
-}
-
-/// x -> Relu -> y
+/// `x → Relu → y`, encoded.
 fn relu() -> Vec<u8> {
-    model(vec![node("Relu", &["x"], "y")], vec![x_input()], vec![])
+    relu_on(small_input()).encode_to_vec()
 }
 
-/// x -> Relu -> Mul(k) -> y
+/// `x → Relu → Mul(k) → y`, encoded.
 fn relu_mul(k: f32) -> Vec<u8> {
-    model(
-        vec![node("Relu", &["x"], "r"), node("Mul", &["r", "k"], "y")],
-        vec![x_input()],
-        vec![scalar("k", k)],
-    )
+    relu_mul_on(vec![small_input()], k).encode_to_vec()
 }
 
 fn opts(expect_identical: bool) -> ValidateOptions {
@@ -173,7 +94,12 @@ fn garbage_rewritten_is_not_ok() {
 
 #[test]
 fn unloadable_rewritten_is_tract_reason() {
-    let bad = model(vec![node("NoSuchOp", &["x"], "y")], vec![x_input()], vec![]);
+    let bad = small_model(
+        vec![node("NoSuchOp_y", "NoSuchOp", &["x"], "y")],
+        vec![small_input()],
+        vec![],
+    )
+    .encode_to_vec();
     let v = validate(&relu(), &bad, &opts(true)).unwrap();
     assert!(!v.ok);
     let reason = v.reason.unwrap();
@@ -211,13 +137,10 @@ fn explicit_input_shape_is_used() {
 
 #[test]
 fn symbolic_batch_is_resolved_to_one() {
-    let x = value_info("x", 1, Some(vec![sym("N"), dim(2), dim(3), dim(3)]));
-    let a = model(vec![node("Relu", &["x"], "y")], vec![x.clone()], vec![]);
-    let b = model(
-        vec![node("Relu", &["x"], "r"), node("Mul", &["r", "k"], "y")],
-        vec![x],
-        vec![scalar("k", 2.0)],
-    );
+    let dims = [Dim::Named("N"), Dim::Fixed(2), Dim::Fixed(3), Dim::Fixed(3)];
+    let x = value_info_shape("x", DataType::Float as i32, Some(&dims));
+    let a = relu_on(x.clone()).encode_to_vec();
+    let b = relu_mul_on(vec![x], 2.0).encode_to_vec();
     let v = validate(&a, &b, &opts(false)).unwrap();
     assert!(v.ok, "{:?}", v.reason);
     assert_eq!(v.output_shapes, vec![vec![1, 2, 3, 3]]);
@@ -225,12 +148,9 @@ fn symbolic_batch_is_resolved_to_one() {
 
 #[test]
 fn unknown_dim_needs_input_shape() {
-    let x = value_info(
-        "x",
-        1,
-        Some(vec![Dimension::default(), dim(2), dim(3), dim(3)]),
-    );
-    let a = model(vec![node("Relu", &["x"], "y")], vec![x], vec![]);
+    let dims = [Dim::Unknown, Dim::Fixed(2), Dim::Fixed(3), Dim::Fixed(3)];
+    let x = value_info_shape("x", DataType::Float as i32, Some(&dims));
+    let a = relu_on(x).encode_to_vec();
     let e = validate(&a, &a, &opts(true)).unwrap_err();
     assert!(format!("{e:#}").contains("pass --input-shape"));
     let o = ValidateOptions {
@@ -243,11 +163,12 @@ fn unknown_dim_needs_input_shape() {
 
 #[test]
 fn two_inputs_is_err() {
-    let a = model(
-        vec![node("Add", &["x", "z"], "y")],
-        vec![x_input(), value_info("z", 1, Some(vec![dim(1)]))],
+    let a = small_model(
+        vec![node("Add_y", "Add", &["x", "z"], "y")],
+        vec![small_input(), value_info("z", DataType::Float as i32, &[1])],
         vec![],
-    );
+    )
+    .encode_to_vec();
     let e = validate(&a, &a, &opts(true)).unwrap_err();
     let msg = format!("{e:#}");
     assert!(
@@ -258,11 +179,8 @@ fn two_inputs_is_err() {
 
 #[test]
 fn initializer_listed_as_input_is_not_an_input() {
-    let b = model(
-        vec![node("Relu", &["x"], "r"), node("Mul", &["r", "k"], "y")],
-        vec![x_input(), value_info("k", 1, Some(vec![]))],
-        vec![scalar("k", 3.0)],
-    );
+    let k = value_info("k", DataType::Float as i32, &[]);
+    let b = relu_mul_on(vec![small_input(), k], 3.0).encode_to_vec();
     let v = validate(&relu(), &b, &opts(false)).unwrap();
     assert!(v.ok, "{:?}", v.reason);
 }
@@ -281,14 +199,9 @@ fn non_finite_rewritten_output_fails() {
 
 #[test]
 fn shape_mismatch_fails() {
-    let mut t = node("Transpose", &["x"], "y");
-    t.attribute.push(pb::AttributeProto {
-        name: "perm".into(),
-        r#type: pb::attribute_proto::AttributeType::Ints as i32,
-        ints: vec![0, 2, 1, 3],
-        ..Default::default()
-    });
-    let b = model(vec![t], vec![x_input()], vec![]);
+    let mut t = node("Transpose_y", "Transpose", &["x"], "y");
+    t.attribute.push(ints_attr("perm", &[0, 2, 1, 3]));
+    let b = small_model(vec![t], vec![small_input()], vec![]).encode_to_vec();
     let o = ValidateOptions {
         input_shape: Some(vec![1, 2, 3, 4]),
         ..opts(false)
@@ -305,8 +218,8 @@ fn shape_mismatch_fails() {
 
 #[test]
 fn double_input_is_supported() {
-    let x = value_info("x", 11, Some(vec![dim(1), dim(2), dim(3), dim(3)]));
-    let a = model(vec![node("Relu", &["x"], "y")], vec![x], vec![]);
+    let x = value_info("x", DataType::Double as i32, &[1, 2, 3, 3]);
+    let a = relu_on(x).encode_to_vec();
     let v = validate(&a, &a, &opts(true)).unwrap();
     assert!(v.ok, "{:?}", v.reason);
     assert_eq!(v.max_abs_diff, Some(0.0));
@@ -314,8 +227,8 @@ fn double_input_is_supported() {
 
 #[test]
 fn integer_input_is_rejected() {
-    let x = value_info("x", 7, Some(vec![dim(1), dim(2), dim(3), dim(3)]));
-    let a = model(vec![node("Relu", &["x"], "y")], vec![x], vec![]);
+    let x = value_info("x", DataType::Int64 as i32, &[1, 2, 3, 3]);
+    let a = relu_on(x).encode_to_vec();
     let e = validate(&a, &a, &opts(true)).unwrap_err();
     assert!(format!("{e:#}").contains("INT64"));
 }

@@ -1,108 +1,9 @@
-//! Builders for small graphs and models in tests, shared by the unit tests and tests/*.rs.
-//!
-//! [`GraphBuilder`] writes weights with dims only (no data), which is all analysis, splicing and
-//! counting look at; [`residual_model`] writes a whole model with weight data, which tract can
-//! run.
+//! [`GraphBuilder`]: graphs built node by node, weights with dims only.
 
+use super::models::{ints_attr, value_info};
 use crate::onnx::proto::tensor_proto::DataType;
-use crate::onnx::proto::{OperatorSetIdProto, ValueInfoProto};
-use crate::onnx::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
-
-/// A tensor's value info with these element type and dims.
-pub fn value_info(name: &str, elem: i32, dims: &[i64]) -> ValueInfoProto {
-    crate::onnx::tensor_value_info(name, elem, dims)
-}
-
-/// A weight of element type `elem` holding small pseudo-random values (from `seed`) around 0.
-pub fn tensor(name: &str, dims: &[i64], elem: i32, seed: u32) -> TensorProto {
-    let n: i64 = dims.iter().product();
-    let vals =
-        (0..n).map(|i| ((i as u32).wrapping_mul(2654435761) ^ seed) as f32 / u32::MAX as f32 - 0.5);
-    let raw: Vec<u8> = match DataType::try_from(elem) {
-        Ok(DataType::Double) => vals.flat_map(|v| f64::from(v).to_le_bytes()).collect(),
-        // bfloat16: the upper half of the f32 bits.
-        Ok(DataType::Bfloat16) => vals
-            .flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes())
-            .collect(),
-        _ => vals.flat_map(|v| v.to_le_bytes()).collect(),
-    };
-    TensorProto {
-        name: Some(name.into()),
-        dims: dims.to_vec(),
-        data_type: Some(elem),
-        raw_data: Some(raw.into()),
-        ..Default::default()
-    }
-}
-
-/// A node `name` of type `op` reading `inputs`, writing `output`.
-pub fn node(name: &str, op: &str, inputs: &[&str], output: &str) -> NodeProto {
-    NodeProto {
-        name: Some(name.into()),
-        op_type: Some(op.into()),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        ..Default::default()
-    }
-}
-
-/// An integer-list attribute.
-pub fn ints_attr(name: &str, ints: &[i64]) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.into()),
-        ints: ints.to_vec(),
-        r#type: Some(7),
-        ..Default::default()
-    }
-}
-
-/// A model around `graph` at this IR version, importing the default domain at `opset`.
-pub fn model(graph: GraphProto, ir_version: i64, opset: i64) -> ModelProto {
-    ModelProto {
-        ir_version: Some(ir_version),
-        opset_import: vec![OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(opset),
-        }],
-        producer_name: Some("se-inject-test".into()),
-        graph: Some(graph),
-        ..Default::default()
-    }
-}
-
-/// One residual block with weights of element type `elem`:
-/// `x [1,4,8,8] → conv → relu → conv → Add(·, x) → relu → y`.
-pub fn residual_graph(elem: i32) -> GraphProto {
-    let conv = |name: &str, x: &str, w: &str, b: &str, out: &str| {
-        let mut n = node(name, "Conv", &[x, w, b], out);
-        n.attribute.push(ints_attr("pads", &[1, 1, 1, 1]));
-        n
-    };
-    GraphProto {
-        name: Some("residual".into()),
-        node: vec![
-            conv("/b/conv1/Conv", "x", "w1", "b1", "c1"),
-            node("/b/relu1/Relu", "Relu", &["c1"], "r1"),
-            conv("/b/conv2/Conv", "r1", "w2", "b2", "c2"),
-            node("/b/Add", "Add", &["c2", "x"], "s"),
-            node("/b/relu2/Relu", "Relu", &["s"], "y"),
-        ],
-        initializer: vec![
-            tensor("w1", &[4, 4, 3, 3], elem, 1),
-            tensor("b1", &[4], elem, 2),
-            tensor("w2", &[4, 4, 3, 3], elem, 3),
-            tensor("b2", &[4], elem, 4),
-        ],
-        input: vec![value_info("x", elem, &[1, 4, 8, 8])],
-        output: vec![value_info("y", elem, &[1, 4, 8, 8])],
-        ..Default::default()
-    }
-}
-
-/// [`residual_graph`] as an IR 8, opset 13 model.
-pub fn residual_model(elem: i32) -> ModelProto {
-    model(residual_graph(elem), 8, 13)
-}
+use crate::onnx::proto::ValueInfoProto;
+use crate::onnx::{AttributeProto, GraphProto, NodeProto, TensorProto};
 
 /// How a ShuffleNet v2 unit cuts its input in halves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -454,34 +355,4 @@ impl GraphBuilder {
         }
         g.finish(&x)
     }
-}
-
-/// What the analysis finds in `g`: (kind, channels) per block, (N, C) per stage.
-pub type Found = (
-    Vec<(crate::analysis::BlockKind, usize)>,
-    Vec<(usize, usize)>,
-);
-
-/// The analysis of `g`.
-pub fn analysis_of(g: &GraphProto) -> anyhow::Result<crate::analysis::Analysis> {
-    crate::analysis::analyse(&crate::graph::GraphView::new(g)?)
-}
-
-/// (kind, channels) per block of `a`.
-pub fn kinds(a: &crate::analysis::Analysis) -> Vec<(crate::analysis::BlockKind, usize)> {
-    a.blocks.iter().map(|b| (b.kind, b.channels)).collect()
-}
-
-/// (N, C) per stage of `a`.
-pub fn stage_shapes(a: &crate::analysis::Analysis) -> Vec<(usize, usize)> {
-    a.stages
-        .iter()
-        .map(|s| (s.blocks.len(), s.channels))
-        .collect()
-}
-
-/// The blocks and stages the analysis finds in `g`.
-pub fn blocks_and_stages(g: &GraphProto) -> anyhow::Result<Found> {
-    let a = analysis_of(g)?;
-    Ok((kinds(&a), stage_shapes(&a)))
 }
