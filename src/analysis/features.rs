@@ -31,7 +31,7 @@ impl Layout {
     /// Whether ONNX axis `a` (negative: from the end) is the channel axis.
     pub fn is_channel_axis(self, a: i64) -> bool {
         let (axis, rank) = (self.axis as i64, self.rank as i64);
-        a == axis || a + rank == axis
+        a == axis || a.checked_add(rank) == Some(axis)
     }
 
     /// The layout after a Transpose by `perm`: the channel axis goes where `perm` puts it.
@@ -484,6 +484,15 @@ mod tests {
         assert_eq!(f.channels(&up), Some(32));
         assert_eq!(f.channels(&down), Some(8));
         assert_eq!(f.channels(&cat), Some(16));
+    }
+
+    /// Axes as hostile files write them: negative from the end, and near the ends of i64.
+    #[test]
+    fn channel_axes_from_either_end() {
+        let nchw = Layout::NCHW;
+        assert!(nchw.is_channel_axis(1) && nchw.is_channel_axis(-3));
+        assert!(!nchw.is_channel_axis(3) && !nchw.is_channel_axis(-1));
+        assert!(!nchw.is_channel_axis(i64::MAX) && !nchw.is_channel_axis(i64::MIN));
     }
 
     /// Broadcasting takes every operand's size on the channel axis: a 1-channel map times a
