@@ -227,9 +227,11 @@ fn node_channels(
         "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceSum" | "ReduceL2" => {
             let keep = attr_i(node, "keepdims").unwrap_or(1) == 1;
             match int_operand(view, n, "axes", 1) {
-                Some(a) if keep && !a.iter().any(|&x| on_channels(x)) && !a.is_empty() => {
-                    first.channels
-                }
+                Some(a) if keep && !a.is_empty() => match a.iter().any(|&x| on_channels(x)) {
+                    // Over the channels (a LayerNorm written out): one channel, broadcast back.
+                    true => Some(1),
+                    false => first.channels,
+                },
                 _ => None,
             }
         }
@@ -484,6 +486,28 @@ mod tests {
         assert_eq!(f.channels(&up), Some(32));
         assert_eq!(f.channels(&down), Some(8));
         assert_eq!(f.channels(&cat), Some(16));
+    }
+
+    /// A LayerNorm over the channels written out, as opset-13 exports write it: the means over
+    /// the channel axis are one channel, broadcast back to the map's 8.
+    #[test]
+    fn a_written_out_layer_norm_keeps_the_channels() {
+        let mut g = GraphBuilder::new(3);
+        let x = g.conv("input", 3, 8, 1, 1);
+        let keep_c = vec![ints_attr("axes", &[1])];
+        let mean = g.node("ReduceMean", &[&x], keep_c.clone());
+        let xc = g.node("Sub", &[&x, &mean], vec![]);
+        let sq = g.node("Mul", &[&xc, &xc], vec![]);
+        let var = g.node("ReduceMean", &[&sq], keep_c);
+        let std = g.node("Sqrt", &[&var], vec![]);
+        let y = g.node("Div", &[&xc, &std], vec![]);
+        let graph = g.finish(&y);
+        let view = GraphView::new(&graph).expect("well formed");
+        let f = Features::new(&view);
+        assert_eq!(f.channels(&mean), Some(1));
+        assert_eq!(f.channels(&xc), Some(8));
+        assert_eq!(f.channels(&std), Some(1));
+        assert_eq!(f.channels(&y), Some(8));
     }
 
     /// Axes as hostile files write them: negative from the end, and near the ends of i64.

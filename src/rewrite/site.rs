@@ -7,7 +7,7 @@
 
 use super::options::Position;
 use super::patch::Site;
-use crate::analysis::blocks::{after_activation, Block, BlockKind, Form};
+use crate::analysis::blocks::{after_activation, split_conv, unit_of_part, Block, BlockKind, Form};
 use crate::analysis::features::{is_spatial_conv, Features};
 use crate::graph::GraphView;
 use crate::onnx::op;
@@ -234,13 +234,14 @@ impl Rule {
 /// SE after the transformation's first spatial convolution (and the normalisation and
 /// activation right after it), for the transformation's readers, which must be all its readers.
 /// A branch that merges parallel paths of its own (a Concat or an Add of two maps:
-/// Inception-ResNet, GhostNet's ghost modules, RepVGG's 3×3 + 1×1) has no single such place.
+/// Inception-ResNet, GhostNet's ghost modules, RepVGG's 3×3 + 1×1) has no single such place; a
+/// convolution split in groups (MixNet) is one convolution, ending at its Concat.
 fn after_spatial_conv(block: &Block, cx: &Context) -> Result<Site, SkipReason> {
     let view = cx.view;
     let merges_paths = |n: usize| {
         let node = view.node(n);
         let maps = node.input.iter().filter(|i| cx.feats.is_feature(i)).count();
-        matches!(op(node), "Concat" | "Add" | "Sum") && maps >= 2
+        matches!(op(node), "Concat" | "Add" | "Sum") && maps >= 2 && split_conv(view, n).is_none()
     };
     if block.nodes.iter().any(|&n| merges_paths(n)) {
         return Err(SkipReason::ParallelPaths);
@@ -251,6 +252,8 @@ fn after_spatial_conv(block: &Block, cx: &Context) -> Result<Site, SkipReason> {
         .copied()
         .find(|&n| is_spatial_conv(view, n))
         .ok_or(SkipReason::NoSpatialConv)?;
+    // A part of a convolution split in groups: the whole convolution ends at its Concat.
+    let conv = unit_of_part(view, conv).unwrap_or(conv);
     let mut t = view
         .node(conv)
         .output

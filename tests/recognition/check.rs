@@ -119,7 +119,7 @@ fn arr<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
 // The checks
 
 /// One position of one export against the hand-derived landing.
-pub fn check_position(e: &Expect, exporter: &str, position: &str, lands: &[Land]) {
+fn check_position(e: &Expect, exporter: &str, position: &str, lands: &[Land]) {
     let name = format!("{}_{exporter}", e.net);
     let what = format!("{name} -p {position}");
     let j = report(&name, position);
@@ -223,7 +223,7 @@ fn summary(j: &Value) -> String {
 
 /// One run with `--init identity` and validation in tract at the standard position, written
 /// into a fresh folder: the output is kept, the files written are the model and its data file.
-pub fn check_identity_validated(e: &Expect, exporter: &str) {
+fn check_identity_validated(e: &Expect, exporter: &str) {
     let name = format!("{}_{exporter}", e.net);
     let dir = tempfile::tempdir().expect("temporary folder");
     let out = dir.path().join("out.onnx");
@@ -262,7 +262,7 @@ pub fn check_identity_validated(e: &Expect, exporter: &str) {
 }
 
 /// Every position of one export against the hand derivation.
-pub fn check_export(e: &Expect, exporter: &str) {
+fn check_export(e: &Expect, exporter: &str) {
     for (position, lands) in &e.positions {
         check_position(e, exporter, position, lands);
     }

@@ -24,6 +24,8 @@ mod residual;
 mod shuffle;
 mod units;
 
+pub use units::{split_conv, unit_of_part};
+
 pub use activation::{activation_after, after_activation, ACTIVATIONS};
 pub use block::{Block, BlockKind, Form, Shortcut};
 pub use naming::block_name;

@@ -4,10 +4,11 @@
 //! Concat: a unit. A plain Conv node is a unit of its own.
 
 use super::Cx;
+use crate::graph::GraphView;
 use crate::onnx::{attr_i, op};
 
 /// The parts of a split convolution.
-pub(super) struct SplitConv {
+pub struct SplitConv {
     /// The Conv node of each part.
     pub parts: Vec<usize>,
     /// The Split node, or the Slice nodes, that make the parts.
@@ -16,63 +17,73 @@ pub(super) struct SplitConv {
     pub input: String,
 }
 
+/// The split convolution Concat node `m` closes, if it closes one.
+pub fn split_conv(view: &GraphView, m: usize) -> Option<SplitConv> {
+    let node = view.node(m);
+    let axis = attr_i(node, "axis").unwrap_or(1);
+    if op(node) != "Concat" || node.input.len() < 2 || !(axis == 1 || axis == -3) {
+        return None;
+    }
+    let mut parts = Vec::new();
+    let mut splitters: Vec<usize> = Vec::new();
+    for i in &node.input {
+        let c = view.producer_node(i)?;
+        let only_m = matches!(view.consumers(i), [(r, _)] if *r == m);
+        if op(view.node(c)) != "Conv" || !only_m || view.is_graph_output(i) {
+            return None;
+        }
+        let s = view.producer_node(view.node(c).input.first()?)?;
+        if !matches!(op(view.node(s)), "Split" | "Slice") {
+            return None;
+        }
+        parts.push(c);
+        if !splitters.contains(&s) {
+            splitters.push(s);
+        }
+    }
+    let inputs: Vec<&String> = splitters
+        .iter()
+        .filter_map(|&s| view.node(s).input.first())
+        .collect();
+    let one_input = inputs.len() == splitters.len() && inputs.windows(2).all(|w| w[0] == w[1]);
+    let split = splitters.len() == 1 && op(view.node(splitters[0])) == "Split";
+    let slices =
+        splitters.len() == parts.len() && splitters.iter().all(|&s| op(view.node(s)) == "Slice");
+    if !one_input || !(split || slices) || !splitters_feed_only(view, &splitters, &parts) {
+        return None;
+    }
+    let input = inputs.first()?.to_string();
+    Some(SplitConv {
+        parts,
+        splitters,
+        input,
+    })
+}
+
+/// Whether every output of `splitters` is read by `parts` only.
+fn splitters_feed_only(view: &GraphView, splitters: &[usize], parts: &[usize]) -> bool {
+    splitters.iter().all(|&s| {
+        view.node(s).output.iter().all(|o| {
+            !view.is_graph_output(o) && view.consumers(o).iter().all(|(c, _)| parts.contains(c))
+        })
+    })
+}
+
+/// Whether Conv `c` is a part of a split convolution, and the Concat closing it.
+pub fn unit_of_part(view: &GraphView, c: usize) -> Option<usize> {
+    let out = view.node(c).output.first()?;
+    match view.consumers(out) {
+        [(m, _)] => split_conv(view, *m)
+            .is_some_and(|sc| sc.parts.contains(&c))
+            .then_some(*m),
+        _ => None,
+    }
+}
+
 impl Cx<'_, '_> {
     /// The split convolution Concat node `m` closes, if it closes one.
     pub(super) fn split_conv(&self, m: usize) -> Option<SplitConv> {
-        let view = self.view;
-        let node = view.node(m);
-        let axis = attr_i(node, "axis").unwrap_or(1);
-        if op(node) != "Concat" || node.input.len() < 2 || !(axis == 1 || axis == -3) {
-            return None;
-        }
-        let mut parts = Vec::new();
-        let mut splitters: Vec<usize> = Vec::new();
-        for i in &node.input {
-            let c = view.producer_node(i)?;
-            let only_m = matches!(view.consumers(i), [(r, _)] if *r == m);
-            if op(view.node(c)) != "Conv" || !only_m || view.is_graph_output(i) {
-                return None;
-            }
-            let s = view.producer_node(view.node(c).input.first()?)?;
-            if !matches!(op(view.node(s)), "Split" | "Slice") {
-                return None;
-            }
-            parts.push(c);
-            if !splitters.contains(&s) {
-                splitters.push(s);
-            }
-        }
-        let inputs: Vec<&String> = splitters
-            .iter()
-            .filter_map(|&s| view.node(s).input.first())
-            .collect();
-        let one_input = inputs.len() == splitters.len() && inputs.windows(2).all(|w| w[0] == w[1]);
-        let split = splitters.len() == 1 && op(view.node(splitters[0])) == "Split";
-        let slices = splitters.len() == parts.len()
-            && splitters.iter().all(|&s| op(view.node(s)) == "Slice");
-        if !one_input || !(split || slices) || !self.splitters_feed_only(&splitters, &parts) {
-            return None;
-        }
-        let input = inputs.first()?.to_string();
-        Some(SplitConv {
-            parts,
-            splitters,
-            input,
-        })
-    }
-
-    /// Whether every output of `splitters` is read by `parts` only.
-    fn splitters_feed_only(&self, splitters: &[usize], parts: &[usize]) -> bool {
-        splitters.iter().all(|&s| {
-            self.view.node(s).output.iter().all(|o| {
-                !self.view.is_graph_output(o)
-                    && self
-                        .view
-                        .consumers(o)
-                        .iter()
-                        .all(|(c, _)| parts.contains(c))
-            })
-        })
+        split_conv(self.view, m)
     }
 
     /// The Concat of the split convolution that Split / Slice node `s` opens, if it opens one.
@@ -88,13 +99,7 @@ impl Cx<'_, '_> {
 
     /// Whether Conv `c` is a part of a split convolution.
     pub(super) fn in_unit(&self, c: usize) -> bool {
-        let Some(out) = self.view.node(c).output.first() else {
-            return false;
-        };
-        match self.view.consumers(out) {
-            [(m, _)] => self.split_conv(*m).is_some_and(|sc| sc.parts.contains(&c)),
-            _ => false,
-        }
+        unit_of_part(self.view, c).is_some()
     }
 
     /// The Conv nodes of unit `n`: its parts for a split convolution, else `n` itself.
