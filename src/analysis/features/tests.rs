@@ -1,0 +1,96 @@
+//! Channels and layouts through the ops CNNs use, on graphs built with the shared builders.
+
+use super::*;
+use crate::testutil::{ints_attr, value_info, GraphBuilder};
+
+/// A channels-last section between NCHW convolutions, as ConvNeXt writes it, after an
+/// NHWC input as tf2onnx writes Keras models:
+///
+/// ```text
+/// x [1,8,8,3] ─ Transpose(0,3,1,2) ─ conv 3→8 ─ Transpose(0,2,3,1) ─ LayerNorm
+///   ─ MatMul [8,32] ─ MatMul [32,8] ─ Transpose(0,3,1,2) ─ Concat(axis 1, with the conv)
+/// ```
+/// The convolution writes its channels on axis 1 whatever its input's layout; the Linear
+/// layers act on the last axis, where the permute put the channels: 8 → 32 → 8; the Concat
+/// gathers 8 + 8.
+#[test]
+fn channels_follow_the_channel_axis() {
+    let mut g = GraphBuilder::new(3);
+    g.graph.input = vec![value_info("input", 1, &[1, 8, 8, 3])];
+    let x = g.node(
+        "Transpose",
+        &["input"],
+        vec![ints_attr("perm", &[0, 3, 1, 2])],
+    );
+    let c = g.conv(&x, 3, 8, 3, 1);
+    let t = g.node("Transpose", &[&c], vec![ints_attr("perm", &[0, 2, 3, 1])]);
+    let scale = g.weight(&[8]);
+    let n = g.node("LayerNormalization", &[&t, &scale], vec![]);
+    let w1 = g.weight(&[8, 32]);
+    let up = g.node("MatMul", &[&n, &w1], vec![]);
+    let w2 = g.weight(&[32, 8]);
+    let down = g.node("MatMul", &[&up, &w2], vec![]);
+    let back = g.node(
+        "Transpose",
+        &[&down],
+        vec![ints_attr("perm", &[0, 3, 1, 2])],
+    );
+    let cat = g.concat(&[&c, &back]);
+    let graph = g.finish(&cat);
+    let view = GraphView::new(&graph).expect("well formed");
+    let f = Features::new(&view);
+    assert_eq!(f.channels(&c), Some(8));
+    assert_eq!(f.get(&c).map(|f| f.layout.axis), Some(1));
+    assert_eq!(f.get(&n).map(|f| f.layout.axis), Some(3));
+    assert_eq!(f.channels(&up), Some(32));
+    assert_eq!(f.channels(&down), Some(8));
+    assert_eq!(f.channels(&cat), Some(16));
+}
+
+/// A LayerNorm over the channels written out, as opset-13 exports write it: the means over
+/// the channel axis are one channel, broadcast back to the map's 8.
+#[test]
+fn a_written_out_layer_norm_keeps_the_channels() {
+    let mut g = GraphBuilder::new(3);
+    let x = g.conv("input", 3, 8, 1, 1);
+    let keep_c = vec![ints_attr("axes", &[1])];
+    let mean = g.node("ReduceMean", &[&x], keep_c.clone());
+    let xc = g.node("Sub", &[&x, &mean], vec![]);
+    let sq = g.node("Mul", &[&xc, &xc], vec![]);
+    let var = g.node("ReduceMean", &[&sq], keep_c);
+    let std = g.node("Sqrt", &[&var], vec![]);
+    let y = g.node("Div", &[&xc, &std], vec![]);
+    let graph = g.finish(&y);
+    let view = GraphView::new(&graph).expect("well formed");
+    let f = Features::new(&view);
+    assert_eq!(f.channels(&mean), Some(1));
+    assert_eq!(f.channels(&xc), Some(8));
+    assert_eq!(f.channels(&std), Some(1));
+    assert_eq!(f.channels(&y), Some(8));
+}
+
+/// Axes as hostile files write them: negative from the end, and near the ends of i64.
+#[test]
+fn channel_axes_from_either_end() {
+    let nchw = Layout::NCHW;
+    assert!(nchw.is_channel_axis(1) && nchw.is_channel_axis(-3));
+    assert!(!nchw.is_channel_axis(3) && !nchw.is_channel_axis(-1));
+    assert!(!nchw.is_channel_axis(i64::MAX) && !nchw.is_channel_axis(i64::MIN));
+}
+
+/// Broadcasting takes every operand's size on the channel axis: a 1-channel map times a
+/// 4-channel one is 4 channels, whichever comes first; 2 and 4 do not broadcast.
+#[test]
+fn broadcasting_takes_the_broadcast_channels() {
+    let mut g = GraphBuilder::new(3);
+    let one = g.conv("input", 3, 1, 1, 1);
+    let four = g.conv("input", 3, 4, 1, 1);
+    let two = g.conv("input", 3, 2, 1, 1);
+    let a = g.node("Mul", &[&one, &four], vec![]);
+    let b = g.node("Add", &[&two, &four], vec![]);
+    let graph = g.finish(&a);
+    let view = GraphView::new(&graph).expect("well formed");
+    let f = Features::new(&view);
+    assert_eq!(f.channels(&a), Some(4));
+    assert_eq!(f.channels(&b), None);
+}
