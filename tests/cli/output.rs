@@ -331,3 +331,50 @@ fn stdout_full_or_closed() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stderr(&o), "");
 }
+
+// ------------------------------------------------------------------------------------------------
+// Outputs that must not be replaced
+
+/// Every path the run would write is checked against every path it reads: an input model
+/// named `x.onnx.data` is the data file of an output `x.onnx`, and is never replaced.
+#[test]
+fn the_output_data_file_never_replaces_the_input_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let copied = copy_fixture("resnet_basic_dynamo", dir.path());
+    let input = dir.path().join("x.onnx.data");
+    std::fs::rename(&copied, &input).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    let out = dir.path().join("x.onnx");
+    let o = run([input.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+    assert_error(&o, &["x.onnx.data", "input model"]);
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        before,
+        "the input is untouched"
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
+/// An output that exists and is not a regular file (a FIFO here; a device alike) or is
+/// read-only is refused and left as it is.
+#[test]
+fn special_and_read_only_outputs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = copy_fixture("resnet_basic_ts", dir.path());
+    let fifo = dir.path().join("fifo.onnx");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if made.is_ok_and(|s| s.success()) {
+        let o = run([model.as_os_str(), "-o".as_ref(), fifo.as_os_str()]);
+        assert_error(&o, &["fifo.onnx", "not a regular file"]);
+        let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+        assert!(!kind.is_file(), "the FIFO is still a FIFO");
+    }
+    let kept = dir.path().join("kept.onnx");
+    std::fs::write(&kept, b"keep me").unwrap();
+    let mut perms = std::fs::metadata(&kept).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&kept, perms).unwrap();
+    let o = run([model.as_os_str(), "-o".as_ref(), kept.as_os_str()]);
+    assert_error(&o, &["kept.onnx", "read-only"]);
+    assert_eq!(std::fs::read(&kept).unwrap(), b"keep me");
+}
