@@ -477,3 +477,25 @@ fn older_converters_sum_merges_batchnorm_and_computed_weights() {
         );
     }
 }
+
+/// A data file that is a FIFO is refused at once (reading it would block), and a tensor of an
+/// undefined element type is refused (its size could not be checked).
+#[test]
+fn fifo_data_and_undefined_element_types_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = copy_fixture("resnet_basic_dynamo", dir.path());
+    let data = dir.path().join("resnet_basic_dynamo.onnx.data");
+    std::fs::remove_file(&data).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&data).status();
+    if made.is_ok_and(|s| s.success()) {
+        assert_error(&run_on(&model, &[]), &["not a regular file"]);
+    }
+    let mut m = residual_model(DataType::Float as i32);
+    let g = m.graph.as_mut().unwrap();
+    g.initializer[0].data_type = Some(DataType::Undefined as i32);
+    let p = write(dir.path(), "undefined.onnx", &m.encode_to_vec());
+    assert_error(
+        &run_on(&p, &[]),
+        &["undefined.onnx", "not an ONNX element type"],
+    );
+}

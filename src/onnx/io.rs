@@ -125,6 +125,9 @@ pub fn from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
 fn check_tensor_size(t: &TensorProto) -> Result<()> {
     let n = element_count(&t.dims)?;
     let dt = t.data_type.unwrap_or(0);
+    if !matches!(DataType::try_from(dt), Ok(d) if d != DataType::Undefined) {
+        bail!("element type {dt} is not an ONNX element type");
+    }
     if let (Some(raw), Some(size)) = (&t.raw_data, element_size(dt)) {
         let need = n
             .checked_mul(size as u64)
@@ -192,6 +195,14 @@ fn resolve_external(
     let offset = parse("offset")?.unwrap_or(0);
     let length = parse("length")?;
     if !files.contains_key(&file) {
+        // Only a regular file is read: a FIFO would block, a device never end.
+        let regular = std::fs::metadata(&file).is_ok_and(|m| m.is_file());
+        if !regular && file.exists() {
+            bail!(
+                "external data file '{}' is not a regular file",
+                file.display()
+            );
+        }
         let bytes = std::fs::read(&file)
             .with_context(|| format!("cannot read external data file '{}'", file.display()))?;
         files.insert(file.clone(), Bytes::from(bytes));

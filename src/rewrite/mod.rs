@@ -94,8 +94,9 @@ pub fn splice(view: &GraphView, analysis: &Analysis, opts: &SeOptions) -> Result
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let mut patch = Patch::default();
     let mut decisions = Vec::with_capacity(analysis.blocks.len());
-    // The block of each planned insert.
+    // The block of each planned insert, and the parameters planned so far.
     let mut planned: Vec<usize> = Vec::new();
+    let mut added = 0u64;
     for (i, block) in analysis.blocks.iter().enumerate() {
         let placed =
             place(view, analysis, i, opts).and_then(|site| match patch.taken_by(view, &site) {
@@ -117,7 +118,7 @@ pub fn splice(view: &GraphView, analysis: &Analysis, opts: &SeOptions) -> Result
             }
         };
         let c = site.channels();
-        se::check_size(c, opts, site.tensor())?;
+        added = added.saturating_add(se::check_size(c, opts, site.tensor(), added)?);
         let se = se::build(
             &format!("{}/se", block.name),
             c,
@@ -369,6 +370,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A block within the per-block bound (2^29) past the total bound (2^28): an error before
+    /// any weight is drawn. 12,000 channels at r = 1 with biases: 2·12000² + 2·12000 =
+    /// 288,024,000 parameters.
+    #[test]
+    fn the_total_of_added_parameters_is_bounded() {
+        let mut g = GraphBuilder::new(12_000);
+        let x = g.basic("input", 12_000, 12_000, false);
+        let g = g.finish(&x);
+        let view = GraphView::new(&g).unwrap();
+        let a = analyse(&view).unwrap();
+        let mut o = opts(Position::Standard, true);
+        o.ratio = 1;
+        let err = splice(&view, &a, &o).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("288024000 parameters or more")));
     }
 
     #[test]

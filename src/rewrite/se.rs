@@ -81,15 +81,27 @@ fn normal(rng: &mut ChaCha8Rng, n: usize, std: f32) -> Vec<f32> {
     (0..n).map(|_| dist.sample(rng)).collect()
 }
 
-/// Refuses an SE block too large for any CNN feature map, before anything is allocated.
-pub fn check_size(channels: usize, opts: &SeOptions, at: &str) -> Result<()> {
+/// Most parameters all SE blocks of one model may add together: 2^28 (1 GiB of f32), above
+/// any CNN's SE even at r = 1 (ResNet-152: about 105M); more means a malformed model.
+pub const MAX_TOTAL_PARAMS: u64 = 1 << 28;
+
+/// Refuses an SE block too large for any CNN feature map, or one that would take the SE blocks
+/// so far (`added` parameters) past [`MAX_TOTAL_PARAMS`], before anything is allocated. Returns
+/// the block's parameters.
+pub fn check_size(channels: usize, opts: &SeOptions, at: &str, added: u64) -> Result<u64> {
     let params = block_params(channels, hidden_width(channels, opts.ratio), opts.bias);
     if params > MAX_BLOCK_PARAMS {
         anyhow::bail!(
             "an SE block on {channels} channels at '{at}' would hold {params} parameters; that is not a CNN feature map"
         );
     }
-    Ok(())
+    let total = added.saturating_add(params);
+    if total > MAX_TOTAL_PARAMS {
+        anyhow::bail!(
+            "the SE blocks would add {total} parameters or more by '{at}' (at most {MAX_TOTAL_PARAMS}); that is not a CNN"
+        );
+    }
+    Ok(params)
 }
 
 /// An SE block being written: nodes and weights under the names they ask for.
