@@ -100,15 +100,8 @@ fn check_stages(j: &Value, fam: &Fam, lands: &[Land], what: &str) {
     for (i, (s, &(kind, n, c))) in stages.iter().zip(fam.stages).enumerate() {
         let index = i as u64 + 1;
         let what = format!("{what}: stage {index} {s}");
-        let mine: Vec<Land> = fam
-            .blocks
-            .iter()
-            .zip(lands)
-            .filter(|(b, _)| b.0 == index)
-            .map(|(_, l)| *l)
-            .collect();
-        let injected = mine.iter().filter(|l| matches!(l, At(..))).count() as u64;
-        let formula = (2 * injected * c * c) as f64 / 16.0;
+        let (mine, injected, formula) =
+            stage_landing(fam.blocks.iter().map(|b| b.0), lands, index, c);
         assert_eq!(u(s, "index"), index, "{what}");
         assert_eq!(s["kind"], kind, "{what}");
         assert_eq!(u(s, "blocks"), n, "{what}");
@@ -133,22 +126,7 @@ fn check_blocks(j: &Value, fam: &Fam, lands: &[Land], what: &str) {
         assert_eq!(b["kind"], fam.stages[stage as usize - 1].0, "{what}");
         assert_eq!(b["merge"], merge, "{what}");
         assert_eq!(b["existing_se"], Value::Bool(existing), "{what}");
-        match *land {
-            At(c, h) => {
-                assert_eq!(b["injected"], Value::Bool(true), "{what}");
-                assert!(b["skipped"].is_null(), "{what}");
-                assert_eq!((u(b, "channels"), u(b, "hidden")), (c, h), "{what}");
-                assert_eq!(u(b, "added_params"), se(c, h), "{what}");
-            }
-            Skip(reason) => {
-                assert_eq!(b["injected"], Value::Bool(false), "{what}");
-                let why = b["skipped"].as_str().unwrap_or("");
-                assert!(why.contains(reason), "{what}: skipped '{why}'");
-                assert_eq!(u(b, "channels"), channels, "{what}");
-                assert_eq!(u(b, "hidden"), 0, "{what}");
-                assert_eq!(u(b, "added_params"), 0, "{what}");
-            }
-        }
+        check_landing(b, *land, channels, &what);
     }
 }
 

@@ -234,3 +234,73 @@ pub fn float_params(graph: &se_inject::onnx::GraphProto) -> u64 {
         .map(|t| t.dims.iter().product::<i64>() as u64)
         .sum()
 }
+
+/// Parameters of one SE block on C channels with hidden width h (with biases).
+pub fn se(c: u64, h: u64) -> u64 {
+    2 * c * h + h + c
+}
+
+/// Where SE lands in one block at one position.
+#[derive(Debug, Clone, Copy)]
+pub enum Land {
+    /// Injected on a tensor of C channels with hidden width h.
+    At(u64, u64),
+    /// Skipped; the reason contains this text.
+    Skip(&'static str),
+}
+
+impl Land {
+    /// Parameters SE adds in this block.
+    pub fn added(self) -> u64 {
+        match self {
+            Land::At(c, h) => se(c, h),
+            Land::Skip(_) => 0,
+        }
+    }
+}
+
+/// Parameters SE adds over these blocks.
+pub fn added(lands: &[Land]) -> u64 {
+    lands.iter().map(|l| l.added()).sum()
+}
+
+/// One block row of a JSON report against where SE lands in it; `channels`: the block's output
+/// channels, which a skipped block reports.
+pub fn check_landing(b: &serde_json::Value, land: Land, channels: u64, what: &str) {
+    use serde_json::Value;
+    match land {
+        Land::At(c, h) => {
+            assert_eq!(b["injected"], Value::Bool(true), "{what}");
+            assert!(b["skipped"].is_null(), "{what}");
+            assert_eq!((u(b, "channels"), u(b, "hidden")), (c, h), "{what}");
+            assert_eq!(u(b, "added_params"), se(c, h), "{what}");
+        }
+        Land::Skip(reason) => {
+            assert_eq!(b["injected"], Value::Bool(false), "{what}");
+            let why = b["skipped"].as_str().unwrap_or("");
+            assert!(why.contains(reason), "{what}: skipped '{why}'");
+            assert_eq!(u(b, "channels"), channels, "{what}");
+            assert_eq!(u(b, "hidden"), 0, "{what}");
+            assert_eq!(u(b, "added_params"), 0, "{what}");
+        }
+    }
+}
+
+/// Of `lands` (one per block, the blocks in stages `stages`), those in stage `index`: how many
+/// get SE, and the paper's (2/16)·N·C² for them on `channels`.
+pub fn stage_landing(
+    stages: impl IntoIterator<Item = u64>,
+    lands: &[Land],
+    index: u64,
+    channels: u64,
+) -> (Vec<Land>, u64, f64) {
+    let mine: Vec<Land> = stages
+        .into_iter()
+        .zip(lands)
+        .filter(|(s, _)| *s == index)
+        .map(|(_, l)| *l)
+        .collect();
+    let injected = mine.iter().filter(|l| matches!(l, Land::At(..))).count() as u64;
+    let formula = (2 * injected * channels * channels) as f64 / 16.0;
+    (mine, injected, formula)
+}

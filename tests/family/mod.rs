@@ -16,34 +16,7 @@ mod plain;
 mod se_resnet;
 mod shuffle;
 
-/// Parameters of one SE block on C channels with hidden width h (with biases).
-pub fn se(c: u64, h: u64) -> u64 {
-    2 * c * h + h + c
-}
-
-/// Where SE lands in one block at one position.
-#[derive(Debug, Clone, Copy)]
-pub enum Land {
-    /// Injected on a tensor of C channels with hidden width h.
-    At(u64, u64),
-    /// Skipped; the reason contains this text.
-    Skip(&'static str),
-}
-
-impl Land {
-    /// Parameters SE adds in this block.
-    pub fn added(self) -> u64 {
-        match self {
-            Land::At(c, h) => se(c, h),
-            Land::Skip(_) => 0,
-        }
-    }
-}
-
-/// Parameters SE adds over these blocks.
-pub fn added(lands: &[Land]) -> u64 {
-    lands.iter().map(|l| l.added()).sum()
-}
+pub use super::common::{added, se, Land};
 
 pub const NO_IDENTITY: &str = "identity has no meaning";
 pub const NO_INNER: &str = "inner has no meaning";

@@ -7,28 +7,8 @@ use std::process::{Command, Output};
 // ------------------------------------------------------------------------------------------------
 // Expected numbers, by hand
 
-/// Parameters of one SE block on C channels with hidden width h (with biases).
-pub fn se(c: u64, h: u64) -> u64 {
-    2 * c * h + h + c
-}
-
-/// Parameters SE adds to the blocks of one landing.
-pub fn added(lands: &[Land]) -> u64 {
-    lands
-        .iter()
-        .map(|l| if let At(c, h) = l { se(*c, *h) } else { 0 })
-        .sum()
-}
-
-/// Where SE lands in one block at one position.
-#[derive(Debug, Clone, Copy)]
-pub enum Land {
-    /// Injected on a tensor of C channels with hidden width h.
-    At(u64, u64),
-    /// Skipped; the reason contains this text.
-    Skip(&'static str),
-}
-use Land::{At, Skip};
+pub use crate::common::Land;
+use crate::common::{added, arr, check_landing, f, stage_landing, u};
 
 pub const NO_IDENTITY: &str = "identity has no meaning";
 /// An inverted residual without its Add, at identity.
@@ -97,24 +77,6 @@ fn report(name: &str, position: &str) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{what}: stdout is not JSON ({e})"))
 }
 
-fn u(v: &Value, key: &str) -> u64 {
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("'{key}' is not an unsigned integer in {v}"))
-}
-
-fn f(v: &Value, key: &str) -> f64 {
-    v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("'{key}' is not a number in {v}"))
-}
-
-fn arr<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
-    v[key]
-        .as_array()
-        .unwrap_or_else(|| panic!("'{key}' is not an array in {v}"))
-}
-
 // ------------------------------------------------------------------------------------------------
 // The checks
 
@@ -154,16 +116,9 @@ fn check_stages(j: &Value, e: &Expect, lands: &[Land], what: &str) {
     let mut formula_total = 0.0;
     for (i, (s, &(_, _, c))) in stages.iter().zip(&e.stages).enumerate() {
         let index = i as u64 + 1;
-        let mine: Vec<Land> = e
-            .blocks
-            .iter()
-            .zip(lands)
-            .filter(|(b, _)| b.0 == index)
-            .map(|(_, l)| *l)
-            .collect();
-        let injected = mine.iter().filter(|l| matches!(l, At(..))).count() as u64;
+        let (mine, injected, formula) =
+            stage_landing(e.blocks.iter().map(|b| b.0), lands, index, c);
         let added = added(&mine);
-        let formula = (2 * injected * c * c) as f64 / 16.0;
         assert_eq!(u(s, "injected"), injected, "{what}: stage {index}");
         assert_eq!(u(s, "added_params"), added, "{what}: stage {index}");
         assert_eq!(f(s, "formula_params"), formula, "{what}: stage {index}");
@@ -185,21 +140,7 @@ fn check_blocks(j: &Value, e: &Expect, lands: &[Land], what: &str) {
         assert_eq!(b["merge"], merge, "{what}");
         assert_eq!(b["projection"], Value::Bool(projection), "{what}");
         assert_eq!(b["existing_se"], Value::Bool(false), "{what}");
-        match *land {
-            At(c, h) => {
-                assert_eq!(b["injected"], Value::Bool(true), "{what}");
-                assert!(b["skipped"].is_null(), "{what}");
-                assert_eq!((u(b, "channels"), u(b, "hidden")), (c, h), "{what}");
-                assert_eq!(u(b, "added_params"), se(c, h), "{what}");
-            }
-            Skip(reason) => {
-                assert_eq!(b["injected"], Value::Bool(false), "{what}");
-                let why = b["skipped"].as_str().unwrap_or("");
-                assert!(why.contains(reason), "{what}: skipped '{why}'");
-                assert_eq!(u(b, "channels"), channels, "{what}");
-                assert_eq!(u(b, "added_params"), 0, "{what}");
-            }
-        }
+        check_landing(b, *land, channels, &what);
     }
 }
 
