@@ -7,7 +7,9 @@
 
 use super::options::Position;
 use super::patch::Site;
-use crate::analysis::blocks::{after_activation, split_conv, unit_of_part, Block, BlockKind, Form};
+use crate::analysis::blocks::{
+    after_activation, split_conv, tail, unit_of_part, Block, BlockKind, Form,
+};
 use crate::analysis::features::{is_spatial_conv, Features};
 use crate::graph::GraphView;
 use crate::onnx::op;
@@ -254,23 +256,8 @@ fn after_spatial_conv(block: &Block, cx: &Context) -> Result<Site, SkipReason> {
         .ok_or(SkipReason::NoSpatialConv)?;
     // A part of a convolution split in groups: the whole convolution ends at its Concat.
     let conv = unit_of_part(view, conv).unwrap_or(conv);
-    let mut t = view
-        .node(conv)
-        .output
-        .first()
-        .map(String::as_str)
-        .ok_or(SkipReason::NoSpatialConv)?;
-    if let [(n, 0)] = view.consumers(t) {
-        if op(view.node(*n)) == "BatchNormalization" {
-            t = view
-                .node(*n)
-                .output
-                .first()
-                .map(String::as_str)
-                .unwrap_or(t);
-        }
-    }
-    let t = after_activation(view, t);
+    let (_, t, _) = tail(view, conv);
+    let t = t.as_str();
     let consumers = view.consumers(t).to_vec();
     if t == block.output {
         return Err(SkipReason::InnerIsStandard);

@@ -1,4 +1,5 @@
 //! Activations: what closes a convolution in a chain, and what directly follows a tensor.
+//! Also what follows a convolution: its normalisation and activation.
 
 use crate::graph::GraphView;
 use crate::onnx::op;
@@ -56,4 +57,32 @@ pub fn activation_after<'a>(view: &GraphView<'a>, t: &str) -> Option<(Vec<usize>
 /// The tensor after `t`'s activation when one directly follows it, else `t`.
 pub fn after_activation<'a>(view: &GraphView<'a>, t: &'a str) -> &'a str {
     activation_after(view, t).map_or(t, |(_, out)| out)
+}
+
+/// The single reader of `t` when it is one of `ops` (and `t` is not a graph output).
+pub fn next_if(view: &GraphView, t: &str, ops: &[&str]) -> Option<usize> {
+    if view.is_graph_output(t) {
+        return None;
+    }
+    match view.consumers(t) {
+        [(n, 0)] if ops.contains(&op(view.node(*n))) => Some(*n),
+        _ => None,
+    }
+}
+
+/// From the output of node `conv`: an optional BatchNormalization, then an optional activation.
+/// Returns the nodes (`conv` first), the last tensor, and whether an activation closed it.
+pub fn tail(view: &GraphView, conv: usize) -> (Vec<usize>, String, bool) {
+    let mut nodes = vec![conv];
+    let first = |n: usize| view.node(n).output.first().cloned().unwrap_or_default();
+    let mut t = first(conv);
+    if let Some(bn) = next_if(view, &t, &["BatchNormalization"]) {
+        nodes.push(bn);
+        t = first(bn);
+    }
+    if let Some((act, out)) = activation_after(view, &t) {
+        nodes.extend(act);
+        return (nodes, out.to_string(), true);
+    }
+    (nodes, t, false)
 }

@@ -2,7 +2,7 @@
 //! depthwise → project 1×1, found around depthwise convolutions no other block covers. Each of
 //! the three may be a convolution split in groups (MixNet).
 
-use super::{Block, BlockKind, Cx};
+use super::{tail, Block, BlockKind, Cx};
 use crate::onnx::op;
 use petgraph::algo::dominators::Dominators;
 use petgraph::graph::NodeIndex;
@@ -29,9 +29,13 @@ impl Cx<'_, '_> {
             }
             match op(self.view.node(n)) {
                 "Conv" => return Some(n),
-                "Split" | "Slice" if self.opened_by(n).is_some() => return self.opened_by(n),
+                "Split" | "Slice" => match self.opened_by(n) {
+                    Some(unit) => return Some(unit),
+                    None if op(self.view.node(n)) == "Split" => return None,
+                    None => {}
+                },
                 "Concat" if self.split_conv(n).is_some() => return Some(n),
-                "Concat" | "Add" | "Sum" | "Split" => return None,
+                "Concat" | "Add" | "Sum" => return None,
                 _ => {}
             }
         }
@@ -73,7 +77,7 @@ impl Cx<'_, '_> {
                 nodes.extend(expansion);
                 input = before;
             }
-            let (pw_nodes, t, _) = self.tail(p);
+            let (pw_nodes, t, _) = tail(self.view, p);
             nodes.extend(pw_nodes);
             nodes.extend(self.unit_nodes(p));
             if let Some(b) = self.chain_block(BlockKind::InvertedResidual, nodes, input, t) {

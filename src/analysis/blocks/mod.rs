@@ -26,7 +26,7 @@ mod units;
 
 pub use units::{split_conv, unit_of_part};
 
-pub use activation::{activation_after, after_activation, ACTIVATIONS};
+pub use activation::{activation_after, after_activation, next_if, tail, ACTIVATIONS};
 pub use block::{Block, BlockKind, Form, Shortcut};
 pub use naming::block_name;
 pub use rejection::Rejection;
@@ -68,15 +68,7 @@ pub fn detect(view: &GraphView, feats: &Features, gates: &[super::existing::SeGa
     }
     // Parallel paths of one input merged by a chain of Adds (RepVGG's 3×3 + 1×1 + identity):
     // the inner merge is part of the outer block.
-    let nested = |b: &Block, of: &Block| {
-        b.input == of.input && b.merge().is_some_and(|m| of.nodes.contains(&m))
-    };
-    let all = std::mem::take(&mut det.blocks);
-    det.blocks = all
-        .iter()
-        .filter(|b| !all.iter().any(|o| nested(b, o)))
-        .cloned()
-        .collect();
+    det.blocks = outermost(std::mem::take(&mut det.blocks), true);
     let mut modules = Vec::new();
     for &m in &order {
         if op(view.node(m)) == "Concat" {
@@ -92,13 +84,8 @@ pub fn detect(view: &GraphView, feats: &Features, gates: &[super::existing::SeGa
     }
     // A module whose Concat lies inside a bigger module (Inception v3's split 1×3 / 3×1
     // branches), or a dense-layer Concat inside its dense block, is part of that block.
-    let inside = |b: &Block, of: &Block| b.merge().is_some_and(|m| of.nodes.contains(&m));
-    let outer: Vec<Block> = modules
-        .iter()
-        .filter(|b| !modules.iter().any(|o| inside(b, o)))
-        .cloned()
-        .collect();
-    det.blocks.extend(cx.join_dense_runs(outer));
+    det.blocks
+        .extend(cx.join_dense_runs(outermost(modules, false)));
     if !det.blocks.is_empty() {
         let more = cx.inverted_without_merge(&det.blocks);
         det.blocks.extend(more);
@@ -110,6 +97,23 @@ pub fn detect(view: &GraphView, feats: &Features, gates: &[super::existing::SeGa
             .map_or_else(|| end_rank(view, &b.end), |m| view.rank[m])
     });
     det
+}
+
+/// `blocks` without those whose merge lies in another one's transformation (with
+/// `same_input`, another starting from the same tensor): they are part of it.
+fn outermost(blocks: Vec<Block>, same_input: bool) -> Vec<Block> {
+    let inside = |b: &Block, of: &Block| {
+        (!same_input || b.input == of.input) && b.merge().is_some_and(|m| of.nodes.contains(&m))
+    };
+    let keep: Vec<bool> = blocks
+        .iter()
+        .map(|b| !blocks.iter().any(|o| inside(b, o)))
+        .collect();
+    blocks
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(b, k)| k.then_some(b))
+        .collect()
 }
 
 fn end_rank(view: &GraphView, t: &str) -> usize {
@@ -264,33 +268,6 @@ impl Cx<'_, '_> {
                     .is_some_and(|d| d.len() > 2 && d.iter().skip(2).all(|&k| k == 1))
         };
         self.unit_convs(n).into_iter().all(pointwise)
-    }
-
-    /// The single consumer of `t` when it is one of `ops` (and `t` is not a graph output).
-    fn next_if(&self, t: &str, ops: &[&str]) -> Option<usize> {
-        if self.view.is_graph_output(t) {
-            return None;
-        }
-        match self.view.consumers(t) {
-            [(n, 0)] if ops.contains(&op(self.view.node(*n))) => Some(*n),
-            _ => None,
-        }
-    }
-
-    /// From the output of a convolution: optional normalisation, optional activation. Returns the
-    /// nodes and the last tensor, and whether an activation closed the chain.
-    fn tail(&self, conv: usize) -> (Vec<usize>, String, bool) {
-        let mut nodes = vec![conv];
-        let mut t = self.view.node(conv).output[0].clone();
-        if let Some(bn) = self.next_if(&t, &["BatchNormalization"]) {
-            nodes.push(bn);
-            t = self.view.node(bn).output[0].clone();
-        }
-        if let Some((act, out)) = activation_after(self.view, &t) {
-            nodes.extend(act);
-            return (nodes, out.to_string(), true);
-        }
-        (nodes, t, false)
     }
 
     /// Element type of feature map `t` (FLOAT when unknown).

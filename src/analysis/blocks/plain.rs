@@ -2,7 +2,7 @@
 //! activation; a depthwise convolution with its activation and the pointwise one after it make
 //! one block.
 
-use super::{Block, BlockKind, Cx};
+use super::{next_if, tail, Block, BlockKind, Cx};
 use crate::onnx::op;
 use std::collections::HashSet;
 
@@ -17,16 +17,14 @@ impl Cx<'_, '_> {
                 continue;
             }
             let input = view.node(c).input[0].clone();
-            let (mut nodes, mut t, act) = self.tail(c);
+            let (mut nodes, mut t, act) = tail(self.view, c);
             if !act {
                 continue;
             }
             if self.is_depthwise(c) {
-                if let Some(p) = self
-                    .next_if(&t, &["Conv"])
-                    .filter(|&p| self.is_pointwise(p))
+                if let Some(p) = next_if(self.view, &t, &["Conv"]).filter(|&p| self.is_pointwise(p))
                 {
-                    let (pw, t2, act2) = self.tail(p);
+                    let (pw, t2, act2) = tail(self.view, p);
                     if act2 {
                         nodes.extend(pw);
                         t = t2;
