@@ -4,7 +4,9 @@ pub mod blocks;
 #[cfg(test)]
 mod detect_tests;
 pub mod existing;
+pub mod facts;
 pub mod features;
+pub mod ops;
 pub mod shapes;
 pub mod stages;
 

@@ -114,7 +114,14 @@ mod tests {
         let c = g.conv(&b, cout / 4, cout, 1, 1);
         let short = match (cin != cout, last) {
             (true, _) => g.conv(x, cin, cout, 1, 1),
-            (false, true) => g.node("MaxPool", &[x], vec![strides2()]),
+            (false, true) => g.node(
+                "MaxPool",
+                &[x],
+                vec![
+                    crate::testutil::ints_attr("kernel_shape", &[1, 1]),
+                    strides2(),
+                ],
+            ),
             (false, false) => x.to_string(),
         };
         g.add(&c, &short)

@@ -26,7 +26,7 @@ pub fn macs(view: &GraphView, shapes: &Shapes) -> Result<u64, String> {
         if !COUNTED.contains(&op(node)) {
             continue;
         }
-        match node_macs(view, shapes, node) {
+        match node_macs(shapes, node) {
             Some(c) => total = total.saturating_add(c as u64),
             None => {
                 return Err(format!(
@@ -46,18 +46,18 @@ pub fn macs(view: &GraphView, shapes: &Shapes) -> Result<u64, String> {
 }
 
 /// MACs of one counted node; None when its shapes are unknown or the count overflows.
-fn node_macs(view: &GraphView, shapes: &Shapes, node: &NodeProto) -> Option<usize> {
+fn node_macs(shapes: &Shapes, node: &NodeProto) -> Option<usize> {
     let out = || node.output.first().and_then(|o| shapes.get(o));
-    let dims = |d: &[i64]| product(d.iter().map(|&v| usize::try_from(v).unwrap_or(usize::MAX)));
+    let dims = |d: &[usize]| product(d.iter().copied());
     match op(node) {
         // Every output element sums C_in/group · kernel products.
         "Conv" => {
-            let w = view.constant_dims(node.input.get(1)?)?;
+            let w = shapes.get(node.input.get(1)?)?;
             product(out()?.iter().copied())?.checked_mul(dims(w.get(1..)?)?)
         }
         // Every input element spreads over C_out/group · kernel outputs.
         "ConvTranspose" => {
-            let w = view.constant_dims(node.input.get(1)?)?;
+            let w = shapes.get(node.input.get(1)?)?;
             let x = shapes.get(node.input.first()?)?;
             product(x.iter().copied())?.checked_mul(dims(w.get(1..)?)?)
         }

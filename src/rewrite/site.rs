@@ -252,7 +252,7 @@ fn after_spatial_conv(block: &Block, cx: &Context) -> Result<Site, SkipReason> {
         .nodes
         .iter()
         .copied()
-        .find(|&n| is_spatial_conv(view, n))
+        .find(|&n| is_spatial_conv(cx.feats, view, n))
         .ok_or(SkipReason::NoSpatialConv)?;
     // A part of a convolution split in groups: the whole convolution ends at its Concat.
     let conv = unit_of_part(view, conv).unwrap_or(conv);

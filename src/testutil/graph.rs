@@ -103,16 +103,14 @@ impl GraphBuilder {
         name
     }
 
-    /// Conv with a k×k kernel (and bias) from `cin` to `cout` channels, in `group` groups.
+    /// Conv with a k×k kernel (and bias) from `cin` to `cout` channels, in `group` groups,
+    /// padded to keep the map's size (for odd k).
     pub fn conv(&mut self, x: &str, cin: i64, cout: i64, k: i64, group: i64) -> String {
         let w = self.weight(&[cout, cin / group, k, k]);
         let b = self.weight(&[cout]);
         let attrs = vec![
-            AttributeProto {
-                name: Some("kernel_shape".into()),
-                ints: vec![k, k],
-                ..Default::default()
-            },
+            ints_attr("kernel_shape", &[k, k]),
+            ints_attr("pads", &[k / 2; 4]),
             int_attr("group", group),
         ];
         self.node("Conv", &[x, &w, &b], attrs)

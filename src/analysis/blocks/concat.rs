@@ -26,7 +26,10 @@ impl Cx<'_, '_> {
         if self.split_conv(m).is_some() {
             return Ok(None); // one convolution split in groups, not a module
         }
-        if self.feats.channels(&node.output[0]).is_none() {
+        let Some(out) = node.output.first() else {
+            return Ok(None);
+        };
+        if self.feats.channels(out).is_none() {
             return Err(Rejection::UnknownChannels);
         }
         let (fork, fork_node) = self.fork(m, &inputs)?;

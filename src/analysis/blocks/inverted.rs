@@ -99,7 +99,7 @@ impl Cx<'_, '_> {
         let e = self
             .conv_before(d)
             .filter(|&e| self.is_pointwise(e) && !covered(e))?;
-        let e_out = &view.node(e).output[0];
+        let e_out = view.node(e).output.first()?;
         let before = self.region(d_in, e_out, Some(e)).ok()?;
         let only_feeds_d =
             before.iter().all(|&n| op(view.node(n)) != "Conv") && self.conv_after(e) == Some(d);

@@ -253,7 +253,7 @@ impl Cx<'_, '_> {
             let node = self.view.node(c);
             op(node) == "Conv"
                 && attr_i(node, "group").unwrap_or(1) > 1
-                && conv_weight(self.view, c).is_some_and(|d| d.get(1) == Some(&1))
+                && conv_weight(self.feats, self.view, c).is_some_and(|d| d.get(1) == Some(&1))
         };
         self.unit_convs(n).into_iter().all(depthwise)
     }
@@ -264,7 +264,7 @@ impl Cx<'_, '_> {
             let node = self.view.node(c);
             op(node) == "Conv"
                 && attr_i(node, "group").unwrap_or(1) == 1
-                && conv_weight(self.view, c)
+                && conv_weight(self.feats, self.view, c)
                     .is_some_and(|d| d.len() > 2 && d.iter().skip(2).all(|&k| k == 1))
         };
         self.unit_convs(n).into_iter().all(pointwise)

@@ -16,7 +16,9 @@ impl Cx<'_, '_> {
             if op(view.node(c)) != "Conv" || used.contains(&c) || self.gate_nodes.contains(&c) {
                 continue;
             }
-            let input = view.node(c).input[0].clone();
+            let Some(input) = view.node(c).input.first().cloned() else {
+                continue;
+            };
             let (mut nodes, mut t, act) = tail(self.view, c);
             if !act {
                 continue;

@@ -19,7 +19,11 @@ impl Cx<'_, '_> {
         {
             return Ok(None);
         }
-        let Some(t) = self.channel_shuffle_after(&node.output[0]) else {
+        let Some(t) = node
+            .output
+            .first()
+            .and_then(|o| self.channel_shuffle_after(o))
+        else {
             return Ok(None);
         };
         let (fork, fork_node) = self.fork(m, &[&node.input[0], &node.input[1]])?;
