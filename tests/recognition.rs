@@ -2,7 +2,7 @@
 //! fixtures/generate_recognition.py: a CSP stage (timm cspnet), two GhostNet bottlenecks (timm
 //! ghostnet), three RepVGG blocks (timm byobnet), a DenseNet written one Concat per layer and a
 //! pre-activation ResNet v2 (both laid out as Keras writes them), a narrow torchvision ConvNeXt and
-//! two timm MixNet blocks. Each is exported by TorchScript (`_ts`) and by dynamo (`_dynamo`,
+//! two timm MixNet blocks, four timm DPN dual-path blocks. Each is exported by TorchScript (`_ts`) and by dynamo (`_dynamo`,
 //! weights in `.onnx.data`).
 //!
 //! Every expected number is derived by hand from the architectures in the generator script:
@@ -248,6 +248,39 @@ fn mixnet_tiny_expect() -> Expect {
 // ------------------------------------------------------------------------------------------------
 // One test per fixture
 
+/// Stem 3→16; four timm DualPathBlocks (BN-ReLU-Conv units). Each cuts its transformation's
+/// output T (the last 1x1, num_1x1_c + inc channels) into a residual part added to the
+/// shortcut's first part and a dense part concatenated after the shortcut's rest:
+/// proj(16; 1x1 16→8, 3x3 g2 8→8, 1x1 8→12 = 8 | 4; shortcut: 1x1 projection 16→16 = 8 | 8;
+/// out 8 + 8 + 4 = 20), normal(20; T 12; shortcut: the input, 8 | 12; out 24), down(24; 1x1
+/// 24→16, 3x3 s2 g2 16→16, 1x1 16→24 = 16 | 8; projection 1x1 s2 24→32 = 16 | 16; out 40),
+/// normal(40; T 24; out 48). A block's channels are T's, equal within a stage while the map
+/// grows: dual-path 2×12, then 2×24 (the stride is in the first block of the second).
+fn dpn_tiny_expect() -> Expect {
+    Expect {
+        net: "dpn_tiny",
+        stages: vec![("dual-path", 2, 12), ("dual-path", 2, 24)],
+        blocks: vec![
+            (1, "dual-path", "Concat", 12, true),
+            (1, "dual-path", "Concat", 12, false),
+            (2, "dual-path", "Concat", 24, true),
+            (2, "dual-path", "Concat", 24, false),
+        ],
+        positions: vec![
+            // T before it is cut: 12 (h = round(0.75) = 1), 24 (h = round(1.5) = 2).
+            ("standard", vec![At(12, 1), At(12, 1), At(24, 2), At(24, 2)]),
+            // Block inputs for the branch only: 16 (1), 20 (1), 24 (2), 40 (3).
+            ("pre", vec![At(16, 1), At(20, 1), At(24, 2), At(40, 3)]),
+            // After each Concat (a BN follows, not an activation): 20 (1), 24 (2), 40 (3), 48 (3).
+            ("post", vec![At(20, 1), At(24, 2), At(40, 3), At(48, 3)]),
+            // The shortcut before it is cut: projections 16 (1) and 32 (2); inputs 20 (1), 40 (3).
+            ("identity", vec![At(16, 1), At(20, 1), At(32, 2), At(40, 3)]),
+            // After the grouped 3x3 and the BN + ReLU after it: 8 (1), 8 (1), 16 (1), 16 (1).
+            ("inner", vec![At(8, 1), At(8, 1), At(16, 1), At(16, 1)]),
+        ],
+    }
+}
+
 #[test]
 fn csp_tiny() {
     check_fixture(csp_tiny_expect());
@@ -284,4 +317,9 @@ fn convnext_stack_tiny() {
 #[test]
 fn mixnet_tiny() {
     check_fixture(mixnet_tiny_expect());
+}
+
+#[test]
+fn dpn_tiny() {
+    check_fixture(dpn_tiny_expect());
 }

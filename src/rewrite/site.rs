@@ -63,6 +63,7 @@ pub fn rule(kind: BlockKind, position: Position) -> Rule {
         BlockKind::Inception        => [BranchOutput, BlockInput, AfterMerge, Skip,     Skip],
         BlockKind::Dense            => [BranchOutput, BlockInput, AfterMerge, Skip,     Skip],
         BlockKind::Shuffle          => [BranchOutput, HalfInput,  AfterMerge, Shortcut, AfterSpatialConv],
+        BlockKind::DualPath         => [BranchOutput, BlockInput, AfterMerge, Shortcut, AfterSpatialConv],
         BlockKind::Plain            => [BranchOutput, BlockInput, AfterMerge, Skip,     Skip],
     };
     let column = Position::ALL.iter().position(|&p| p == position);
@@ -180,7 +181,7 @@ fn merged(block: &Block) -> Option<(usize, usize, &str, usize)> {
             shortcut.output.as_str(),
             shortcut.slot,
         )),
-        Form::Concat { .. } | Form::Chain => None,
+        Form::Concat { .. } | Form::DualPath { .. } | Form::Chain => None,
     }
 }
 
@@ -206,9 +207,22 @@ impl Rule {
                     channels: block.channels,
                 }),
             },
-            Rule::Shortcut => match merged(block) {
-                Some((m, _, output, slot)) => cx.only(output, vec![(m, slot)]),
-                None => Err(no_meaning),
+            Rule::Shortcut => match (merged(block), &block.form) {
+                (Some((m, _, output, slot)), _) => cx.only(output, vec![(m, slot)]),
+                // A dual path's shortcut, before it is cut in two.
+                (
+                    None,
+                    Form::DualPath {
+                        shortcut, joins, ..
+                    },
+                ) => {
+                    let cuts = cx.view.consumers(&shortcut.output).iter().copied();
+                    cx.only(
+                        &shortcut.output,
+                        cuts.filter(|(n, _)| joins.contains(n)).collect(),
+                    )
+                }
+                (None, _) => Err(no_meaning),
             },
             Rule::BlockInput => cx.read_within(block, &block.input),
             Rule::HalfInput => {
@@ -315,7 +329,10 @@ mod tests {
         for kind in BlockKind::ALL {
             let has_shortcut = matches!(
                 kind,
-                BlockKind::Residual | BlockKind::InvertedResidual | BlockKind::Shuffle
+                BlockKind::Residual
+                    | BlockKind::InvertedResidual
+                    | BlockKind::Shuffle
+                    | BlockKind::DualPath
             );
             assert_eq!(
                 rule(kind, Position::Identity) == Rule::Shortcut,

@@ -12,17 +12,19 @@ pub enum BlockKind {
     Inception,
     Dense,
     Shuffle,
+    DualPath,
     Plain,
 }
 
 impl BlockKind {
     /// Every kind, in the order the README's table lists them.
-    pub const ALL: [BlockKind; 6] = [
+    pub const ALL: [BlockKind; 7] = [
         BlockKind::Residual,
         BlockKind::InvertedResidual,
         BlockKind::Inception,
         BlockKind::Dense,
         BlockKind::Shuffle,
+        BlockKind::DualPath,
         BlockKind::Plain,
     ];
 
@@ -34,6 +36,7 @@ impl BlockKind {
             BlockKind::Inception => "branches from one input joined by a Concat (GoogLeNet, Inception v3/v4)",
             BlockKind::Dense => "layers concatenated onto one growing map, up to the Concat that gathers them (DenseNet)",
             BlockKind::Shuffle => "two halves, a Concat and a channel shuffle (ShuffleNet v2)",
+            BlockKind::DualPath => "a branch and a shortcut each cut in two: first parts added, the rest concatenated (DPN)",
             BlockKind::Plain => "a convolution with its activation, or a depthwise-separable pair (VGG, MobileNet v1)",
         }
     }
@@ -53,6 +56,7 @@ impl BlockKind {
             BlockKind::Inception => "inception",
             BlockKind::Dense => "dense",
             BlockKind::Shuffle => "shuffle",
+            BlockKind::DualPath => "dual-path",
             BlockKind::Plain => "plain",
         }
     }
@@ -87,6 +91,13 @@ pub enum Form {
         other: Shortcut,
         branch_input: Option<String>,
     },
+    /// A DPN block: the transformation and the shortcut each cut in two (`joins`: the Slices
+    /// or Splits and the Add of the first parts), gathered by the Concat `merge`.
+    DualPath {
+        merge: usize,
+        shortcut: Shortcut,
+        joins: Vec<usize>,
+    },
     /// A chain with no merge: a plain block, or an inverted residual without its Add.
     Chain,
 }
@@ -118,9 +129,10 @@ impl Block {
     /// The merge node (Add / Sum / Concat), when the block has one.
     pub fn merge(&self) -> Option<usize> {
         match &self.form {
-            Form::Residual { merge, .. } | Form::Concat { merge } | Form::Shuffle { merge, .. } => {
-                Some(*merge)
-            }
+            Form::Residual { merge, .. }
+            | Form::Concat { merge }
+            | Form::Shuffle { merge, .. }
+            | Form::DualPath { merge, .. } => Some(*merge),
             Form::Chain => None,
         }
     }
@@ -128,7 +140,7 @@ impl Block {
     /// The path beside the transformation that enters the merge, when there is one.
     pub fn shortcut(&self) -> Option<&Shortcut> {
         match &self.form {
-            Form::Residual { shortcut, .. } => Some(shortcut),
+            Form::Residual { shortcut, .. } | Form::DualPath { shortcut, .. } => Some(shortcut),
             Form::Shuffle { other, .. } => Some(other),
             Form::Concat { .. } | Form::Chain => None,
         }
@@ -143,6 +155,7 @@ impl Block {
     pub fn covers(&self, n: usize) -> bool {
         self.merge() == Some(n)
             || self.nodes.contains(&n)
+            || matches!(&self.form, Form::DualPath { joins, .. } if joins.contains(&n))
             || self.shortcut().is_some_and(|s| s.nodes.contains(&n))
     }
 

@@ -33,6 +33,9 @@ impl Cx<'_, '_> {
             return Err(Rejection::UnknownChannels);
         }
         let (fork, fork_node) = self.fork(m, &inputs)?;
+        if let Ok(Some(b)) = self.dual_path(m, &fork, fork_node) {
+            return Ok(Some(b));
+        }
         let dense = inputs.iter().any(|i| **i == fork);
         let mut all = BTreeSet::new();
         let mut regions = Vec::new();

@@ -16,6 +16,7 @@
 mod activation;
 mod block;
 mod concat;
+mod dual;
 mod inverted;
 mod naming;
 mod plain;

@@ -19,10 +19,10 @@ const SHORTCUT_OPS: &[&str] = &[
 ];
 
 /// One input path of a merge: its nodes, the tensor it ends in and the merge slot it enters.
-struct Path<'t> {
-    region: BTreeSet<usize>,
-    tensor: &'t String,
-    slot: usize,
+pub(super) struct Path<'t> {
+    pub region: BTreeSet<usize>,
+    pub tensor: &'t String,
+    pub slot: usize,
 }
 
 impl Cx<'_, '_> {
@@ -101,7 +101,7 @@ impl Cx<'_, '_> {
     /// The residual branch and the shortcut, in that order. When both paths are linear (a
     /// 3×3 and a 1×1 convolution merged, as RepVGG does), the branch is the longer one, with
     /// more convolutions on a tie.
-    fn branch_and_shortcut<'t>(
+    pub(super) fn branch_and_shortcut<'t>(
         &self,
         a: Path<'t>,
         b: Path<'t>,
