@@ -22,7 +22,8 @@ mod check;
 mod common;
 
 use check::{
-    check_fixture, Expect, INNER_IS_STANDARD, NO_IDENTITY, NO_INNER, NO_SHORTCUT, PARALLEL,
+    check_fixture, check_variant, Expect, INNER_IS_STANDARD, NO_IDENTITY, NO_INNER, NO_SHORTCUT,
+    PARALLEL,
 };
 use common::Land::{At, Skip};
 
@@ -279,6 +280,46 @@ fn dpn_tiny_expect() -> Expect {
             ("inner", vec![At(8, 1), At(8, 1), At(16, 1), At(16, 1)]),
         ],
     }
+}
+
+/// fixtures/generate_legacy.py: stem Conv 3x3 3→8 + BN + Relu; a basic block 8→8 (identity
+/// shortcut); a basic block 8→16, stride 2, with a 1x1 projection; BatchNormalization kept
+/// separate, merges by `merge` (Sum in the IR 3 file, Add in the other). Two residual stages of
+/// one block each, 1×8 and 1×16 (the channels change).
+fn legacy_resnet_expect(merge: &'static str) -> Expect {
+    Expect {
+        net: "legacy_resnet",
+        stages: vec![("residual", 1, 8), ("residual", 1, 16)],
+        blocks: vec![
+            (1, "residual", merge, 8, false),
+            (2, "residual", merge, 16, true),
+        ],
+        positions: vec![
+            // Second conv + BN of each branch: 8 (h = round(0.5) = 1), 16 (h 1).
+            ("standard", vec![At(8, 1), At(16, 1)]),
+            // Block inputs: the stem's Relu (8), the first block's Relu (8).
+            ("pre", vec![At(8, 1), At(8, 1)]),
+            // After each merge's Relu: 8, 16.
+            ("post", vec![At(8, 1), At(16, 1)]),
+            // The identity shortcut (8), the projection's BN (16).
+            ("identity", vec![At(8, 1), At(16, 1)]),
+            // After the first 3x3, its BN and Relu: 8, 16.
+            ("inner", vec![At(8, 1), At(16, 1)]),
+        ],
+    }
+}
+
+/// IR 3, opset 8: weights as initializers also listed as graph inputs.
+#[test]
+fn legacy_resnet_ir3() {
+    check_variant(legacy_resnet_expect("Sum"), "ir3");
+}
+
+/// No initializer: weights in Constant nodes, reshaped, transposed, cast from FLOAT16; biases
+/// made by ConstantOfShape.
+#[test]
+fn legacy_resnet_weights_from_nodes() {
+    check_variant(legacy_resnet_expect("Add"), "nodes");
 }
 
 #[test]

@@ -95,11 +95,20 @@ pub struct Report {
     pub validation: Option<Validation>,
 }
 
-/// Float parameters of a graph: elements of its float initializers.
+/// Float parameters of a graph: elements of its float initializers and of the float tensors of
+/// rank ≥ 1 its Constant nodes hold (weights written as nodes, as some converters do; the
+/// scalars of a Clip's bounds or an activation's formula are not parameters).
 pub fn count_params(graph: &GraphProto) -> u64 {
+    let constants = graph
+        .node
+        .iter()
+        .filter(|n| crate::onnx::op(n) == "Constant")
+        .filter_map(|n| crate::onnx::attr_t(n, "value"))
+        .filter(|t| !t.dims.is_empty());
     graph
         .initializer
         .iter()
+        .chain(constants)
         .filter(|t| is_float(t.data_type.unwrap_or(0)))
         .map(numel)
         .fold(0u64, u64::saturating_add)

@@ -223,3 +223,10 @@ pub fn check_fixture(e: Expect) {
     }
     check_identity_validated(&e, "dynamo");
 }
+
+/// Every position of one file, `fixtures/{net}_{variant}.onnx`, against the hand derivation,
+/// and one validated identity-init run.
+pub fn check_variant(e: Expect, variant: &str) {
+    check_export(&e, variant);
+    check_identity_validated(&e, variant);
+}
