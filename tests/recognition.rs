@@ -322,6 +322,66 @@ fn legacy_resnet_weights_from_nodes() {
     check_variant(legacy_resnet_expect("Add"), "nodes");
 }
 
+/// fixtures/generate_legacy.py, channels_last_tiny: stem Conv 4x4 s4 3→8, Transpose to NHWC;
+/// two ConvNeXt-style blocks whose Add and MLP stay channels-last (dw 3x3 on an NCHW copy,
+/// LayerNorm, MatMul 8→32, Relu, MatMul 32→8, + x). The depthwise conv makes them inverted
+/// residuals, one stage of 2×8; every site is 8 channels (h 1), NHWC except inner's (the dw
+/// conv's NCHW output).
+fn channels_last_expect() -> Expect {
+    let each = || vec![At(8, 1), At(8, 1)];
+    Expect {
+        net: "channels_last",
+        stages: vec![("inverted-residual", 2, 8)],
+        blocks: vec![
+            (1, "inverted-residual", "Add", 8, false),
+            (1, "inverted-residual", "Add", 8, false),
+        ],
+        positions: ["standard", "pre", "post", "identity", "inner"]
+            .into_iter()
+            .map(|p| (p, each()))
+            .collect(),
+    }
+}
+
+/// SE on channels-last maps pools over H and W and scales the channel axis: identity init
+/// keeps the outputs, random weights change them, validated in tract; a second run finds the
+/// gates.
+#[test]
+fn channels_last_blocks() {
+    check_variant(channels_last_expect(), "tiny");
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let out = dir.path().join("out.onnx");
+    let o = common::run_to(
+        "fixtures/channels_last_tiny.onnx",
+        &out,
+        &["--format", "json"],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON report");
+    assert_eq!(
+        j["validation"]["ok"],
+        serde_json::Value::Bool(true),
+        "{}",
+        j["validation"]
+    );
+    assert!(j["validation"]["max_abs_diff"]
+        .as_f64()
+        .is_some_and(|d| d > 1e-6));
+    // Its own output holds an SE gate in every block (pooling a transposed copy of the map).
+    let again = common::run_unvalidated(&out, &dir.path().join("again.onnx"), &[]);
+    assert_eq!(again.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("2 block(s): an SE block is already present"),
+        "{err}"
+    );
+}
+
 #[test]
 fn csp_tiny() {
     check_fixture(csp_tiny_expect());

@@ -68,6 +68,22 @@ pub fn find(view: &GraphView, feats: &Features) -> Vec<SeGate> {
     gates
 }
 
+/// The Transposes that make `t` a transposed copy of `x` (none when `t` is `x`), if it is one:
+/// an SE block on a channels-last map pools a channels-first copy of it.
+fn transposes_from(view: &GraphView, x: &str, t: &str) -> Option<Vec<usize>> {
+    let (mut t, mut nodes) = (t, Vec::new());
+    while t != x {
+        let n = view.producer_node(t)?;
+        let node = view.node(n);
+        if op(node) != "Transpose" || nodes.len() >= 8 {
+            return None;
+        }
+        nodes.push(n);
+        t = node.input.first()?;
+    }
+    Some(nodes)
+}
+
 /// The nodes computing `gate` from `x`, when that goes only through a pooling of `x`, within a
 /// small subgraph.
 fn gated_by_pool(view: &GraphView, feats: &Features, gate: &str, x: &str) -> Option<Vec<usize>> {
@@ -86,9 +102,12 @@ fn gated_by_pool(view: &GraphView, feats: &Features, gate: &str, x: &str) -> Opt
         nodes.push(n);
         let node = view.node(n);
         let inputs: Vec<&String> = node.input.iter().filter(|i| feats.is_feature(i)).collect();
-        if POOLS.contains(&op(node)) && inputs.len() == 1 && inputs[0] == x {
-            pooled = true;
-            continue;
+        if POOLS.contains(&op(node)) && inputs.len() == 1 {
+            if let Some(transposes) = transposes_from(view, x, inputs[0]) {
+                nodes.extend(transposes);
+                pooled = true;
+                continue;
+            }
         }
         queue.extend(inputs.into_iter().map(String::as_str));
     }

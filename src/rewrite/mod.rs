@@ -12,6 +12,7 @@ pub use options::{Gate, Init, Position, SeOptions, Squeeze};
 pub use site::{rule, Rule, SkipReason};
 
 use crate::analysis::blocks::after_activation;
+use crate::analysis::features::Layout;
 use crate::analysis::{Analysis, Block};
 use crate::graph::GraphView;
 use crate::onnx::GraphProto;
@@ -119,10 +120,15 @@ pub fn splice(view: &GraphView, analysis: &Analysis, opts: &SeOptions) -> Result
         };
         let c = site.channels();
         added = added.saturating_add(se::check_size(c, opts, site.tensor(), added)?);
+        let layout = analysis
+            .features
+            .get(site.tensor())
+            .map_or(Layout::NCHW, |f| f.layout);
         let se = se::build(
             &format!("{}/se", block.name),
             c,
             block.dtype,
+            layout,
             opts,
             &mut rng,
         )?;

@@ -3,6 +3,7 @@
 
 use super::names::Names;
 use super::options::{Gate, Init, SeOptions, Squeeze};
+use crate::analysis::features::Layout;
 use crate::onnx::proto::attribute_proto::AttributeType;
 use crate::onnx::tensor::float_tensor;
 use crate::onnx::{AttributeProto, NodeProto, TensorProto};
@@ -156,15 +157,39 @@ impl Draft<'_> {
     }
 }
 
+/// The Transposes that bring a map's channel axis to axis 1 and back, for a map whose channels
+/// are elsewhere (channels-last); None for a channels-first map.
+fn channel_moves(layout: Layout) -> Result<Option<(Vec<i64>, Vec<i64>)>> {
+    let (axis, rank) = (layout.axis, layout.rank);
+    if axis == 1 {
+        return Ok(None);
+    }
+    if axis == 0 || axis >= rank {
+        anyhow::bail!("the channel axis {axis} of a rank-{rank} map cannot be pooled around");
+    }
+    let mut to_first: Vec<i64> = vec![0, axis as i64];
+    to_first.extend((1..rank).filter(|&i| i != axis).map(|i| i as i64));
+    let mut back = vec![0i64; rank];
+    for (i, &p) in to_first.iter().enumerate() {
+        back[p as usize] = i as i64;
+    }
+    Ok(Some((to_first, back)))
+}
+
 /// Builds the SE block on a map of `channels` channels of element type `dtype`, its names under
-/// `prefix`, its weights drawn from `rng`: squeeze → FC → ReLU → FC → gate → scale.
+/// `prefix`, its weights drawn from `rng`: squeeze → FC → ReLU → FC → gate → scale. On a map
+/// whose channels are not on axis 1 (`layout`: a channels-last section) the squeeze and the FCs
+/// read it transposed to channels-first, and the gate is transposed back before the scaling, so
+/// the pool runs over the spatial axes and the gate scales the channel axis.
 pub fn build(
     prefix: &str,
     channels: usize,
     dtype: i32,
+    layout: Layout,
     opts: &SeOptions,
     rng: &mut ChaCha8Rng,
 ) -> Result<SeBlock> {
+    let moves = channel_moves(layout)?;
     let (c, h) = (channels, hidden_width(channels, opts.ratio));
     let mut d = Draft {
         prefix,
@@ -177,10 +202,19 @@ pub fn build(
             output: String::new(),
         },
     };
+    let map = match &moves {
+        Some((to_first, _)) => d.step(
+            "channels_first",
+            "Transpose",
+            vec![SCALED.into()],
+            vec![ints_attr("perm", to_first)],
+        ),
+        None => SCALED.to_string(),
+    };
     let pooled = match opts.squeeze {
-        Squeeze::Avg => d.step("pool", "GlobalAveragePool", vec![SCALED.into()], vec![]),
-        Squeeze::Max => d.step("pool", "GlobalMaxPool", vec![SCALED.into()], vec![]),
-        Squeeze::None => SCALED.to_string(),
+        Squeeze::Avg => d.step("pool", "GlobalAveragePool", vec![map], vec![]),
+        Squeeze::Max => d.step("pool", "GlobalMaxPool", vec![map], vec![]),
+        Squeeze::None => map,
     };
     let w1 = normal(rng, h * c, (2.0 / c as f32).sqrt());
     let (w2, b2) = match opts.init {
@@ -203,7 +237,15 @@ pub fn build(
         Gate::Tanh => ("Tanh", vec![]),
         Gate::Relu => ("Relu", vec![]),
     };
-    let g = d.step("gate", gate_op, vec![z2], gate_attrs);
+    let mut g = d.step("gate", gate_op, vec![z2], gate_attrs);
+    if let Some((_, back)) = &moves {
+        g = d.step(
+            "channels_back",
+            "Transpose",
+            vec![g],
+            vec![ints_attr("perm", back)],
+        );
+    }
     d.block.output = d.step("scale", "Mul", vec![SCALED.into(), g], vec![]);
     Ok(d.block)
 }
@@ -259,6 +301,16 @@ mod tests {
         assert_eq!(hidden_width(8, 16), 1); // 0.5 rounds up
         assert_eq!(hidden_width(4, 16), 1); // 0.25 would be 0
         assert_eq!(hidden_width(10, 1), 10);
+    }
+
+    /// NHWC: to channels-first by (0, 3, 1, 2), back by (0, 2, 3, 1); NCHW needs neither.
+    #[test]
+    fn channels_last_maps_are_transposed_around_the_squeeze() {
+        let nhwc = Layout { axis: 3, rank: 4 };
+        let moves = channel_moves(nhwc).expect("movable");
+        assert_eq!(moves, Some((vec![0, 3, 1, 2], vec![0, 2, 3, 1])));
+        assert_eq!(channel_moves(Layout::NCHW).expect("first"), None);
+        assert!(channel_moves(Layout { axis: 0, rank: 4 }).is_err());
     }
 
     #[test]

@@ -242,9 +242,10 @@ impl Cx<'_, '_> {
         Ok(seen)
     }
 
+    /// Convolutions in `r`, the FCs of SE gates already there not counted.
     fn convs(&self, r: &BTreeSet<usize>) -> usize {
         r.iter()
-            .filter(|&&n| op(self.view.node(n)) == "Conv")
+            .filter(|&&n| op(self.view.node(n)) == "Conv" && !self.gate_nodes.contains(&n))
             .count()
     }
 
