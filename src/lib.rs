@@ -118,12 +118,7 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         &splice.graph,
         &cfg.se,
     );
-    rep.count_macs(
-        &view,
-        &analysis.features,
-        &splice.graph,
-        cfg.input_shape.as_deref(),
-    )?;
+    rep.count_compute(&view, &analysis, &splice.graph, cfg.input_shape.as_deref())?;
     let Some(out) = output else {
         // A report alone is printed even when nothing can take SE: it says why.
         return Ok(Outcome::unwritten(rep));
