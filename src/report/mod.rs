@@ -7,6 +7,7 @@
 mod breakdown;
 mod compute;
 mod cost;
+mod cost_text;
 mod macs;
 mod text;
 
