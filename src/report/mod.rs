@@ -9,6 +9,7 @@ mod compute;
 mod cost;
 mod cost_text;
 mod macs;
+pub mod plot;
 mod text;
 
 pub use compute::Cost;

@@ -2,7 +2,7 @@
 //! closing summary, with thousands grouped (the compute tables are in `cost_text.rs`).
 
 use super::Report;
-use crate::validate::Validation;
+use crate::validate::{Timing, Validation};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -222,6 +222,9 @@ fn validation_lines(v: &Validation) -> String {
         v.ms_before,
         v.ms_after
     );
+    if let Some(t) = &v.timing {
+        s.push_str(&timing_line(t));
+    }
     if let Some(from) = v.converted_from {
         let _ = writeln!(
             s,
@@ -232,6 +235,35 @@ fn validation_lines(v: &Validation) -> String {
         let _ = writeln!(s, "validation note: {note}");
     }
     s
+}
+
+/// The timing line: the machine, the runs, the medians, the overhead and the spread.
+fn timing_line(t: &Timing) -> String {
+    let m = &t.machine;
+    let cores = m.cores.map_or("unknown".into(), |c| c.to_string());
+    let threads = if m.threads == 1 { "thread" } else { "threads" };
+    let head = format!(
+        "timing (tract, {} {threads}; {}, {cores} cores): ",
+        m.threads, m.cpu
+    );
+    match t.after {
+        Some(a) => format!(
+            "{head}{} runs before, {} after; median {:.2} → {:.2} ms ({:+.2}%); min {:.2} / {:.2} ms, max {:.2} / {:.2} ms\n",
+            t.before.runs,
+            a.runs,
+            t.before.median_ms,
+            a.median_ms,
+            t.overhead_pct.unwrap_or(0.0),
+            t.before.min_ms,
+            a.min_ms,
+            t.before.max_ms,
+            a.max_ms
+        ),
+        None => format!(
+            "{head}{} runs of the original; median {:.2} ms, min {:.2}, max {:.2}\n",
+            t.before.runs, t.before.median_ms, t.before.min_ms, t.before.max_ms
+        ),
+    }
 }
 
 /// How an option value is spelled on the command line (its serde name).
