@@ -4,6 +4,7 @@
 //! block whose site they read or whose map they scale.
 
 use super::compute::{node_cost, Cost, MAC_OPS};
+use crate::analysis::blocks::activation_after;
 use crate::analysis::shapes::Shapes;
 use crate::analysis::{Analysis, Features};
 use crate::graph::GraphView;
@@ -99,7 +100,7 @@ impl GraphCost {
 }
 
 /// The stage (a position in `analysis.stages`) of every node of the original graph, by node
-/// index: the first stage with a block covering it.
+/// index: the first stage with a block covering it, or whose merge the node activates.
 pub(super) fn stage_of_nodes(view: &GraphView, analysis: &Analysis) -> Vec<Option<usize>> {
     let mut of = vec![None; view.graph.node.len()];
     for (s, stage) in analysis.stages.iter().enumerate() {
@@ -107,7 +108,15 @@ pub(super) fn stage_of_nodes(view: &GraphView, analysis: &Analysis) -> Vec<Optio
             let block = &analysis.blocks[b];
             let shortcut = block.shortcut().map_or(&[][..], |c| c.nodes.as_slice());
             let merge = block.merge();
-            for &n in block.nodes.iter().chain(shortcut).chain(&merge) {
+            let activation = activation_after(view, &block.end).map(|(nodes, _)| nodes);
+            let activation = activation.as_deref().unwrap_or(&[]);
+            for &n in block
+                .nodes
+                .iter()
+                .chain(shortcut)
+                .chain(&merge)
+                .chain(activation)
+            {
                 if let Some(slot) = of.get_mut(n).filter(|slot| slot.is_none()) {
                     *slot = Some(s);
                 }

@@ -129,10 +129,12 @@ impl Report {
         let after_view = GraphView::new(after).context("the rewritten graph")?;
         let after_cost = GraphCost::count(&after_view, &Features::new(&after_view), input_shape);
         self.set_macs(before.macs(), after_cost.macs());
-        let (b, a) = match (before.total(), after_cost.total()) {
-            (Ok(b), Ok(a)) => (b, a),
-            (Err(e), _) => return Ok(self.compute_note = Some(format!("original: {e}"))),
-            (_, Err(e)) => return Ok(self.compute_note = Some(format!("rewritten: {e}"))),
+        let (b, a) = match both(before.total(), after_cost.total()) {
+            Ok(totals) => totals,
+            Err(note) => {
+                self.compute_note = Some(note);
+                return Ok(());
+            }
         };
         let stage_of = stage_of_nodes(view, analysis);
         let injected: Vec<bool> = self.blocks.iter().map(|r| r.injected).collect();
@@ -153,13 +155,19 @@ impl Report {
 
     /// Records the MAC counts, or why they could not be made.
     pub fn set_macs(&mut self, before: Result<u64, String>, after: Result<u64, String>) {
-        match (before, after) {
-            (Ok(b), Ok(a)) => {
+        match both(before, after) {
+            Ok((b, a)) => {
                 self.macs_before = Some(b);
                 self.macs_after = Some(a);
             }
-            (Err(e), _) => self.macs_note = Some(format!("original: {e}")),
-            (_, Err(e)) => self.macs_note = Some(format!("rewritten: {e}")),
+            Err(note) => self.macs_note = Some(note),
         }
     }
+}
+
+/// Both counts, or why the first that failed could not be made, naming its graph.
+fn both<T>(before: Result<T, String>, after: Result<T, String>) -> Result<(T, T), String> {
+    let b = before.map_err(|e| format!("original: {e}"))?;
+    let a = after.map_err(|e| format!("rewritten: {e}"))?;
+    Ok((b, a))
 }

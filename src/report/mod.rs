@@ -7,6 +7,8 @@
 mod breakdown;
 mod compute;
 mod cost;
+#[cfg(test)]
+mod cost_tests;
 mod cost_text;
 mod macs;
 pub mod plot;

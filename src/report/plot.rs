@@ -229,3 +229,124 @@ pub fn write(path: &Path, svg: &str) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot write the plot '{}': {}", path.display(), e.error))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Change, Compute, Cost, Percent};
+
+    /// ResNet-50's four stages as the report gives them: the parameters each stage reads and
+    /// adds, and the compute each adds (profiler total).
+    fn resnet50() -> Report {
+        let g = crate::testutil::GraphBuilder::resnet_bottleneck(&[1], 64, 1);
+        let view = crate::graph::GraphView::new(&g).unwrap();
+        let analysis = crate::analysis::analyse(&view).unwrap();
+        let opts = crate::rewrite::SeOptions::default();
+        let s = crate::rewrite::splice(&view, &analysis, &opts).unwrap();
+        let mut r = Report::new(
+            "a<b>&c.onnx",
+            &view,
+            &analysis,
+            &s.decisions,
+            &s.graph,
+            &opts,
+        );
+        let row = r.stages[0].clone();
+        r.stages = [
+            (213_312, 25_392, 4_869_984),
+            (1_213_056, 133_248, 3_418_368),
+        ]
+        .iter()
+        .chain(&[
+            (7_078_912, 792_960, 3_422_976),
+            (14_944_256, 1_579_392, 2_403_072),
+        ])
+        .enumerate()
+        .map(|(i, &(params, added, compute))| {
+            let mut s = row.clone();
+            s.index = i + 1;
+            s.params_before = params;
+            s.added_params = added;
+            s.compute = Some(Change {
+                added: Cost {
+                    profiler: compute,
+                    ..Cost::default()
+                },
+                ..Change::default()
+            });
+            s
+        })
+        .collect();
+        (r.params_before, r.added_params) = (25_507_944, 2_530_992);
+        let total = |profiler| Cost {
+            profiler,
+            ..Cost::default()
+        };
+        r.compute = Some(Compute {
+            before: total(4_117_342_184),
+            after: total(4_131_456_584),
+            added: total(14_114_400),
+            increase_pct: Percent::default(),
+            outside_stages: Change::default(),
+            by_op: vec![],
+        });
+        r
+    }
+
+    #[test]
+    fn the_svg_parses_and_shows_the_last_stage_holding_most_parameters() {
+        let svg = resnet50().to_svg();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "svg");
+        assert_eq!(
+            root.tag_name().namespace(),
+            Some("http://www.w3.org/2000/svg")
+        );
+        // No external assets: nothing links out.
+        assert!(!svg.contains("href") && !svg.contains("<image"), "{svg}");
+        // The model's name is escaped.
+        assert!(svg.contains("a&lt;b&gt;&amp;c.onnx"));
+        let width = |colour: &str| -> Vec<f64> {
+            root.descendants()
+                .filter(|n| n.attribute("fill") == Some(colour) && n.has_attribute("x"))
+                .filter(|n| n.attribute("x") == Some(&LABEL.to_string()))
+                .map(|n| n.attribute("width").unwrap().parse().unwrap())
+                .collect()
+        };
+        // Added parameters per stage: 1.0%, 5.3%, 31.3%, 62.4% of 420 px.
+        assert_eq!(width(PARAMS_COLOUR), vec![4.0, 22.0, 132.0, 262.0]);
+        // Added compute: 34.5%, 24.2%, 24.3%, 17.0%.
+        assert_eq!(width(COMPUTE_COLOUR), vec![145.0, 102.0, 102.0, 72.0]);
+        let texts: Vec<&str> = root.descendants().filter_map(|n| n.text()).collect();
+        assert!(texts.contains(&"+1.58M (62.4%)"), "{texts:?}");
+        assert!(
+            texts.contains(&"Parameters: 25.51M → 28.04M (+2.53M, +9.92%)"),
+            "{texts:?}"
+        );
+    }
+
+    #[test]
+    fn short_numbers() {
+        assert_eq!(short(950), "950");
+        assert_eq!(short(25_392), "25.4k");
+        assert_eq!(short(1_579_392), "1.58M");
+        assert_eq!(short(4_117_342_184), "4.12G");
+    }
+
+    #[test]
+    fn plot_paths_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m.onnx");
+        std::fs::write(&model, b"x").unwrap();
+        let e = check_path(&model, &model, None).unwrap_err().to_string();
+        assert!(e.contains("is the model or its output"), "{e}");
+        let out = dir.path().join("o.onnx");
+        assert!(check_path(&out, &model, Some(&out)).is_err());
+        assert!(check_path(dir.path(), &model, None).is_err());
+        let svg = dir.path().join("p.svg");
+        check_path(&svg, &model, Some(&out)).unwrap();
+        write(&svg, "<svg/>").unwrap();
+        assert_eq!(std::fs::read_to_string(&svg).unwrap(), "<svg/>");
+    }
+}
