@@ -23,9 +23,12 @@ fn cost(v: &Value) -> [u64; 3] {
     [u(v, "macs"), u(v, "element_ops"), u(v, "profiler")]
 }
 
+/// A group of equal SE blocks: how many, their channels C, hidden width h and positions H·W.
+type Group = (u64, u64, u64, u64);
+
 /// What SE adds at the standard position, per family, from the generators' architectures
-/// (input 32×32): (blocks, C, h, H·W) per group of equal blocks.
-const FAMILIES: &[(&str, &[(u64, u64, u64, u64)])] = &[
+/// (input 32×32), group by group.
+const FAMILIES: &[(&str, &[Group])] = &[
     // Stem 3×3 s1; stages at 32, 16, 8.
     (
         "resnet_basic",
