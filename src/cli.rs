@@ -63,7 +63,7 @@ pub struct Cli {
     #[arg(long)]
     pub no_validate: bool,
     /// Time each model in tract this many runs [default: at least 3, then until about 1 s
-    /// per model is spent, at most 50].
+    /// per model is spent, at most 20].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub time_runs: Option<u32>,
     /// Draw the added parameters and compute per stage beside the original's as SVG; without

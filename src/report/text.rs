@@ -19,8 +19,10 @@ impl Report {
                 out.push_str(&self.params_table());
                 out.push('\n');
                 out.push_str(&self.blocks_table());
-                out.push('\n');
-                out.push_str(&self.compute_tables());
+                if self.compute.is_some() {
+                    out.push('\n');
+                    out.push_str(&self.compute_tables());
+                }
             }
             Some(crate::ReportKind::Params) | None => out.push_str(&self.params_table()),
         }

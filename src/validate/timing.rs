@@ -8,7 +8,7 @@ use serde::Serialize;
 /// Fewest timed runs per model when timing to a budget.
 pub const MIN_RUNS: usize = 3;
 /// Most timed runs per model when timing to a budget.
-pub const MAX_RUNS: usize = 50;
+pub const MAX_RUNS: usize = 20;
 /// Time spent in the timed runs of one model after which timing to a budget stops, in ms.
 pub const BUDGET_MS: f64 = 1000.0;
 
