@@ -201,6 +201,7 @@ const SINGLE_INPUT: &[&str] = &[
     "Clip",
     "PRelu",
     "BatchNormalization",
+    "InstanceNormalization",
     "LayerNormalization",
     "Resize",
     "Upsample",

@@ -199,3 +199,37 @@ fn unknown_shapes_name_the_node() {
     assert!(note.starts_with("original: the shapes at "), "{note}");
     assert!(note.contains("Conv"), "{note}");
 }
+
+/// Ops of several inputs count (inputs − 1) per element, unless the extra inputs are
+/// parameters; each weighs what it costs. On 1×4×8×8 (256 elements):
+/// `input → Clip(min, max) → Sum(·, ·, input) → Div(·, k) → InstanceNormalization(·, s, b)`:
+/// Clip 256 ops at 2; Sum 2·256 at 1; Div 256 at 4; InstanceNormalization 256 at 14.
+#[test]
+fn op_weights_and_arity() {
+    let mut g = GraphBuilder::new(4);
+    let (lo, hi) = (g.weight(&[]), g.weight(&[]));
+    let c = g.node("Clip", &["input", &lo, &hi], vec![]);
+    let s = g.node("Sum", &[&c, &c, "input"], vec![]);
+    let k = g.weight(&[1]);
+    let d = g.node("Div", &[&s, &k], vec![]);
+    let (sc, b) = (g.weight(&[4]), g.weight(&[4]));
+    let n = g.node("InstanceNormalization", &[&d, &sc, &b], vec![]);
+    let graph = g.finish(&n);
+    let view = GraphView::new(&graph).unwrap();
+    let counted =
+        super::breakdown::GraphCost::count(&view, &crate::analysis::Features::new(&view), None);
+    let ops: Vec<(String, u64, u64)> = counted
+        .by_op()
+        .into_iter()
+        .map(|(o, _, c)| (o, c.element_ops, c.profiler))
+        .collect();
+    assert_eq!(
+        ops,
+        vec![
+            ("Clip".to_string(), 256, 512),
+            ("Div".to_string(), 256, 1_024),
+            ("InstanceNormalization".to_string(), 256, 3_584),
+            ("Sum".to_string(), 512, 512),
+        ]
+    );
+}
