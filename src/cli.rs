@@ -62,6 +62,14 @@ pub struct Cli {
     /// Skip the run in tract.
     #[arg(long)]
     pub no_validate: bool,
+    /// Time each model in tract this many runs [default: at least 3, then until about 1 s
+    /// per model is spent, at most 20].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub time_runs: Option<u32>,
+    /// Draw the added parameters and compute per stage beside the original's as SVG; without
+    /// -o only the picture is written.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     /// Inject even where an SE block is already present.
     #[arg(long)]
     pub force: bool,
@@ -137,6 +145,8 @@ impl Cli {
             report: self.report,
             input_shape: self.input_shape,
             validate: !self.no_validate,
+            time_runs: self.time_runs.map(|n| n as usize),
+            plot: self.plot,
         };
         (cfg, self.format)
     }

@@ -38,6 +38,10 @@ pub struct Config {
     pub report: Option<ReportKind>,
     pub input_shape: Option<Vec<usize>>,
     pub validate: bool,
+    /// Timed runs per model in validation; None times until a budget is spent.
+    pub time_runs: Option<usize>,
+    /// Where to draw the per-stage cost as SVG; with no output, only the picture is written.
+    pub plot: Option<PathBuf>,
 }
 
 /// What a run produced.
@@ -66,10 +70,10 @@ impl Config {
     /// Where to write: the given output, nothing for a report alone, or the default beside the
     /// model.
     pub fn output_path(&self) -> Option<PathBuf> {
-        match (&self.output, self.report) {
-            (Some(o), _) => Some(o.clone()),
-            (None, Some(_)) => None,
-            (None, None) => Some(default_output(&self.model)),
+        match (&self.output, self.report, &self.plot) {
+            (Some(o), _, _) => Some(o.clone()),
+            (None, Some(_), _) | (None, None, Some(_)) => None,
+            (None, None, None) => Some(default_output(&self.model)),
         }
     }
 
@@ -104,6 +108,9 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     if let Some(out) = &output {
         onnx::io::check_output_path(&model, out)?;
     }
+    if let Some(plot) = &cfg.plot {
+        report::plot::check_path(plot, &cfg.model, output.as_deref())?;
+    }
     let view = graph::GraphView::new(model.graph()).with_context(|| format!("'{shown}'"))?;
     let analysis = analysis::analyse(&view).with_context(|| format!("'{shown}'"))?;
     cfg.check_stages(analysis.stages.len())?;
@@ -118,15 +125,14 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         &splice.graph,
         &cfg.se,
     );
-    rep.count_macs(
-        &view,
-        &analysis.features,
-        &splice.graph,
-        cfg.input_shape.as_deref(),
-    )?;
+    rep.count_compute(&view, &analysis, &splice.graph, cfg.input_shape.as_deref())?;
     let Some(out) = output else {
         // A report alone is printed even when nothing can take SE: it says why.
-        return Ok(Outcome::unwritten(rep));
+        let written = write_plot(cfg, &rep)?;
+        return Ok(Outcome {
+            report: rep,
+            written,
+        });
     };
     policy::ensure_some_block_takes_se(&splice.decisions, &shown, &rep.position_name())?;
     let rewritten = with_splice(&model, splice);
@@ -138,12 +144,24 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
             return Ok(Outcome::unwritten(rep));
         }
     }
-    let written = onnx::save(&rewritten, &out)?;
+    let mut written = onnx::save(&rewritten, &out)?;
+    written.extend(write_plot(cfg, &rep)?);
     rep.output = Some(out.display().to_string());
     Ok(Outcome {
         report: rep,
         written,
     })
+}
+
+/// Draws the report's picture where `--plot` asks; the files written.
+fn write_plot(cfg: &Config, rep: &report::Report) -> Result<Vec<PathBuf>> {
+    match &cfg.plot {
+        Some(p) => {
+            report::plot::write(p, &rep.to_svg())?;
+            Ok(vec![p.clone()])
+        }
+        None => Ok(Vec::new()),
+    }
 }
 
 /// `model` with the spliced graph; a model with external data keeps the new weights external.
@@ -166,7 +184,9 @@ fn validate_both(
         input_shape: cfg.input_shape.clone(),
         seed: cfg.se.seed,
         expect_identical: cfg.se.init == rewrite::Init::Identity,
-        runs: 5,
+        runs: cfg
+            .time_runs
+            .map_or(validate::Runs::Budget, validate::Runs::Fixed),
     };
     validate::validate(
         &model.to_inline_bytes(),

@@ -18,6 +18,8 @@
 #![allow(clippy::identity_op)]
 
 mod common;
+#[path = "cli/cost.rs"]
+mod cost;
 #[path = "cli/errors.rs"]
 mod errors;
 #[path = "cli/expect.rs"]
@@ -26,6 +28,8 @@ mod expect;
 mod options;
 #[path = "cli/output.rs"]
 mod output;
+#[path = "cli/schema.rs"]
+mod schema;
 
 use common::*;
 use expect::*;

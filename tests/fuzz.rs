@@ -52,6 +52,8 @@ fn pipeline(fixture: &str, bytes: &[u8], position: usize) -> Result<(), String> 
         report: None,
         input_shape: None,
         validate: false,
+        time_runs: None,
+        plot: None,
     };
     let result = std::panic::catch_unwind(|| se_inject::run(&cfg));
     match result {

@@ -1,12 +1,21 @@
-//! What a run did, in numbers: per stage the paper's formula (2/r)·N_s·C_s² and the parameters
-//! actually added, per block the decision, and the model's float parameters counted before and
-//! after, and the multiply-accumulates (MACs) before and after (counted in `macs.rs`). Rendered
-//! as JSON here, as text tables in `text.rs`.
+//! What a run did, in numbers: per stage the paper's formula (2/r)·N_s·C_s², the parameters
+//! actually added and the compute before and after, per block the decision, and the model's float
+//! parameters and compute counted before and after (`cost.rs`, from the per-node counts of
+//! `compute.rs` set per stage in `breakdown.rs`). Rendered as JSON here, as text tables in
+//! `text.rs`, as a picture in `plot.rs`.
 
+mod breakdown;
+mod compute;
+mod cost;
+#[cfg(test)]
+mod cost_tests;
+mod cost_text;
 mod macs;
+pub mod plot;
 mod text;
 
-pub use macs::macs;
+pub use compute::Cost;
+pub use cost::{percent, Change, Compute, OpCompute, Percent};
 pub use text::group;
 
 use crate::analysis::Analysis;
@@ -44,6 +53,18 @@ pub struct StageRow {
     /// Blocks of the stage that received SE.
     pub injected: usize,
     pub first_node: String,
+    /// Hidden width of the stage's first SE block (0 when none got SE).
+    pub hidden: usize,
+    /// Float weights the stage's nodes read before the rewrite.
+    pub params_before: u64,
+    /// The stage's share of all added parameters, in percent.
+    pub params_share_pct: f64,
+    /// The stage's compute before and after; absent when shapes could not be derived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compute: Option<Change>,
+    /// The stage's share of all added compute (profiler convention), in percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compute_share_pct: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -89,6 +110,12 @@ pub struct Report {
     pub macs_after: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub macs_note: Option<String>,
+    /// Compute in three conventions before and after, per op and outside the stages; absent
+    /// when shapes could not be derived (`compute_note` says why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compute: Option<Compute>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compute_note: Option<String>,
     /// SE gates the model already had.
     pub existing_se: Vec<crate::analysis::existing::SeGate>,
     pub output: Option<String>,
@@ -154,13 +181,26 @@ fn block_rows(view: &GraphView, analysis: &Analysis, decisions: &[Decision]) -> 
     blocks
 }
 
-/// One row per stage, from the rows of its blocks.
-fn stage_rows(analysis: &Analysis, blocks: &[BlockRow], ratio: usize) -> Vec<StageRow> {
+/// One row per stage, from the rows of its blocks and the weights its nodes read.
+fn stage_rows(
+    view: &GraphView,
+    analysis: &Analysis,
+    blocks: &[BlockRow],
+    ratio: usize,
+) -> Vec<StageRow> {
+    let params = breakdown::stage_params(
+        view,
+        &breakdown::stage_of_nodes(view, analysis),
+        analysis.stages.len(),
+    );
+    let added: u64 = blocks.iter().map(|b| b.added_params).sum();
     analysis
         .stages
         .iter()
-        .map(|s| {
+        .zip(params)
+        .map(|(s, params_before)| {
             let rows = || s.blocks.iter().map(|&i| &blocks[i]);
+            let added_params = rows().map(|b| b.added_params).sum();
             StageRow {
                 index: s.index,
                 kind: s.kind.as_str(),
@@ -171,9 +211,14 @@ fn stage_rows(analysis: &Analysis, blocks: &[BlockRow], ratio: usize) -> Vec<Sta
                     rows().filter(|b| b.injected).count(),
                     s.channels,
                 )),
-                added_params: rows().map(|b| b.added_params).sum(),
+                added_params,
                 injected: rows().filter(|b| b.injected).count(),
                 first_node: s.first_node.clone(),
+                hidden: rows().find(|b| b.injected).map_or(0, |b| b.hidden),
+                params_before,
+                params_share_pct: percent(added_params, added),
+                compute: None,
+                compute_share_pct: None,
             }
         })
         .collect()
@@ -190,7 +235,7 @@ impl Report {
         opts: &SeOptions,
     ) -> Self {
         let blocks = block_rows(view, analysis, decisions);
-        let stages = stage_rows(analysis, &blocks, opts.ratio);
+        let stages = stage_rows(view, analysis, &blocks, opts.ratio);
         let total = stages.iter().map(|s| s.formula_params.0).sum();
         let before = count_params(view.graph);
         let after_count = count_params(after);
@@ -212,6 +257,8 @@ impl Report {
             macs_before: None,
             macs_after: None,
             macs_note: None,
+            compute: None,
+            compute_note: None,
             existing_se: analysis.gates.clone(),
             output: None,
             validation: None,

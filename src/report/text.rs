@@ -1,8 +1,8 @@
 //! The report as text: the per-stage parameter table, the per-block list, the header and the
-//! closing summary, with thousands grouped.
+//! closing summary, with thousands grouped (the compute tables are in `cost_text.rs`).
 
 use super::Report;
-use crate::validate::Validation;
+use crate::validate::{Timing, Validation};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -14,11 +14,15 @@ impl Report {
         out.push('\n');
         match kind {
             Some(crate::ReportKind::Stages) => out.push_str(&self.blocks_table()),
-            Some(crate::ReportKind::Macs) => {}
+            Some(crate::ReportKind::Macs) => out.push_str(&self.compute_tables()),
             Some(crate::ReportKind::All) => {
                 out.push_str(&self.params_table());
                 out.push('\n');
                 out.push_str(&self.blocks_table());
+                if self.compute.is_some() {
+                    out.push('\n');
+                    out.push_str(&self.compute_tables());
+                }
             }
             Some(crate::ReportKind::Params) | None => out.push_str(&self.params_table()),
         }
@@ -27,18 +31,28 @@ impl Report {
         out
     }
 
-    /// The per-stage parameter table.
+    /// The per-stage table: the paper's formula, the parameters added and their share, the
+    /// hidden width, the compute added (profiler convention) and its share.
     pub fn params_table(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{:>5}  {:<17} {:>6} {:>8} {:>16} {:>12}  first node",
-            "stage", "kind", "blocks", "channels", "(2/r)·N·C²", "added"
+            "{:>5}  {:<17} {:>6} {:>8} {:>16} {:>12} {:>6} {:>6} {:>12} {:>6}  first node",
+            "stage",
+            "kind",
+            "blocks",
+            "channels",
+            "(2/r)·N·C²",
+            "added",
+            "share",
+            "hidden",
+            "+compute",
+            "share"
         );
         for r in &self.stages {
             let _ = writeln!(
                 s,
-                "{:>5}  {:<17} {:>6} {:>8} {:>16} {:>12}  {}",
+                "{:>5}  {:<17} {:>6} {:>8} {:>16} {:>12} {:>6} {:>6} {:>12} {:>6}  {}",
                 r.index,
                 r.kind,
                 if r.injected == r.blocks {
@@ -49,19 +63,28 @@ impl Report {
                 r.channels,
                 fmt_formula(r.formula_params.0),
                 group(r.added_params),
+                pct(r.params_share_pct),
+                r.hidden,
+                r.compute.map_or("-".into(), |c| group(c.added.profiler)),
+                r.compute_share_pct.map_or("-".into(), pct),
                 r.first_node
             );
         }
         let blocks: usize = self.stages.iter().map(|r| r.injected).sum();
         let _ = writeln!(
             s,
-            "{:>5}  {:<17} {:>6} {:>8} {:>16} {:>12}",
+            "{:>5}  {:<17} {:>6} {:>8} {:>16} {:>12} {:>6} {:>6} {:>12}",
             "total",
             "",
             blocks,
             "",
             fmt_formula(self.formula_params.0),
-            group(self.added_params.max(0) as u64)
+            group(self.added_params.max(0) as u64),
+            "",
+            "",
+            self.compute
+                .as_ref()
+                .map_or("-".into(), |c| group(c.added.profiler)),
         );
         s
     }
@@ -115,6 +138,7 @@ impl Report {
             fmt_formula(self.formula_params.0)
         );
         s.push_str(&self.macs_line());
+        s.push_str(&self.compute_line());
         if !self.existing_se.is_empty() {
             let _ = writeln!(
                 s,
@@ -200,6 +224,9 @@ fn validation_lines(v: &Validation) -> String {
         v.ms_before,
         v.ms_after
     );
+    if let Some(t) = &v.timing {
+        s.push_str(&timing_line(t));
+    }
     if let Some(from) = v.converted_from {
         let _ = writeln!(
             s,
@@ -212,12 +239,46 @@ fn validation_lines(v: &Validation) -> String {
     s
 }
 
+/// The timing line: the machine, the runs, the medians, the overhead and the spread.
+fn timing_line(t: &Timing) -> String {
+    let m = &t.machine;
+    let cores = m.cores.map_or("unknown".into(), |c| c.to_string());
+    let threads = if m.threads == 1 { "thread" } else { "threads" };
+    let head = format!(
+        "timing (tract, {} {threads}; {}, {cores} cores): ",
+        m.threads, m.cpu
+    );
+    match t.after {
+        Some(a) => format!(
+            "{head}{} runs before, {} after; median {:.2} → {:.2} ms ({:+.2}%); min {:.2} / {:.2} ms, max {:.2} / {:.2} ms\n",
+            t.before.runs,
+            a.runs,
+            t.before.median_ms,
+            a.median_ms,
+            t.overhead_pct.unwrap_or(0.0),
+            t.before.min_ms,
+            a.min_ms,
+            t.before.max_ms,
+            a.max_ms
+        ),
+        None => format!(
+            "{head}{} runs of the original; median {:.2} ms, min {:.2}, max {:.2}\n",
+            t.before.runs, t.before.median_ms, t.before.min_ms, t.before.max_ms
+        ),
+    }
+}
+
 /// How an option value is spelled on the command line (its serde name).
 fn spelled<T: Serialize>(v: T) -> String {
     serde_json::to_value(v)
         .ok()
         .and_then(|v| v.as_str().map(String::from))
         .unwrap_or_default()
+}
+
+/// A share in percent with one decimal: "62.4%".
+pub fn pct(v: f64) -> String {
+    format!("{v:.1}%")
 }
 
 /// 2514944 → "2,514,944".

@@ -11,6 +11,7 @@ mod input;
 mod run;
 #[cfg(test)]
 mod tests;
+pub mod timing;
 
 use anyhow::{anyhow, bail, Context};
 use ndarray::ArrayD;
@@ -19,7 +20,7 @@ use tract_onnx::prelude::*;
 use crate::errors::error_line;
 use compare::Reference;
 use input::InputSpec;
-use run::median;
+pub use timing::{Runs, Spread, Timing};
 
 /// Options for [`validate`].
 #[derive(Debug, Clone)]
@@ -32,8 +33,8 @@ pub struct ValidateOptions {
     /// `true` when the rewritten model should compute the same function as
     /// the original (identity initialisation of the SE blocks).
     pub expect_identical: bool,
-    /// Timed runs per model used for the median; values below 1 count as 1.
-    pub runs: usize,
+    /// Timed runs per model: until a budget is spent, or a fixed number.
+    pub runs: Runs,
 }
 
 impl Default for ValidateOptions {
@@ -42,7 +43,7 @@ impl Default for ValidateOptions {
             input_shape: None,
             seed: 0,
             expect_identical: false,
-            runs: 5,
+            runs: Runs::Budget,
         }
     }
 }
@@ -67,6 +68,9 @@ pub struct Validation {
     pub ms_after: f64,
     /// Shapes of the rewritten model's outputs (empty if it could not run).
     pub output_shapes: Vec<Vec<usize>>,
+    /// The runs' spread, the overhead and the machine; None on a validation made before any
+    /// timed run.
+    pub timing: Option<Timing>,
     /// The float type both models were converted from to run in FLOAT (tract's FLOAT16 and
     /// DOUBLE support is incomplete: no Sigmoid in DOUBLE), or `None` when they ran in their
     /// own types.
@@ -85,31 +89,34 @@ pub fn validate(
     rewritten: &[u8],
     opts: &ValidateOptions,
 ) -> anyhow::Result<Validation> {
-    let runs = opts.runs.max(1);
+    let runs = opts.runs;
     // The original: every failure is an error.
     let mut orig = Original::prepare(original, opts)?;
     // The rewritten model: every failure is a failed validation.
     let mut new = match Rewritten::prepare(rewritten, &orig) {
         Ok(new) => new,
         Err(reason) => {
-            let ms_before = orig.time_alone(runs)?;
-            return Ok(orig.failed(reason, ms_before));
+            let before = orig.time_alone(runs)?;
+            return Ok(orig.failed(reason, before));
         }
     };
     // Timing, interleaved so both models see the same machine state.
-    let mut times_before = Vec::with_capacity(runs);
-    let mut times_after = Vec::with_capacity(runs);
-    for _ in 0..runs {
+    let (mut times_before, mut times_after) = (Vec::new(), Vec::new());
+    while runs.more(
+        times_before.len(),
+        spent(&times_before).max(spent(&times_after)),
+    ) {
         times_before.push(orig.timed_run()?);
         match run::timed_run(&mut new.state, &orig.input) {
             Ok(ms) => times_after.push(ms),
             Err(e) => {
                 let reason = format!("tract: {}", error_line(&e));
-                return Ok(orig.failed(reason, median(&mut times_before)));
+                return Ok(orig.failed(reason, Spread::of(&mut times_before)));
             }
         }
     }
-    let ms_before = median(&mut times_before);
+    let before = Spread::of(&mut times_before);
+    let after = Spread::of(&mut times_after);
     let verdict = compare::compare(
         &orig.reference,
         &new.outputs,
@@ -120,11 +127,17 @@ pub fn validate(
         ok: verdict.reason.is_none(),
         reason: verdict.reason,
         max_abs_diff: verdict.max_abs_diff,
-        ms_after: median(&mut times_after),
+        ms_after: after.median_ms,
         output_shapes: new.outputs.iter().map(|t| t.shape().to_vec()).collect(),
         note: verdict.note,
-        ..orig.unjudged(ms_before)
+        timing: Some(Timing::new(before, Some(after))),
+        ..orig.unjudged(before)
     })
+}
+
+/// Time spent in a sample of runs, in ms.
+fn spent(times: &[f64]) -> f64 {
+    times.iter().sum()
 }
 
 /// The original model running in tract, with its outputs on the seeded input.
@@ -182,36 +195,38 @@ impl Original {
         run::timed_run(&mut self.state, &self.input).map_err(run_failed)
     }
 
-    /// The median time of `runs` runs, in ms, when there is no rewritten model to run.
-    fn time_alone(&mut self, runs: usize) -> anyhow::Result<f64> {
-        let mut times = Vec::with_capacity(runs);
-        for _ in 0..runs {
+    /// The spread of the original's runs when there is no rewritten model to run.
+    fn time_alone(&mut self, runs: Runs) -> anyhow::Result<Spread> {
+        let mut times = Vec::new();
+        while runs.more(times.len(), spent(&times)) {
             times.push(self.timed_run()?);
         }
-        Ok(median(&mut times))
+        Ok(Spread::of(&mut times))
     }
 
-    /// A validation that has not judged the rewritten model (yet).
-    fn unjudged(&self, ms_before: f64) -> Validation {
+    /// A validation that has not judged the rewritten model (yet); the original's runs took
+    /// `before`.
+    fn unjudged(&self, before: Spread) -> Validation {
         Validation {
             runtime: "tract",
             ok: false,
             reason: None,
             max_abs_diff: None,
             output_scale: Some(self.reference.scale),
-            ms_before,
+            ms_before: before.median_ms,
             ms_after: 0.0,
             output_shapes: vec![],
             converted_from: self.converted,
             note: None,
+            timing: Some(Timing::new(before, None)),
         }
     }
 
     /// A failed validation of a rewritten model that could not be run.
-    fn failed(&self, reason: String, ms_before: f64) -> Validation {
+    fn failed(&self, reason: String, before: Spread) -> Validation {
         Validation {
             reason: Some(reason),
-            ..self.unjudged(ms_before)
+            ..self.unjudged(before)
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Loading a model into tract, running it with panics turned into errors, and timing it.
+//! Loading a model into tract, running it with panics turned into errors, and timing one run.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
@@ -69,20 +69,6 @@ pub(super) fn timed_run(state: &mut TypedSimpleState, input: &TValue) -> anyhow:
     Ok(start.elapsed().as_secs_f64() * 1e3)
 }
 
-/// Median of a sample (mean of the two middle values if even; 0 if empty).
-pub(super) fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(|a, b| a.total_cmp(b));
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
-}
-
 /// Runs `f`, turning a panic into an error mentioning `what`.
 pub(super) fn guarded<T>(what: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
@@ -97,13 +83,6 @@ pub(super) fn guarded<T>(what: &str, f: impl FnOnce() -> anyhow::Result<T>) -> a
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_odd_even() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert_eq!(median(&mut [5.0]), 5.0);
-    }
 
     #[test]
     fn panics_become_errors() {

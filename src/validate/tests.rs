@@ -26,7 +26,7 @@ fn opts(expect_identical: bool) -> ValidateOptions {
         input_shape: None,
         seed: 42,
         expect_identical,
-        runs: 3,
+        runs: Runs::Fixed(3),
     }
 }
 

@@ -88,12 +88,19 @@ fn window(node: &NodeProto, input: &[Dim], kernel: &[usize]) -> Option<Vec<Dim>>
     Some(out)
 }
 
-/// Conv: [N, the weight's output channels, the window's spatial size].
+/// Conv: [N, the weight's output channels, the window's spatial size]; on an input of unknown
+/// shape the channels are still the weight's.
 pub(super) fn conv(at: &At) -> Outs {
-    let x = at.dims(0)?;
     let w = at.input(1)?.known_dims()?;
-    let mut out = vec![*x.first()?, Some(*w.first()?)];
-    out.extend(window(at.node, x, w.get(2..)?)?);
+    let kernel = w.get(2..)?;
+    let mut out = vec![None, Some(*w.first()?)];
+    match at.dims(0) {
+        Some(x) if x.len() == kernel.len() + 2 => {
+            out[0] = x[0];
+            out.extend(window(at.node, x, kernel)?);
+        }
+        _ => out.extend(std::iter::repeat_n(None, kernel.len())),
+    }
     one(out)
 }
 
