@@ -1,6 +1,7 @@
 //! A fuzz harness over load → analyse → splice → save (stable Rust, proptest): fixture models
 //! mutated at the byte level (flips, truncation, insertion) and at the graph level (rewired
-//! inputs, dropped nodes, changed op types, dims and attributes). Every case must end in Ok or
+//! inputs, dropped nodes, changed op types, dims, attribute values and lists, element types and
+//! the values of integer tensors: shapes, axes, bounds and pads). Every case must end in Ok or
 //! a clean Err, never a panic. `SE_FUZZ_CASES=N cargo test --release --test fuzz` runs longer.
 
 mod common;
@@ -11,7 +12,7 @@ use se_inject::onnx::proto::ModelProto;
 use se_inject::rewrite::{Position, SeOptions};
 use se_inject::Config;
 
-const FIXTURES: [&str; 8] = [
+const FIXTURES: [&str; 12] = [
     "resnet_basic_ts",
     "resnet_bottleneck_dynamo",
     "inception_tiny_ts",
@@ -20,6 +21,12 @@ const FIXTURES: [&str; 8] = [
     "densenet_tiny_ts",
     "efficientnet_tiny_dynamo",
     "vgg_tiny_ts",
+    // Shape arithmetic folded by the op rules: F.pad's pads, a dual path's Slices, weights
+    // computed by Constant / Reshape / Transpose / Cast / ConstantOfShape, channels-last maps.
+    "resnet_v2_tiny_ts",
+    "dpn_tiny_ts",
+    "legacy_resnet_nodes",
+    "channels_last_tiny",
 ];
 
 fn cases() -> u32 {
@@ -136,6 +143,35 @@ enum GraphEdit {
     SwapInputs {
         node: usize,
     },
+    /// Every value of one attribute (an integer list: perm, pads, strides, axes, kernel_shape…).
+    AttrList {
+        node: usize,
+        attr: usize,
+        values: Vec<i64>,
+    },
+    /// The element type of an initializer or a Constant's value.
+    ElemType {
+        at: usize,
+        ty: i32,
+    },
+    /// The values of an integer tensor (a shape, axes, bounds, pads) held by a Constant node
+    /// or an initializer.
+    IntValues {
+        at: usize,
+        values: Vec<i64>,
+    },
+}
+
+/// Integers as hostile files write them: zero, negatives, the ends of i64, large dims.
+fn hostile_int() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        Just(0i64),
+        Just(-1),
+        Just(i64::MAX),
+        Just(i64::MIN),
+        Just(1 << 40),
+        -8i64..64,
+    ]
 }
 
 const OPS: [&str; 8] = [
@@ -160,7 +196,26 @@ fn graph_edit() -> impl Strategy<Value = GraphEdit> {
         )
             .prop_map(|(node, value)| GraphEdit::AttrInt { node, value }),
         any::<usize>().prop_map(|node| GraphEdit::SwapInputs { node }),
+        (
+            any::<usize>(),
+            any::<usize>(),
+            proptest::collection::vec(hostile_int(), 0..9)
+        )
+            .prop_map(|(node, attr, values)| GraphEdit::AttrList { node, attr, values }),
+        (any::<usize>(), -2i32..26).prop_map(|(at, ty)| GraphEdit::ElemType { at, ty }),
+        (any::<usize>(), proptest::collection::vec(hostile_int(), 0..9))
+            .prop_map(|(at, values)| GraphEdit::IntValues { at, values }),
     ]
+}
+
+/// The stored tensors of a graph: initializers, then the values of Constant nodes.
+fn stored(g: &mut se_inject::onnx::GraphProto) -> Vec<&mut se_inject::onnx::TensorProto> {
+    let constants = g
+        .node
+        .iter_mut()
+        .flat_map(|n| n.attribute.iter_mut())
+        .filter_map(|a| a.t.as_mut());
+    g.initializer.iter_mut().chain(constants).collect()
 }
 
 fn apply(model: &mut ModelProto, e: &GraphEdit) {
@@ -214,6 +269,37 @@ fn apply(model: &mut ModelProto, e: &GraphEdit) {
         GraphEdit::SwapInputs { node } => {
             if let Some(x) = g.node.get_mut(node % n) {
                 x.input.reverse();
+            }
+        }
+        GraphEdit::AttrList {
+            node,
+            attr,
+            ref values,
+        } => {
+            if let Some(x) = g.node.get_mut(node % n) {
+                let k = x.attribute.len().max(1);
+                if let Some(a) = x.attribute.get_mut(attr % k) {
+                    a.ints = values.clone();
+                }
+            }
+        }
+        GraphEdit::ElemType { at, ty } => {
+            let mut all = stored(g);
+            let k = all.len().max(1);
+            if let Some(t) = all.get_mut(at % k) {
+                t.data_type = Some(ty);
+            }
+        }
+        GraphEdit::IntValues { at, ref values } => {
+            let mut ints: Vec<_> = stored(g)
+                .into_iter()
+                .filter(|t| t.data_type == Some(7))
+                .collect();
+            let k = ints.len().max(1);
+            if let Some(t) = ints.get_mut(at % k) {
+                t.raw_data = None;
+                t.int64_data = values.clone();
+                t.dims = vec![values.len() as i64];
             }
         }
     }

@@ -243,7 +243,8 @@ fn transposed_values(
     from: &[usize],
     perm: &[usize],
 ) -> Option<Vec<Option<i64>>> {
-    if values.len() != from.iter().product::<usize>() {
+    let all: Vec<Dim> = from.iter().copied().map(Some).collect();
+    if known_product(&all) != Some(values.len()) {
         return None;
     }
     let mut stride = vec![1usize; from.len()];
