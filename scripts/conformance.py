@@ -57,9 +57,14 @@ def select(entries, quick, only):
         return [e for e in entries if (e["name"], e["exporter"]) in QUICK]
     if only:
         wanted = [w.split(":") for w in only.split(",")]
-        return [e for e in entries
-                if any(w[0] == e["name"] and (len(w) == 1 or w[1] == e["exporter"]) for w in wanted)]
+        return [e for e in entries if any(matches(e, *w) for w in wanted)]
     return entries
+
+
+def matches(entry, name, exporter=None):
+    """NAME (resnet50, DenseNet121 or keras_DenseNet121) and, when given, EXPORTER (ts, dynamo, tf2onnx)."""
+    names = (entry["name"], entry["file"][: -len(".onnx")])
+    return name in names and exporter in (None, entry["exporter"])
 
 
 def step(*args, timeout=3600):
@@ -121,11 +126,16 @@ def summarise_json(j):
     }
 
 
-def one_run(binary, model, probe_npz, runs_dir, position, init, force=False):
-    out = os.path.join(runs_dir, "out.onnx")
+def remove_output(out):
     for f in (out, out + ".data"):
         if os.path.exists(f):
             os.remove(f)
+
+
+def one_run(binary, model, probe_npz, runs_dir, position, init, force=False):
+    """se-inject once, then every check of what it wrote; the written model is deleted."""
+    out = os.path.join(runs_dir, "out.onnx")
+    remove_output(out)
     t = time.time()
     status, j, why = se_inject(binary, model, out, position, init, force)
     run = {"position": position, "init": init, "force": force, "status": status,
@@ -142,9 +152,7 @@ def one_run(binary, model, probe_npz, runs_dir, position, init, force=False):
         else:
             run["checks"] = {"error": f"fail: checks crashed: {why}"}
         run["seconds"] = round(time.time() - t, 1)
-    for f in (out, out + ".data"):
-        if os.path.exists(f):
-            os.remove(f)
+    remove_output(out)
     return run
 
 
@@ -177,30 +185,31 @@ def reference(results, models_dir):
     ref = {"model": REFERENCE[1], "added": runs[0]["added"]}
     counts = []
     for source, name in (("torchvision", REFERENCE[0]), ("timm", REFERENCE[1])):
-        ok, out, why = step("torch-params", source, name)
+        ok, out, _ = step("torch-params", source, name)
         counts.append(json.loads(out)["params"] if ok else None)
     if None not in counts:
         ref["torch_difference"] = counts[1] - counts[0]
     entry = dict(name=REFERENCE[1], source="timm", exporter="ts", size=224, file=f"{REFERENCE[1]}_ts.onnx")
     path, info = ensure_export(entry, models_dir)
     if info["ok"]:
-        ref["file_params"] = step_count(path)
+        ok, out, _ = step("params", path)
+        ref["file_params"] = int(out) if ok else None
         ref["resnet50_se_params_after"] = runs[0]["params_after"]
     return ref
 
 
-def step_count(path):
-    code = "import sys, conformance_steps as s; print(s.float_params(sys.argv[1]))"
-    p = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, cwd=HERE)
-    return int(p.stdout) if p.returncode == 0 else None
+def publish(out, stem, meta, results, ref):
+    """Writes the results; those of the whole zoo also go into the README's table."""
+    report.write(out, stem, meta, results, ref)
+    if stem == "results":
+        report.update_readme(os.path.join(os.path.dirname(HERE), "README.md"), meta, results, ref)
 
 
 def render(out):
     """results.md and the README's table again from results.json (after a change of layout)."""
     with open(os.path.join(out, "results.json")) as f:
         j = json.load(f)
-    report.write(out, "results", j["meta"], j["models"], j["reference"])
-    report.update_readme(os.path.join(os.path.dirname(HERE), "README.md"), j["meta"], j["models"], j["reference"])
+    publish(out, "results", j["meta"], j["models"], j["reference"])
 
 
 def main():
@@ -232,10 +241,7 @@ def main():
         results.append(entry)
         meta["minutes"] = round((time.time() - start) / 60, 1)
         report.write(a.out, stem, meta, results, None)
-    ref = reference(results, models_dir)
-    report.write(a.out, stem, meta, results, ref)
-    if stem == "results":
-        report.update_readme(os.path.join(os.path.dirname(HERE), "README.md"), meta, results, ref)
+    publish(a.out, stem, meta, results, reference(results, models_dir))
     print(f"done in {meta['minutes']} min: {os.path.join(a.out, stem)}.md", file=sys.stderr)
 
 

@@ -80,12 +80,12 @@ def positions_text(runs):
         by["ok" if key == "written" else key].append(r["position"])
     parts = [f"{len(by['ok'])} ok"]
     parts += [f"{len(v)} {k} ({', '.join(v)})" for k, v in by.items() if k != "ok" and v]
-    skipped = [f"{r['position']} {r['blocks'] - r['injected']}/{r['blocks']}" for r in runs
-               if r["init"] == "identity" and not r["force"] and r["status"] == "written"
-               and r["injected"] < r["blocks"]]
-    if skipped:
-        parts.append(f"blocks skipped: {', '.join(skipped)}")
-    return ", ".join(parts)
+    skipped = {}
+    for r in runs:
+        if r["init"] == "identity" and not r["force"] and r["status"] == "written" and r["injected"] < r["blocks"]:
+            skipped.setdefault(f"{r['blocks'] - r['injected']}/{r['blocks']}", []).append(r["position"])
+    parts += [f"{n} blocks skipped at {', '.join(p)}" for n, p in skipped.items()]
+    return "; ".join(parts)
 
 
 def checks_text(runs):
@@ -97,8 +97,8 @@ def checks_text(runs):
 
 
 def worst(runs, key):
-    values = [r.get("checks", {}).get(key) if key != "tract" else r.get("tract_max_abs_diff")
-              for r in runs if r["status"] == "written" and r["init"] == "identity"]
+    """The largest identity-init difference of one runtime over the runs, as text."""
+    values = [r.get("checks", {}).get(key) for r in runs if r["status"] == "written" and r["init"] == "identity"]
     values = [v for v in values if v is not None]
     return f"{max(values):.1e}" if values else "—"
 
@@ -116,26 +116,42 @@ def summary_row(e):
     forced = next((r for r in runs if r["force"]), None)
     base = std if std["status"] == "written" else forced
     if base is None or base["status"] != "written":
-        why = std.get("reason", "")
-        return head + f"| {std['status']}: {why} |" + " |" * 7
+        broken = ", ".join(e.get("original_runtimes", {}))
+        also = f" (the original fails in {broken} too)" if broken else ""
+        return head + f"| {std['status']}: {reason(std.get('reason', ''), 200)}{also} |" + " |" * 7
     if std["status"] == "written":
         params = f"{base['params_before']:,} → {base['params_after']:,} | {base['added']:,} / {base['formula']:,.0f}"
     else:
         params = (f"{base['params_before']:,} | refused: SE already in every block "
                   f"(with `--force`: +{base['added']:,})")
-    diffs = " / ".join(worst(runs, k) for k in ("onnxruntime_identity_diff", "openvino_identity_diff", "tract"))
+    diffs = " / ".join(worst(runs, k) for k in ("onnxruntime_identity_diff", "openvino_identity_diff"))
     return (head + f"| {std.get('injected', 0)}/{base['blocks']} | {stages_text(base['stages'])} | {params} "
             f"| {base['existing_se']} | {positions_text(runs)} | {checks_text(runs)} | {diffs} |")
+
+
+def reason(text, limit=None):
+    """se-inject's error line without the model's path, fit for a table cell."""
+    prefix, found, rest = text.partition("se-inject: error: '")
+    if found and "': " in rest:
+        text = prefix + rest.split("': ", 1)[1]
+    if limit and len(text) > limit:
+        text = text[:limit].rstrip() + "…"
+    return text.replace("|", "\\|")
+
+
+def tract_text(run):
+    diff = run.get("tract_max_abs_diff")
+    return run["tract"] if diff is None else f"{run['tract']} ({diff:.1e})"
 
 
 def detail_row(e, r):
     c = r.get("checks", {})
     cells = [e["file"], r["position"] + (" --force" if r["force"] else ""), r["init"], r["status"]]
     if r["status"] != "written":
-        return "| " + " | ".join(cells + [r.get("reason", "")] + [""] * 7) + " |"
+        return "| " + " | ".join(cells + [reason(r.get("reason", ""))] + [""] * 8) + " |"
     diff = [c.get(k) for k in ("onnxruntime_identity_diff", "openvino_identity_diff")]
     cells += [f"{r['added']:,}", f"{r['injected']}/{r['blocks']}",
-              *(str(c.get(k, c.get("error", ""))) for k in CHECKS[:4]), r["tract"],
+              *(str(c.get(k, c.get("error", ""))) for k in CHECKS[:4]), tract_text(r),
               " / ".join("—" if d is None else f"{d:.1e}" for d in diff), str(c.get("params", ""))]
     return "| " + " | ".join(cells) + " |"
 
@@ -152,9 +168,9 @@ def header(meta):
 
 SUMMARY_HEAD = ("| model | exporter | blocks | stages (N×C, kind) | params before → after | added / formula "
                 "| SE already in | positions, identity init | checks passed | identity max rel. diff: "
-                "onnxruntime / OpenVINO / tract (abs.) |\n|---|---|---|---|---|---|---|---|---|---|\n")
+                "onnxruntime / OpenVINO |\n|---|---|---|---|---|---|---|---|---|---|\n")
 DETAIL_HEAD = ("| model | position | init | result | added / reason | blocks with SE | checker | shape inference "
-               "| onnxruntime | OpenVINO | tract | identity rel. diff onnxruntime / OpenVINO | params |\n"
+               "| onnxruntime | OpenVINO | tract (max abs. diff) | identity rel. diff onnxruntime / OpenVINO | params |\n"
                "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 
 

@@ -5,6 +5,7 @@ scripts/conformance.py so that a crash in an exporter or a runtime is recorded, 
     probe MODEL OUT.npz                     the original's outputs in onnxruntime and OpenVINO
     check MODEL ORIG.npz INIT ADDED OUT     every check on a written model, as JSON
     torch-params SOURCE NAME                parameters as PyTorch counts them, as JSON
+    params MODEL                            float parameters counted from the file
 
 Every check is recorded as "ok" or "fail: <one line>"; an exception never ends the step.
 """
@@ -143,8 +144,15 @@ def compare(before, after):
         if b.shape != a.shape:
             return None, f"output shape {list(a.shape)}, the original's {list(b.shape)}"
         scale = max(1.0, float(np.max(np.abs(b))) if b.size else 1.0)
-        worst = max(worst, float(np.max(np.abs(a.astype(np.float64) - b))) / scale if b.size else 0.0)
+        if b.size:
+            worst = max(worst, float(np.max(np.abs(a.astype(np.float64) - b))) / scale)
     return worst, None
+
+
+def saved_outputs(saved, rt):
+    """The original's outputs in one runtime, in output order, from probe's file."""
+    keys = [k for k in saved.files if k.startswith(rt + "_")]
+    return [saved[k] for k in sorted(keys, key=lambda k: int(k.rsplit("_", 1)[1]))]
 
 
 def runtime_check(rt, path, feeds, saved, init):
@@ -157,8 +165,7 @@ def runtime_check(rt, path, feeds, saved, init):
         return "ok", None
     if rt in errors:
         return "ok (original did not run here)", None
-    before = [saved[k] for k in sorted((k for k in saved.files if k.startswith(rt + "_")), key=lambda k: int(k.rsplit("_", 1)[1]))]
-    diff, why = compare(before, outputs)
+    diff, why = compare(saved_outputs(saved, rt), outputs)
     if why:
         return f"fail: {why}", None
     if diff > IDENTITY_TOL:
@@ -227,6 +234,8 @@ def main(argv):
         probe(args[0], args[1])
     elif step == "check":
         check(args[0], args[1], args[2], args[3], int(args[4]), args[5])
+    elif step == "params":
+        print(float_params(args[0]))
     elif step == "torch-params":
         torch_params(args[0], args[1])
     else:
