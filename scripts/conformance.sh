@@ -2,9 +2,10 @@
 # Conformance run: se-inject on a zoo of full-size models from three exporters, every output
 # checked by onnx, onnxruntime, OpenVINO and tract.
 #
-#   scripts/conformance.sh            the whole zoo (several hours on 2 cores)
-#   scripts/conformance.sh --quick    resnet18, mobilenet_v2 (both PyTorch exporters), Keras MobileNetV2
-#   scripts/conformance.sh --only resnet50,keras_DenseNet121   the models named (any exporter)
+#   scripts/conformance.sh            the whole zoo (about 45 minutes on 2 cores)
+#   scripts/conformance.sh --quick    resnet18 (TorchScript), mobilenet_v2 (dynamo), Keras MobileNetV2
+#   scripts/conformance.sh --only resnet50:dynamo,keras_DenseNet121   the models named
+#   scripts/conformance.sh --render   results.md and the README's table again from results.json
 #
 # Needs Python 3.11 (PYTHON, default python3), cargo and the network (PyPI). Everything it
 # downloads or exports goes to the work directory, SE_CONFORMANCE_DIR (default

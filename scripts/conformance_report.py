@@ -16,6 +16,7 @@ EXPORTERS = {"ts": "TorchScript", "dynamo": "dynamo", "tf2onnx": "tf2onnx"}
 
 
 def cpu_name():
+    """The CPU's model name as the kernel reports it."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -89,6 +90,7 @@ def positions_text(runs):
 
 
 def checks_text(runs):
+    """Checks passed over the written models (tract's among them), and the names of those failed."""
     written = [r for r in runs if r["status"] == "written"]
     total = len(written) * (len(CHECKS) + 1)
     failed = sorted({c for r in written for c in failures(r)})
@@ -104,6 +106,7 @@ def worst(runs, key):
 
 
 def summary_row(e):
+    """One model's row: the standard run (or the forced one) and what every position gave."""
     name = e["name"] + (" (timm)" if e["source"] == "timm" else "")
     name = f"Keras {e['name']}" if e["source"] == "keras" else name
     head = f"| {name} | {EXPORTERS[e['exporter']]} "
@@ -145,6 +148,7 @@ def tract_text(run):
 
 
 def detail_row(e, r):
+    """One run's row: its result and every check."""
     c = r.get("checks", {})
     cells = [e["file"], r["position"] + (" --force" if r["force"] else ""), r["init"], r["status"]]
     if r["status"] != "written":
