@@ -48,11 +48,13 @@ fn main() -> anyhow::Result<()> {
         if rewritten.storage == onnx::Storage::External {
             rewritten.external_tensors.extend(s.added_initializers);
         }
-        let (before, after) = (m.to_inline_bytes(), rewritten.to_inline_bytes());
+        let before = validate::ModelSource::from_model(&m);
+        let after = validate::ModelSource::from_model(&rewritten);
         mark(3, &mut times);
         onnx::save(&rewritten, &out)?;
         mark(4, &mut times);
-        let v = validate::validate(&before, &after, &validate::ValidateOptions::default())?;
+        let opts = validate::ValidateOptions::default();
+        let v = validate::validate(&before, &after, &opts, &|_| {})?;
         anyhow::ensure!(v.ok, "validation failed: {:?}", v.reason);
         mark(5, &mut times);
     }

@@ -8,6 +8,7 @@ pub mod errors;
 pub mod graph;
 pub mod onnx;
 pub mod policy;
+pub mod progress;
 pub mod report;
 pub mod rewrite;
 pub mod validate;
@@ -98,12 +99,19 @@ pub fn default_output(model: &Path) -> PathBuf {
 
 /// Runs the whole job: load, analyse, splice, report, validate, write.
 pub fn run(cfg: &Config) -> Result<Outcome> {
+    run_reporting(cfg, &|_| {})
+}
+
+/// [`run`], reporting each phase to `progress` as it begins.
+pub fn run_reporting(cfg: &Config, progress: progress::Progress) -> Result<Outcome> {
+    progress(progress::Phase::Load);
     let model = onnx::load(&cfg.model)?;
     let shown = cfg.model.display().to_string();
     let output = cfg.output_path();
     if let Some(out) = &output {
         onnx::io::check_output_path(&model, out)?;
     }
+    progress(progress::Phase::Analyse);
     let view = graph::GraphView::new(model.graph()).with_context(|| format!("'{shown}'"))?;
     let analysis = analysis::analyse(&view).with_context(|| format!("'{shown}'"))?;
     cfg.check_stages(analysis.stages.len())?;
@@ -131,13 +139,14 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     policy::ensure_some_block_takes_se(&splice.decisions, &shown, &rep.position_name())?;
     let rewritten = with_splice(&model, splice);
     if cfg.validate {
-        let v = validate_both(cfg, &model, &rewritten)?;
+        let v = validate_both(cfg, &model, &rewritten, progress)?;
         let ok = v.ok;
         rep.validation = Some(v);
         if !ok {
             return Ok(Outcome::unwritten(rep));
         }
     }
+    progress(progress::Phase::Write);
     let written = onnx::save(&rewritten, &out)?;
     rep.output = Some(out.display().to_string());
     Ok(Outcome {
@@ -156,11 +165,13 @@ fn with_splice(model: &onnx::Model, splice: rewrite::Splice) -> onnx::Model {
     rewritten
 }
 
-/// Runs the original and the rewritten model in tract and compares them.
+/// Runs the original and the rewritten model in tract and compares them; tract reads the weights
+/// from the input's files.
 fn validate_both(
     cfg: &Config,
     model: &onnx::Model,
     rewritten: &onnx::Model,
+    progress: progress::Progress,
 ) -> Result<validate::Validation> {
     let opts = validate::ValidateOptions {
         input_shape: cfg.input_shape.clone(),
@@ -169,9 +180,10 @@ fn validate_both(
         runs: 5,
     };
     validate::validate(
-        &model.to_inline_bytes(),
-        &rewritten.to_inline_bytes(),
+        &validate::ModelSource::from_model(model),
+        &validate::ModelSource::from_model(rewritten),
         &opts,
+        progress,
     )
     .with_context(|| {
         format!(
