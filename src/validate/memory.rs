@@ -20,8 +20,7 @@ pub(super) fn check(weight_bytes: u64) -> anyhow::Result<()> {
     let need = needed(weight_bytes);
     if need > available {
         bail!(
-            "validation needs about {} of memory to hold both models in tract but {} is \
-             available; free memory or pass --no-validate to write the model without running it",
+            "holding both models in tract needs about {} of memory but {} is available",
             gib(need),
             gib(available)
         );
@@ -105,6 +104,20 @@ mod tests {
         let info = "MemTotal:       24576000 kB\nMemAvailable:    2097152 kB\n";
         assert_eq!(parse_available(info), Some(2 << 30));
         assert_eq!(parse_available("MemTotal: 1 kB\n"), None);
+    }
+
+    #[test]
+    fn too_large_a_model_is_refused_with_the_way_out() {
+        if available_bytes().is_none() {
+            return; // a system that does not say how much memory it has is not checked
+        }
+        assert!(check(0).is_ok());
+        let err = check(u64::MAX / 4).unwrap_err().to_string();
+        assert!(
+            err.starts_with("holding both models in tract needs about "),
+            "{err}"
+        );
+        assert!(err.ends_with(" is available"), "{err}");
     }
 
     #[test]
