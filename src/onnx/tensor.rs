@@ -86,9 +86,9 @@ pub fn float_tensor(
 
 /// `values` as little-endian bytes of `N` bytes each, written into one allocation.
 fn le_bytes<const N: usize>(values: &[f32], encode: impl Fn(f32) -> [u8; N]) -> Vec<u8> {
-    let mut raw = Vec::with_capacity(values.len() * N);
-    for &v in values {
-        raw.extend_from_slice(&encode(v));
+    let mut raw = vec![0u8; values.len() * N];
+    for (chunk, &v) in raw.chunks_exact_mut(N).zip(values) {
+        chunk.copy_from_slice(&encode(v));
     }
     raw
 }

@@ -77,10 +77,42 @@ fn set_mmap_threshold(mapped: bool) {
     let _ = mapped;
 }
 
-/// `MemAvailable` of `/proc/meminfo`, in bytes, where the system has it.
+/// The memory this process can still take, in bytes, where the system says: `MemAvailable` of
+/// `/proc/meminfo`, or less when the process's control group (a container) has a lower limit.
 fn available_bytes() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    parse_available(&info)
+    let available = parse_available(&info)?;
+    let groups = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let limited = groups.lines().filter_map(group_headroom).min();
+    Some(limited.map_or(available, |room| room.min(available)))
+}
+
+/// The room under the memory limit of the control group on one line of `/proc/self/cgroup`
+/// (version 2: `0::/path`; version 1: `N:memory:/path`): the limit less the group's anonymous
+/// memory, as file pages can be reclaimed. `None` without a limit or a memory controller.
+fn group_headroom(line: &str) -> Option<u64> {
+    let mut parts = line.splitn(3, ':');
+    let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+    let (dir, limit_file, anon_key) = if controllers.is_empty() {
+        (format!("/sys/fs/cgroup{path}"), "memory.max", "anon")
+    } else if controllers.split(',').any(|c| c == "memory") {
+        let dir = format!("/sys/fs/cgroup/memory{path}");
+        (dir, "memory.limit_in_bytes", "total_rss")
+    } else {
+        return None;
+    };
+    let read = |file: &str| std::fs::read_to_string(format!("{dir}/{file}")).ok();
+    let limit: u64 = read(limit_file)?.trim().parse().ok()?;
+    let anon = stat_value(&read("memory.stat")?, anon_key)?;
+    Some(limit.saturating_sub(anon))
+}
+
+/// The value of `key` in a cgroup `memory.stat` text.
+fn stat_value(stat: &str, key: &str) -> Option<u64> {
+    stat.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok())?
+    })
 }
 
 /// The `MemAvailable` line of a `/proc/meminfo` text, in bytes.
@@ -118,6 +150,16 @@ mod tests {
             "{err}"
         );
         assert!(err.ends_with(" is available"), "{err}");
+    }
+
+    #[test]
+    fn reads_anonymous_memory_from_a_cgroup_stat() {
+        let stat = "anon 1048576\nfile 4096\ntotal_rss 2048\n";
+        assert_eq!(stat_value(stat, "anon"), Some(1 << 20));
+        assert_eq!(stat_value(stat, "total_rss"), Some(2048));
+        assert_eq!(stat_value(stat, "shmem"), None);
+        assert_eq!(group_headroom("5:cpu,cpuacct:/"), None);
+        assert_eq!(group_headroom("not a cgroup line"), None);
     }
 
     #[test]
