@@ -18,8 +18,7 @@ pub struct ModelSource {
 }
 
 impl ModelSource {
-    /// A model serialized whole, its weights inline (or external, relative to the working
-    /// folder).
+    /// A model serialized whole, its weights inline.
     pub fn from_bytes(bytes: &[u8]) -> Self {
         Self {
             proto: bytes.to_vec(),
