@@ -2,7 +2,8 @@
 //! the convolution and matrix shapes of torchvision's ResNet-50 and VGG-16 (BatchNorm folded
 //! into the convolutions, as the TorchScript exporter writes them) and a VGG-16 with wide
 //! classifier layers whose weights exceed protobuf's 2 GB limit. Every weight is a view of one
-//! buffer of small pseudo-random values, so generating them costs the largest tensor's memory.
+//! buffer of small pseudo-random values, each starting at its own place, so generating them costs
+//! the largest tensor's memory.
 
 use bytes::Bytes;
 use se_inject::onnx::proto::tensor_proto::DataType;
@@ -185,6 +186,11 @@ impl Net {
     }
 }
 
+/// How far apart in the shared buffer tensors may start, in bytes: each starts elsewhere, so no
+/// two hold the same values (a runtime may merge equal constants, which would understate its
+/// memory).
+const SPREAD: usize = 4 << 20;
+
 /// `n` bytes of little-endian f32 values spread evenly in [-0.01, 0.01), from a fixed seed.
 fn pool(n: usize) -> Bytes {
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -214,17 +220,21 @@ pub fn write(kind: Kind, path: &Path) -> anyhow::Result<u64> {
         .iter()
         .map(|(_, d)| d.iter().product::<i64>() as usize * 4)
         .collect();
-    let values = pool(sizes.iter().copied().max().unwrap_or(0));
+    let values = pool(sizes.iter().copied().max().unwrap_or(0) + SPREAD);
     let initializer: Vec<TensorProto> = net
         .weights
         .iter()
         .zip(&sizes)
-        .map(|((name, dims), &len)| TensorProto {
-            name: Some(name.clone()),
-            dims: dims.clone(),
-            data_type: Some(DataType::Float as i32),
-            raw_data: Some(values.slice(..len)),
-            ..Default::default()
+        .enumerate()
+        .map(|(i, ((name, dims), &len))| {
+            let start = 4 * (i * 7919 % (SPREAD / 4));
+            TensorProto {
+                name: Some(name.clone()),
+                dims: dims.clone(),
+                data_type: Some(DataType::Float as i32),
+                raw_data: Some(values.slice(start..start + len)),
+                ..Default::default()
+            }
         })
         .collect();
     let float = DataType::Float as i32;
