@@ -8,6 +8,7 @@ pub mod errors;
 pub mod graph;
 pub mod onnx;
 pub mod policy;
+pub mod progress;
 pub mod report;
 pub mod rewrite;
 pub mod validate;
@@ -102,6 +103,12 @@ pub fn default_output(model: &Path) -> PathBuf {
 
 /// Runs the whole job: load, analyse, splice, report, validate, write.
 pub fn run(cfg: &Config) -> Result<Outcome> {
+    run_reporting(cfg, &|_| {})
+}
+
+/// [`run`], reporting each phase to `progress` as it begins.
+pub fn run_reporting(cfg: &Config, progress: progress::Progress) -> Result<Outcome> {
+    progress(progress::Phase::Load);
     let model = onnx::load(&cfg.model)?;
     let shown = cfg.model.display().to_string();
     let output = cfg.output_path();
@@ -111,6 +118,7 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     if let Some(plot) = &cfg.plot {
         report::plot::check_path(plot, &cfg.model, output.as_deref())?;
     }
+    progress(progress::Phase::Analyse);
     let view = graph::GraphView::new(model.graph()).with_context(|| format!("'{shown}'"))?;
     let analysis = analysis::analyse(&view).with_context(|| format!("'{shown}'"))?;
     cfg.check_stages(analysis.stages.len())?;
@@ -137,13 +145,14 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     policy::ensure_some_block_takes_se(&splice.decisions, &shown, &rep.position_name())?;
     let rewritten = with_splice(&model, splice);
     if cfg.validate {
-        let v = validate_both(cfg, &model, &rewritten)?;
+        let v = validate_both(cfg, &model, &rewritten, progress)?;
         let ok = v.ok;
         rep.validation = Some(v);
         if !ok {
             return Ok(Outcome::unwritten(rep));
         }
     }
+    progress(progress::Phase::Write);
     let mut written = onnx::save(&rewritten, &out)?;
     written.extend(write_plot(cfg, &rep)?);
     rep.output = Some(out.display().to_string());
@@ -174,11 +183,13 @@ fn with_splice(model: &onnx::Model, splice: rewrite::Splice) -> onnx::Model {
     rewritten
 }
 
-/// Runs the original and the rewritten model in tract and compares them.
+/// Runs the original and the rewritten model in tract and compares them; tract reads the weights
+/// from the input's files.
 fn validate_both(
     cfg: &Config,
     model: &onnx::Model,
     rewritten: &onnx::Model,
+    progress: progress::Progress,
 ) -> Result<validate::Validation> {
     let opts = validate::ValidateOptions {
         input_shape: cfg.input_shape.clone(),
@@ -189,9 +200,10 @@ fn validate_both(
             .map_or(validate::Runs::Budget, validate::Runs::Fixed),
     };
     validate::validate(
-        &model.to_inline_bytes(),
-        &rewritten.to_inline_bytes(),
+        &validate::ModelSource::from_model(model),
+        &validate::ModelSource::from_model(rewritten),
         &opts,
+        progress,
     )
     .with_context(|| {
         format!(

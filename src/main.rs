@@ -4,13 +4,20 @@
 mod cli;
 
 use se_inject::errors::{error_line, one_line, panic_message};
+use se_inject::progress::Phase;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let (cfg, format) = cli::Cli::parse_args().into_config();
     // A panic, ours or a dependency's, ends as one error line below, not a backtrace.
     std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(|| se_inject::run(&cfg));
+    let shown = std::io::stderr().is_terminal();
+    let result = std::panic::catch_unwind(|| se_inject::run_reporting(&cfg, &|p| status(shown, p)));
+    if shown {
+        // Clears the status line before the report and any error.
+        eprint!("\r\x1b[2K");
+    }
     let outcome = match result {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
@@ -52,6 +59,13 @@ fn main() -> ExitCode {
         return ExitCode::from(3);
     }
     ExitCode::SUCCESS
+}
+
+/// Shows `phase` on the status line of a terminal's standard error when `shown`.
+fn status(shown: bool, phase: Phase) {
+    if shown {
+        eprint!("\r\x1b[2Kse-inject: {phase}…");
+    }
 }
 
 /// Writes `text` to standard output, reporting failures instead of panicking on them.

@@ -203,7 +203,10 @@ fn graph_edit() -> impl Strategy<Value = GraphEdit> {
         )
             .prop_map(|(node, attr, values)| GraphEdit::AttrList { node, attr, values }),
         (any::<usize>(), -2i32..26).prop_map(|(at, ty)| GraphEdit::ElemType { at, ty }),
-        (any::<usize>(), proptest::collection::vec(hostile_int(), 0..9))
+        (
+            any::<usize>(),
+            proptest::collection::vec(hostile_int(), 0..9)
+        )
             .prop_map(|(at, values)| GraphEdit::IntValues { at, values }),
     ]
 }

@@ -478,8 +478,8 @@ fn older_converters_sum_merges_batchnorm_and_computed_weights() {
     }
 }
 
-/// A data file that is a FIFO is refused at once (reading it would block), and a tensor of an
-/// undefined element type is refused (its size could not be checked).
+/// A model or data file that is a FIFO is refused at once (reading it would block), and a tensor
+/// of an undefined element type is refused (its size could not be checked).
 #[test]
 fn fifo_data_and_undefined_element_types_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -489,6 +489,7 @@ fn fifo_data_and_undefined_element_types_are_refused() {
     let made = std::process::Command::new("mkfifo").arg(&data).status();
     if made.is_ok_and(|s| s.success()) {
         assert_error(&run_on(&model, &[]), &["not a regular file"]);
+        assert_error(&run_on(&data, &[]), &["model", "not a regular file"]);
     }
     let mut m = residual_model(DataType::Float as i32);
     let g = m.graph.as_mut().unwrap();

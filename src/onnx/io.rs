@@ -1,19 +1,19 @@
-//! Loading and saving ONNX models, with weights inline or in an external data file.
+//! Loading ONNX models, with weights inline or in an external data file, and the rules for where
+//! a model may be saved.
 //!
-//! On load, external tensors are read into memory (one read per data file, each tensor a
-//! zero-copy slice of it) so the rest of the program sees every weight inline; the model remembers
-//! which initializers were external so that saving writes them external again, to
-//! `<output>.data` beside the output. Saving writes temporary files in the target folder and
-//! renames them into place, so a failure never leaves a partial file.
+//! On load, the model file and each external data file are mapped into memory, not read: every
+//! tensor's bytes are a zero-copy view of its file, so the rest of the program sees every weight
+//! inline while only the pages it reads are ever touched. The model remembers which initializers
+//! were external so that saving (in `write.rs`) writes them external again, to `<output>.data`
+//! beside the output.
 
+use super::map::MappedFile;
 use super::proto::tensor_proto::{DataLocation, DataType};
-use super::proto::{ModelProto, StringStringEntryProto, TensorProto};
+use super::proto::{ModelProto, TensorProto};
 use super::tensor::{element_count, element_size, type_name};
 use anyhow::{anyhow, bail, Context, Result};
-use bytes::Bytes;
 use prost::Message;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
 /// How a model's weights are stored on disk.
@@ -36,6 +36,8 @@ pub struct Model {
     pub external_tensors: BTreeSet<String>,
     /// Canonical paths of the external data files the model was read from.
     pub data_files: Vec<PathBuf>,
+    /// The mapped files its tensors' bytes are views of: the model file, then its data files.
+    pub sources: Vec<MappedFile>,
 }
 
 impl Model {
@@ -46,23 +48,20 @@ impl Model {
             .as_ref()
             .expect("load() rejects models without a graph")
     }
-
-    /// The whole model serialized with every weight inline, as runtimes take it from memory.
-    pub fn to_inline_bytes(&self) -> Vec<u8> {
-        self.proto.encode_to_vec()
-    }
 }
 
-/// Reads and decodes the model at `path`, resolving external data relative to its folder.
+/// Maps and decodes the model at `path`, resolving external data relative to its folder.
 pub fn load(path: &Path) -> Result<Model> {
     let shown = path.display();
-    let data = std::fs::read(path).with_context(|| format!("cannot read model '{shown}'"))?;
-    if data.is_empty() {
+    let file = MappedFile::open(path, "model")?;
+    if file.bytes().is_empty() {
         bail!("'{shown}' is empty: not an ONNX model");
     }
-    let proto = ModelProto::decode(Bytes::from(data))
+    let proto = ModelProto::decode(file.bytes().clone())
         .map_err(|e| anyhow!("'{shown}' is not an ONNX model: protobuf decoding failed ({e})"))?;
-    from_proto(proto, path)
+    let mut model = from_proto(proto, path)?;
+    model.sources.insert(0, file);
+    Ok(model)
 }
 
 /// Checks a decoded model and resolves its external tensors; `path` is where it was read from.
@@ -78,7 +77,7 @@ pub fn from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut files: BTreeMap<PathBuf, Bytes> = BTreeMap::new();
+    let mut files: BTreeMap<PathBuf, MappedFile> = BTreeMap::new();
     let mut external_tensors = BTreeSet::new();
     for t in graph.initializer.iter_mut() {
         let name = t.name.clone().unwrap_or_default();
@@ -117,7 +116,8 @@ pub fn from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
         path: path.to_path_buf(),
         storage,
         external_tensors,
-        data_files: files.into_keys().collect(),
+        data_files: files.keys().cloned().collect(),
+        sources: files.into_values().collect(),
     })
 }
 
@@ -175,11 +175,12 @@ fn external_entry<'a>(t: &'a TensorProto, key: &str) -> Option<&'a str> {
         .and_then(|e| e.value.as_deref())
 }
 
-/// Reads an external tensor's bytes into `raw_data` and marks it inline in memory.
+/// Points an external tensor's `raw_data` at its bytes in the mapped data file and marks it
+/// inline in memory.
 fn resolve_external(
     t: &mut TensorProto,
     dir: &Path,
-    files: &mut BTreeMap<PathBuf, Bytes>,
+    files: &mut BTreeMap<PathBuf, MappedFile>,
 ) -> Result<()> {
     let location = external_entry(t, "location").ok_or_else(|| anyhow!("no 'location' entry"))?;
     let file = safe_data_path(dir, location)?;
@@ -195,19 +196,9 @@ fn resolve_external(
     let offset = parse("offset")?.unwrap_or(0);
     let length = parse("length")?;
     if !files.contains_key(&file) {
-        // Only a regular file is read: a FIFO would block, a device never end.
-        let regular = std::fs::metadata(&file).is_ok_and(|m| m.is_file());
-        if !regular && file.exists() {
-            bail!(
-                "external data file '{}' is not a regular file",
-                file.display()
-            );
-        }
-        let bytes = std::fs::read(&file)
-            .with_context(|| format!("cannot read external data file '{}'", file.display()))?;
-        files.insert(file.clone(), Bytes::from(bytes));
+        files.insert(file.clone(), MappedFile::open(&file, "external data file")?);
     }
-    let buf = &files[&file];
+    let buf = files[&file].bytes();
     let size = buf.len() as u64;
     let end = match length {
         Some(l) => offset
@@ -349,109 +340,6 @@ fn refuse_special(path: &Path) -> Result<()> {
             path.display()
         );
     }
-    Ok(())
-}
-
-/// Writes `model` to `out` (and `<out>.data` when its storage is external), atomically.
-/// Returns the files written.
-pub fn save(model: &Model, out: &Path) -> Result<Vec<PathBuf>> {
-    check_output_path(model, out)?;
-    let dir = out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    match model.storage {
-        Storage::Inline => {
-            let bytes = model.proto.encode_to_vec();
-            let tmp = write_temp(dir, &bytes)
-                .with_context(|| format!("cannot write '{}'", out.display()))?;
-            persist(tmp, out)?;
-            Ok(vec![out.to_path_buf()])
-        }
-        Storage::External => {
-            let data_path = data_path_for(out);
-            let location = data_path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .ok_or_else(|| anyhow!("output name '{}' is not valid UTF-8", out.display()))?
-                .to_string();
-            let mut proto = model.proto.clone();
-            let mut data = create_temp(dir)?;
-            let mut offset: u64 = 0;
-            {
-                let mut w = std::io::BufWriter::new(data.as_file_mut());
-                let graph = proto
-                    .graph
-                    .as_mut()
-                    .ok_or_else(|| anyhow!("model has no graph"))?;
-                for t in graph.initializer.iter_mut() {
-                    let name = t.name.as_deref().unwrap_or("");
-                    if !model.external_tensors.contains(name) {
-                        continue;
-                    }
-                    let Some(raw) = t.raw_data.take() else {
-                        continue;
-                    };
-                    w.write_all(&raw)
-                        .with_context(|| format!("cannot write '{}'", data_path.display()))?;
-                    let entry = |k: &str, v: String| StringStringEntryProto {
-                        key: Some(k.to_string()),
-                        value: Some(v),
-                    };
-                    t.external_data = vec![
-                        entry("location", location.clone()),
-                        entry("offset", offset.to_string()),
-                        entry("length", raw.len().to_string()),
-                    ];
-                    t.data_location = Some(DataLocation::External as i32);
-                    offset += raw.len() as u64;
-                }
-                w.flush()
-                    .with_context(|| format!("cannot write '{}'", data_path.display()))?;
-            }
-            data.as_file()
-                .sync_all()
-                .with_context(|| format!("cannot write '{}'", data_path.display()))?;
-            let tmp = write_temp(dir, &proto.encode_to_vec())
-                .with_context(|| format!("cannot write '{}'", out.display()))?;
-            persist(data, &data_path)?;
-            persist(tmp, out)?;
-            Ok(vec![out.to_path_buf(), data_path])
-        }
-    }
-}
-
-/// A new temporary file in `dir`, created with the mode of any new file (0666 less the umask)
-/// rather than the owner-only mode temporary files get, so the renamed result looks like a file
-/// written in place.
-fn create_temp(dir: &Path) -> Result<tempfile::NamedTempFile> {
-    let mut builder = tempfile::Builder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    builder
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in '{}'", dir.display()))
-}
-
-fn write_temp(dir: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
-    let mut f = create_temp(dir)?;
-    f.write_all(bytes)?;
-    f.as_file().sync_all()?;
-    Ok(f)
-}
-
-/// Moves a finished temporary file into place.
-fn persist(tmp: tempfile::NamedTempFile, to: &Path) -> Result<()> {
-    tmp.persist(to).map_err(|e| {
-        anyhow!(
-            "cannot move the written file into place at '{}': {}",
-            to.display(),
-            e.error
-        )
-    })?;
     Ok(())
 }
 

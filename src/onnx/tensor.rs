@@ -66,19 +66,10 @@ pub fn float_tensor(
     data_type: i32,
 ) -> Result<TensorProto> {
     let raw: Vec<u8> = match DataType::try_from(data_type) {
-        Ok(DataType::Float) => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        Ok(DataType::Double) => values
-            .iter()
-            .flat_map(|&v| f64::from(v).to_le_bytes())
-            .collect(),
-        Ok(DataType::Float16) => values
-            .iter()
-            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
-            .collect(),
-        Ok(DataType::Bfloat16) => values
-            .iter()
-            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
-            .collect(),
+        Ok(DataType::Float) => le_bytes(values, f32::to_le_bytes),
+        Ok(DataType::Double) => le_bytes(values, |v| f64::from(v).to_le_bytes()),
+        Ok(DataType::Float16) => le_bytes(values, |v| half::f16::from_f32(v).to_le_bytes()),
+        Ok(DataType::Bfloat16) => le_bytes(values, |v| half::bf16::from_f32(v).to_le_bytes()),
         _ => bail!(
             "cannot build tensor '{name}' in element type {}: not a float type",
             type_name(data_type)
@@ -91,6 +82,15 @@ pub fn float_tensor(
         raw_data: Some(raw.into()),
         ..Default::default()
     })
+}
+
+/// `values` as little-endian bytes of `N` bytes each, written into one allocation.
+fn le_bytes<const N: usize>(values: &[f32], encode: impl Fn(f32) -> [u8; N]) -> Vec<u8> {
+    let mut raw = vec![0u8; values.len() * N];
+    for (chunk, &v) in raw.chunks_exact_mut(N).zip(values) {
+        chunk.copy_from_slice(&encode(v));
+    }
+    raw
 }
 
 /// Reads a tensor's integer values (INT64 or INT32, raw or typed), as ONNX stores shapes and axes.

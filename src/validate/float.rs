@@ -14,6 +14,11 @@ fn narrowed_type(data_type: i32) -> Option<&'static str> {
     }
 }
 
+/// Whether tensors of `data_type` are converted to FLOAT before running.
+pub(super) fn narrowed(data_type: i32) -> bool {
+    narrowed_type(data_type).is_some()
+}
+
 /// Converts a FLOAT16 / BFLOAT16 / DOUBLE model to FLOAT in place: initializers, Constant
 /// values, graph input and output types, and Cast targets. Returns the type it converted from.
 pub(super) fn to_float(proto: &mut pb::ModelProto) -> Option<&'static str> {

@@ -8,7 +8,9 @@
 mod compare;
 mod float;
 mod input;
+mod memory;
 mod run;
+mod source;
 #[cfg(test)]
 mod tests;
 pub mod timing;
@@ -18,8 +20,10 @@ use ndarray::ArrayD;
 use tract_onnx::prelude::*;
 
 use crate::errors::error_line;
+use crate::progress::{Phase, Progress, Which};
 use compare::Reference;
 use input::InputSpec;
+pub use source::ModelSource;
 pub use timing::{Runs, Spread, Timing};
 
 /// Options for [`validate`].
@@ -79,21 +83,23 @@ pub struct Validation {
     pub note: Option<String>,
 }
 
-/// Decodes, loads, optimises and runs both models and compares their outputs.
+/// Decodes, loads, optimises and runs both models and compares their outputs, reporting each
+/// phase to `progress`.
 ///
-/// `original` and `rewritten` are serialized ONNX `ModelProto`s with inline
-/// weights. Problems with the original are returned as `Err`; problems with
-/// the rewritten model give `Ok` with `ok == false` and a `reason`.
+/// Problems with the original are returned as `Err`, as is too little memory to hold both;
+/// problems with the rewritten model give `Ok` with `ok == false` and a `reason`.
 pub fn validate(
-    original: &[u8],
-    rewritten: &[u8],
+    original: &ModelSource,
+    rewritten: &ModelSource,
     opts: &ValidateOptions,
+    progress: Progress,
 ) -> anyhow::Result<Validation> {
     let runs = opts.runs;
+    memory::check(original.weight_bytes() + rewritten.weight_bytes())?;
     // The original: every failure is an error.
-    let mut orig = Original::prepare(original, opts)?;
+    let mut orig = Original::prepare(original, opts, progress)?;
     // The rewritten model: every failure is a failed validation.
-    let mut new = match Rewritten::prepare(rewritten, &orig) {
+    let mut new = match Rewritten::prepare(rewritten, &orig, progress) {
         Ok(new) => new,
         Err(reason) => {
             let before = orig.time_alone(runs)?;
@@ -154,13 +160,19 @@ struct Original {
 
 impl Original {
     /// Decodes, loads and runs the original model on the seeded input and on a second one.
-    fn prepare(bytes: &[u8], opts: &ValidateOptions) -> anyhow::Result<Original> {
-        let mut proto =
-            run::decode_model(bytes).context("the original model is not a valid ONNX protobuf")?;
+    fn prepare(
+        source: &ModelSource,
+        opts: &ValidateOptions,
+        progress: Progress,
+    ) -> anyhow::Result<Original> {
+        let mut proto = source
+            .decode()
+            .context("the original model is not a valid ONNX protobuf")?;
         let converted = float::to_float(&mut proto);
         let spec = input::resolve_input(&proto, opts.input_shape.as_deref())
             .context("original model input")?;
-        let loaded = run::load(&proto, &spec).map_err(|e| {
+        let steps = (progress, Which::Original);
+        let loaded = run::load(&proto, source.dir(), &spec, steps).map_err(|e| {
             anyhow!(
                 "tract could not load the original model: {}",
                 error_line(&e)
@@ -254,10 +266,14 @@ struct Rewritten {
 }
 
 impl Rewritten {
-    /// Decodes, loads and runs the rewritten model once on the original's input;
-    /// the reason it cannot be run otherwise.
-    fn prepare(bytes: &[u8], orig: &Original) -> Result<Rewritten, String> {
-        let mut proto = run::decode_model(bytes).map_err(|e| {
+    /// Decodes, loads and runs the rewritten model once on the original's input (where the runs
+    /// of both models begin); the reason it cannot be run otherwise.
+    fn prepare(
+        source: &ModelSource,
+        orig: &Original,
+        progress: Progress,
+    ) -> Result<Rewritten, String> {
+        let mut proto = source.decode().map_err(|e| {
             format!(
                 "the rewritten model is not a valid ONNX protobuf: {}",
                 error_line(&e)
@@ -279,8 +295,10 @@ impl Rewritten {
                 Ok(spec)
             })
             .map_err(|e| format!("rewritten model: {}", error_line(&e)))?;
-        let started = run::load(&proto, &spec).and_then(|loaded| {
+        let steps = (progress, Which::Rewritten);
+        let started = run::load(&proto, source.dir(), &spec, steps).and_then(|loaded| {
             let mut state = loaded.spawn("spawning the rewritten model")?;
+            progress(Phase::Run);
             let outputs = run::run_once(&mut state, &orig.input)?;
             Ok(Rewritten {
                 state,

@@ -10,6 +10,7 @@ use tract_onnx::prelude::*;
 
 use super::input::InputSpec;
 use crate::errors::panic_message;
+use crate::progress::{Phase, Progress, Which};
 
 /// A model loaded into tract, ready to run.
 pub(super) struct Loaded {
@@ -33,20 +34,36 @@ pub(super) fn decode_model(bytes: &[u8]) -> anyhow::Result<pb::ModelProto> {
     Ok(proto)
 }
 
-/// Parses the proto with tract, sets the input fact, optimises and plans it.
-pub(super) fn load(proto: &pb::ModelProto, input: &InputSpec) -> anyhow::Result<Loaded> {
+/// Parses the proto with tract, reading external data from `dir`, sets the input fact,
+/// optimises and plans it, reporting each step as `which` model's.
+pub(super) fn load(
+    proto: &pb::ModelProto,
+    dir: Option<&str>,
+    input: &InputSpec,
+    (progress, which): (Progress, Which),
+) -> anyhow::Result<Loaded> {
     let output_names = proto
         .graph
         .as_ref()
         .map(|g| g.output.iter().map(|o| o.name.clone()).collect())
         .unwrap_or_default();
     let plan = guarded("loading the model", || {
-        let mut model = tract_onnx::onnx().model_for_proto_model(proto)?;
+        let _mapped = super::memory::LargeAllocationsMapped::new();
+        progress(Phase::TractLoad(which));
+        let parsed = tract_onnx::onnx().parse(proto, dir)?;
+        if !parsed.unresolved_inputs.is_empty() {
+            bail!(
+                "Could not resolve inputs at top-level: {:?}",
+                parsed.unresolved_inputs
+            );
+        }
+        let mut model = parsed.model;
         let n_inputs = model.input_outlets()?.len();
         if n_inputs != 1 {
             bail!("tract sees {n_inputs} model inputs, expected exactly one");
         }
         model.set_input_fact(0, InferenceFact::dt_shape(input.datum_type, &input.shape))?;
+        progress(Phase::TractOptimise(which));
         let optimized = model.into_optimized()?;
         optimized.into_runnable()
     })?;

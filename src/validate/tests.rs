@@ -11,6 +11,12 @@ use input::resolve_input;
 use prost::Message;
 use tract_onnx::pb;
 
+/// [`super::validate`] on two serialized models, reporting to nobody.
+fn validate(a: &[u8], b: &[u8], opts: &ValidateOptions) -> anyhow::Result<Validation> {
+    let (a, b) = (ModelSource::from_bytes(a), ModelSource::from_bytes(b));
+    super::validate(&a, &b, opts, &|_| {})
+}
+
 /// `x → Relu → y`, encoded.
 fn relu() -> Vec<u8> {
     relu_on(small_input()).encode_to_vec()
@@ -239,14 +245,16 @@ fn stale_value_info_is_dropped() {
     let mut proto = pb::ModelProto::decode(bytes.as_slice()).unwrap();
     let spec = resolve_input(&proto, None).unwrap();
     // the stale [7, 7] shape of `r` makes tract's analysis fail...
-    let stale = load(&proto, &spec)
+    let quiet: crate::progress::Progress = &|_| {};
+    let steps = (quiet, crate::progress::Which::Original);
+    let stale = load(&proto, None, &spec, steps)
         .err()
         .map(|e| error_line(&e))
         .unwrap_or_default();
     assert!(stale.contains("Impossible to unify"), "{stale}");
     // ...and dropping value_info fixes it
     proto.graph.as_mut().unwrap().value_info.clear();
-    assert!(load(&proto, &spec).is_ok());
+    assert!(load(&proto, None, &spec, steps).is_ok());
     let decoded = decode_model(&bytes).unwrap();
     assert!(decoded.graph.unwrap().value_info.is_empty());
 }
