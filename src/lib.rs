@@ -122,8 +122,12 @@ pub fn run_reporting(cfg: &Config, progress: progress::Progress) -> Result<Outco
     let view = graph::GraphView::new(model.graph()).with_context(|| format!("'{shown}'"))?;
     let analysis = analysis::analyse(&view).with_context(|| format!("'{shown}'"))?;
     cfg.check_stages(analysis.stages.len())?;
-    let mut splice =
-        rewrite::splice(&view, &analysis, &cfg.se).with_context(|| format!("'{shown}'"))?;
+    // A report alone needs the new weights' dims, not their values.
+    let splice = match output {
+        Some(_) => rewrite::splice(&view, &analysis, &cfg.se),
+        None => rewrite::plan(&view, &analysis, &cfg.se),
+    };
+    let mut splice = splice.with_context(|| format!("'{shown}'"))?;
     policy::list_new_weights_as_inputs(&model, &mut splice);
     let mut rep = report::Report::new(
         &shown,

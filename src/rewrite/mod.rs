@@ -92,6 +92,21 @@ fn holds_se(view: &GraphView, analysis: &Analysis, block: &Block) -> bool {
 
 /// Plans and applies the splice of SE blocks into the analysed graph.
 pub fn splice(view: &GraphView, analysis: &Analysis, opts: &SeOptions) -> Result<Splice> {
+    splice_with(view, analysis, opts, se::Weights::Drawn)
+}
+
+/// The splice for a report: the same graph, its new weights carrying their dims but no values
+/// (nothing is drawn; counting parameters and compute needs only dims).
+pub fn plan(view: &GraphView, analysis: &Analysis, opts: &SeOptions) -> Result<Splice> {
+    splice_with(view, analysis, opts, se::Weights::DimsOnly)
+}
+
+fn splice_with(
+    view: &GraphView,
+    analysis: &Analysis,
+    opts: &SeOptions,
+    weights: se::Weights,
+) -> Result<Splice> {
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let mut patch = Patch::default();
     let mut decisions = Vec::with_capacity(analysis.blocks.len());
@@ -130,6 +145,7 @@ pub fn splice(view: &GraphView, analysis: &Analysis, opts: &SeOptions) -> Result
             block.dtype,
             layout,
             opts,
+            weights,
             &mut rng,
         )?;
         let params = se.initializers.iter().map(crate::onnx::tensor::numel).sum();
@@ -192,6 +208,29 @@ mod tests {
         // Σ N_s·(C_s + C_s/16) = 3·272 + 4·544 + 6·1088 + 3·2176 = 16,048.
         assert_eq!(added(&g, Position::Standard, false), 2_514_944);
         assert_eq!(added(&g, Position::Standard, true), 2_530_992);
+    }
+
+    /// A report's plan is the written splice without the values: the same nodes, the same
+    /// weights' names and dims (so the same counts), no data.
+    #[test]
+    fn a_plan_is_the_splice_without_values() {
+        let g = GraphBuilder::resnet_bottleneck(&[3, 4, 6, 3], 64, 1);
+        let view = GraphView::new(&g).unwrap();
+        let a = analyse(&view).unwrap();
+        let o = opts(Position::Standard, true);
+        let (written, planned) = (splice(&view, &a, &o).unwrap(), plan(&view, &a, &o).unwrap());
+        assert_eq!(written.graph.node, planned.graph.node);
+        assert_eq!(count_params(&planned.graph) - count_params(&g), 2_530_992);
+        let dims = |s: &Splice| -> Vec<(Option<String>, Vec<i64>)> {
+            let new = s.graph.initializer.iter().skip(g.initializer.len());
+            new.map(|t| (t.name.clone(), t.dims.clone())).collect()
+        };
+        assert_eq!(dims(&written), dims(&planned));
+        let new = planned.graph.initializer.iter().skip(g.initializer.len());
+        assert!(new
+            .clone()
+            .all(|t| t.raw_data.is_none() && t.float_data.is_empty()));
+        assert_eq!(new.count(), 64);
     }
 
     #[test]

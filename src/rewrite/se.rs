@@ -105,11 +105,21 @@ pub fn check_size(channels: usize, opts: &SeOptions, at: &str, added: u64) -> Re
     Ok(params)
 }
 
+/// Whether an SE block's weights get values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    /// Drawn (or set, for identity init): a block to write.
+    Drawn,
+    /// Dims only: a block to count (parameters, compute), never written.
+    DimsOnly,
+}
+
 /// An SE block being written: nodes and weights under the names they ask for.
 struct Draft<'p> {
     prefix: &'p str,
     dtype: i32,
     bias: bool,
+    weights: Weights,
     block: SeBlock,
 }
 
@@ -141,15 +151,41 @@ impl Draft<'_> {
         output
     }
 
-    /// The weights (and bias, filled with `b`) of FC `what`; returns the names to read them by.
-    fn fc(&mut self, what: &str, w: Vec<f32>, dims: [i64; 4], b: f32) -> Result<Vec<String>> {
+    /// A weight named `name` of these dims holding `values` (made only when the block is to be
+    /// written).
+    fn tensor(
+        &self,
+        name: &str,
+        dims: &[i64],
+        values: impl FnOnce() -> Vec<f32>,
+    ) -> Result<TensorProto> {
+        match self.weights {
+            Weights::Drawn => float_tensor(name, dims, &values(), self.dtype),
+            Weights::DimsOnly => Ok(TensorProto {
+                name: Some(name.to_string()),
+                dims: dims.to_vec(),
+                data_type: Some(self.dtype),
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// The weights `w` (and bias, filled with `b`) of FC `what`; returns the names to read them
+    /// by.
+    fn fc(
+        &mut self,
+        what: &str,
+        w: impl FnOnce() -> Vec<f32>,
+        dims: [i64; 4],
+        b: f32,
+    ) -> Result<Vec<String>> {
         let wname = self.want(&format!("{what}.weight"));
-        let weight = float_tensor(&wname, &dims, &w, self.dtype)?;
+        let weight = self.tensor(&wname, &dims, w)?;
         self.block.initializers.push(weight);
         let mut inputs = vec![wname];
         if self.bias {
             let bname = self.want(&format!("{what}.bias"));
-            let bias = float_tensor(&bname, &[dims[0]], &vec![b; dims[0] as usize], self.dtype)?;
+            let bias = self.tensor(&bname, &[dims[0]], || vec![b; dims[0] as usize])?;
             self.block.initializers.push(bias);
             inputs.push(bname);
         }
@@ -187,6 +223,7 @@ pub fn build(
     dtype: i32,
     layout: Layout,
     opts: &SeOptions,
+    weights: Weights,
     rng: &mut ChaCha8Rng,
 ) -> Result<SeBlock> {
     let moves = channel_moves(layout)?;
@@ -195,6 +232,7 @@ pub fn build(
         prefix,
         dtype,
         bias: opts.bias,
+        weights,
         block: SeBlock {
             nodes: Vec::new(),
             initializers: Vec::new(),
@@ -216,13 +254,22 @@ pub fn build(
         Squeeze::Max => d.step("pool", "GlobalMaxPool", vec![map], vec![]),
         Squeeze::None => map,
     };
-    let w1 = normal(rng, h * c, (2.0 / c as f32).sqrt());
-    let (w2, b2) = match opts.init {
-        Init::Random => (normal(rng, c * h, (2.0 / h as f32).sqrt()), 0.0),
-        Init::Identity => (vec![0.0; c * h], identity_bias(opts.gate)),
-    };
+    // The draws happen in this order (fc1, then fc2) whatever is made of them.
     let (c64, h64) = (c as i64, h as i64);
-    let fc1_in = d.fc("fc1", w1, [h64, c64, 1, 1], 0.0)?;
+    let fc1_in = d.fc(
+        "fc1",
+        || normal(rng, h * c, (2.0 / c as f32).sqrt()),
+        [h64, c64, 1, 1],
+        0.0,
+    )?;
+    let b2 = match opts.init {
+        Init::Random => 0.0,
+        Init::Identity => identity_bias(opts.gate),
+    };
+    let w2 = || match opts.init {
+        Init::Random => normal(rng, c * h, (2.0 / h as f32).sqrt()),
+        Init::Identity => vec![0.0; c * h],
+    };
     let fc2_in = d.fc("fc2", w2, [c64, h64, 1, 1], b2)?;
     let kernel = || vec![ints_attr("kernel_shape", &[1, 1])];
     let z1 = d.step("fc1", "Conv", [vec![pooled], fc1_in].concat(), kernel());
