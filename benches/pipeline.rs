@@ -111,6 +111,7 @@ fn phases(model: &Path, out: &Path) -> anyhow::Result<()> {
         validate: true,
         time_runs: None,
         plot: None,
+        budget: se_inject::validate::Budget::default(),
     };
     let marks = std::cell::RefCell::new(Vec::new());
     se_inject::run_reporting(&cfg, &|p| marks.borrow_mut().push((p, Instant::now())))?;

@@ -66,6 +66,13 @@ pub struct Cli {
     /// per model is spent, at most 20].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub time_runs: Option<u32>,
+    /// Most nodes either model may have for validation.
+    #[arg(long, value_name = "N", default_value_t = se_inject::validate::Budget::default().nodes)]
+    pub validate_nodes: usize,
+    /// Most seconds validation may run before the run stops (nothing written).
+    #[arg(long, value_name = "SECONDS", default_value_t = se_inject::validate::Budget::default().seconds,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub validate_timeout: u64,
     /// Draw the added parameters and compute per stage beside the original's as SVG; without
     /// -o only the picture is written.
     #[arg(long, value_name = "FILE.svg")]
@@ -147,6 +154,10 @@ impl Cli {
             validate: !self.no_validate,
             time_runs: self.time_runs.map(|n| n as usize),
             plot: self.plot,
+            budget: se_inject::validate::Budget {
+                nodes: self.validate_nodes,
+                seconds: self.validate_timeout,
+            },
         };
         (cfg, self.format)
     }

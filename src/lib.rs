@@ -43,6 +43,8 @@ pub struct Config {
     pub time_runs: Option<usize>,
     /// Where to draw the per-stage cost as SVG; with no output, only the picture is written.
     pub plot: Option<PathBuf>,
+    /// What validation may take (its time is enforced by the front end).
+    pub budget: validate::Budget,
 }
 
 /// What a run produced.
@@ -149,6 +151,10 @@ pub fn run_reporting(cfg: &Config, progress: progress::Progress) -> Result<Outco
     policy::ensure_some_block_takes_se(&splice.decisions, &shown, &rep.position_name())?;
     let rewritten = with_splice(&model, splice);
     if cfg.validate {
+        let shapes =
+            analysis::shapes::Shapes::infer(&view, &analysis.features, cfg.input_shape.as_deref());
+        validate::budget::check(&view, &shapes, rewritten.graph(), cfg.budget)
+            .with_context(|| format!("validating '{shown}' in tract"))?;
         let v = validate_both(cfg, &model, &rewritten, progress)?;
         let ok = v.ok;
         rep.validation = Some(v);

@@ -4,16 +4,24 @@
 mod cli;
 
 use se_inject::errors::{error_line, one_line, panic_message};
-use se_inject::progress::Phase;
+use se_inject::progress::{Phase, Which};
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Set when tract starts on the original model, and when the run leaves validation.
+static VALIDATING: AtomicBool = AtomicBool::new(false);
+static VALIDATED: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
     let (cfg, format) = cli::Cli::parse_args().into_config();
     // A panic, ours or a dependency's, ends as one error line below, not a backtrace.
     std::panic::set_hook(Box::new(|_| {}));
     let shown = std::io::stderr().is_terminal();
+    watch_validation(cfg.budget.seconds, shown);
     let result = std::panic::catch_unwind(|| se_inject::run_reporting(&cfg, &|p| status(shown, p)));
+    VALIDATED.store(true, Ordering::SeqCst);
     if shown {
         // Clears the status line before the report and any error.
         eprint!("\r\x1b[2K");
@@ -61,8 +69,39 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Shows `phase` on the status line of a terminal's standard error when `shown`.
+/// Stops the process with one error line when validation runs longer than `seconds`: tract
+/// cannot be interrupted, and nothing has been written while it runs.
+fn watch_validation(seconds: u64, shown: bool) {
+    std::thread::spawn(move || {
+        let tick = Duration::from_millis(50);
+        while !VALIDATING.load(Ordering::SeqCst) {
+            std::thread::sleep(tick);
+        }
+        let start = Instant::now();
+        while !VALIDATED.load(Ordering::SeqCst) {
+            if start.elapsed() > Duration::from_secs(seconds) {
+                if shown {
+                    eprint!("\r\x1b[2K");
+                }
+                eprintln!(
+                    "se-inject: error: validation in tract did not finish within {seconds} s \
+                     (--validate-timeout raises it, --no-validate skips validation); nothing written"
+                );
+                std::process::exit(1);
+            }
+            std::thread::sleep(tick);
+        }
+    });
+}
+
+/// Shows `phase` on the status line of a terminal's standard error when `shown`, and marks
+/// where validation starts and ends for the watch on its time.
 fn status(shown: bool, phase: Phase) {
+    match phase {
+        Phase::TractLoad(Which::Original) => VALIDATING.store(true, Ordering::SeqCst),
+        Phase::Write => VALIDATED.store(true, Ordering::SeqCst),
+        _ => {}
+    }
     if shown {
         eprint!("\r\x1b[2Kse-inject: {phase}…");
     }

@@ -61,6 +61,7 @@ fn pipeline(fixture: &str, bytes: &[u8], position: usize) -> Result<(), String> 
         validate: false,
         time_runs: None,
         plot: None,
+        budget: se_inject::validate::Budget::default(),
     };
     let result = std::panic::catch_unwind(|| se_inject::run(&cfg));
     match result {

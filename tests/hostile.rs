@@ -500,3 +500,81 @@ fn fifo_data_and_undefined_element_types_are_refused() {
         &["undefined.onnx", "not an ONNX element type"],
     );
 }
+
+/// Validation's bounds, checked before tract sees the model: one error line naming the bound
+/// and how to raise it or skip validation, nothing written; `--no-validate` writes the model.
+#[test]
+fn validation_refuses_what_would_hang_or_abort_tract() {
+    let dir = tempfile::tempdir().unwrap();
+    // A max pool padded by 2^20 after the block (tract would fail to allocate and abort).
+    let mut m = residual_model(DataType::Float as i32);
+    let g = m.graph.as_mut().unwrap();
+    let mut pool = node("/head/MaxPool", "MaxPool", &["y"], "z");
+    pool.attribute = vec![
+        ints_attr("kernel_shape", &[1, 1]),
+        ints_attr("pads", &[1 << 20; 4]),
+    ];
+    g.node.push(pool);
+    g.output = vec![value_info("z", DataType::Float as i32, &[])];
+    let p = write(dir.path(), "padded.onnx", &m.encode_to_vec());
+    assert_error(
+        &run_on(&p, &[]),
+        &["/head/MaxPool", "pads 1048576", "--no-validate skips"],
+    );
+    assert_eq!(listing(dir.path()), vec!["padded.onnx"]);
+    assert_eq!(run_on(&p, &["--no-validate"]).status.code(), Some(0));
+    std::fs::remove_file(dir.path().join("out.onnx")).unwrap();
+
+    // More nodes than the budget; a map larger than validation allocates.
+    let p = write(
+        dir.path(),
+        "m.onnx",
+        &residual_model(DataType::Float as i32).encode_to_vec(),
+    );
+    assert_error(
+        &run_on(&p, &["--validate-nodes", "3"]),
+        &["5 nodes", "(3; --validate-nodes raises it"],
+    );
+    assert_error(
+        &run_on(&p, &["--input-shape", "1,4,20000,20000"]),
+        &[
+            "[1, 4, 20000, 20000]",
+            "more elements than validation allocates",
+        ],
+    );
+    assert_eq!(listing(dir.path()), vec!["m.onnx", "padded.onnx"]);
+}
+
+/// A validation that outlives `--validate-timeout` stops the run with one line, nothing
+/// written: a block of two 3×3 convolutions on 64×512×512 maps (about 20 GMAC a run), timed 20
+/// runs per model, takes far more than a second on any CPU.
+#[test]
+fn validation_stops_at_its_time_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = residual_graph(DataType::Float as i32);
+    for (t, dims) in [("w1", [64i64, 64, 3, 3]), ("w2", [64, 64, 3, 3])] {
+        let at = g
+            .initializer
+            .iter()
+            .position(|i| i.name.as_deref() == Some(t))
+            .unwrap();
+        g.initializer[at] = tensor(t, &dims, DataType::Float as i32, 1);
+    }
+    for (t, seed) in [("b1", 2), ("b2", 4)] {
+        let at = g
+            .initializer
+            .iter()
+            .position(|i| i.name.as_deref() == Some(t))
+            .unwrap();
+        g.initializer[at] = tensor(t, &[64], DataType::Float as i32, seed);
+    }
+    g.input = vec![value_info("x", DataType::Float as i32, &[1, 64, 512, 512])];
+    g.output = vec![value_info("y", DataType::Float as i32, &[1, 64, 512, 512])];
+    let p = write(dir.path(), "big.onnx", &model(g, 8, 13).encode_to_vec());
+    let o = run_on(&p, &["--validate-timeout", "1", "--time-runs", "20"]);
+    assert_error(
+        &o,
+        &["did not finish within 1 s", "--validate-timeout raises it"],
+    );
+    assert_eq!(listing(dir.path()), vec!["big.onnx"]);
+}

@@ -5,6 +5,7 @@
 //! validate against); any problem with the rewritten model is reported as a
 //! [`Validation`] with `ok == false` and a one-line `reason`.
 
+pub mod budget;
 mod compare;
 mod float;
 mod input;
@@ -21,6 +22,7 @@ use tract_onnx::prelude::*;
 
 use crate::errors::error_line;
 use crate::progress::{Phase, Progress, Which};
+pub use budget::Budget;
 use compare::Reference;
 use input::InputSpec;
 pub use source::ModelSource;
