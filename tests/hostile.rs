@@ -578,3 +578,54 @@ fn validation_stops_at_its_time_budget() {
     );
     assert_eq!(listing(dir.path()), vec!["big.onnx"]);
 }
+
+/// A 4 GiB sparse data file whose one tensor sits at its end: only the tensor's bytes are read
+/// (the files are mapped), so the run stays far below the file's size in memory, and the
+/// output's data file holds that tensor and the new weights alone.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn a_sparse_data_file_is_read_only_where_its_tensors_are() {
+    use std::io::{Seek, SeekFrom, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let w = tensor("w1", &[4, 4, 3, 3], DataType::Float as i32, 1);
+    let raw = w.raw_data.clone().unwrap();
+    let size: u64 = 4 << 30;
+    let offset = size - raw.len() as u64;
+    let model = external_model(dir.path(), "w.data", offset, raw.len() as u64);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("w.data"))
+        .unwrap();
+    f.set_len(size).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(&raw).unwrap();
+    drop(f);
+    let out = dir.path().join("out.onnx");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_se-inject"))
+        .args([
+            model.to_str().unwrap(),
+            "--no-validate",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: rusage is plain data that wait4 fills; the pid is our own unwaited child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert!(pid > 0);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    let peak_mib = usage.ru_maxrss / 1024;
+    assert!(
+        peak_mib < 256,
+        "peak {peak_mib} MiB for a 4 GiB sparse file"
+    );
+    let data = std::fs::metadata(dir.path().join("out.onnx.data"))
+        .unwrap()
+        .len();
+    // That tensor and the SE block's 2·4·1 + 1 + 4 = 13 float weights.
+    assert_eq!(data, raw.len() as u64 + 13 * 4);
+    let _ = child.wait();
+}
