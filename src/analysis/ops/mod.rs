@@ -244,6 +244,7 @@ pub fn apply(node: &NodeProto, ins: &[Option<&Fact>]) -> Outs {
         "Expand" => shape::expand(&at),
         "Tile" => shape::tile(&at),
         "MatMul" | "MatMulInteger" | "Gemm" => shape::matrix_product(&at),
+        "Einsum" => shape::einsum(&at),
         "Pad" => shape::pad(&at),
         "Resize" | "Upsample" => shape::resize(&at),
         "DepthToSpace" | "SpaceToDepth" => shape::depth_space(&at),

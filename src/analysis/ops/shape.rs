@@ -324,6 +324,43 @@ pub(super) fn matrix_product(at: &At) -> Outs {
     }
 }
 
+/// Einsum with an explicit output (`bhwc,cd->bhwd`, a Linear layer on a channels-last map): each
+/// output letter takes the size its inputs give that letter. Ellipses are not followed.
+pub(super) fn einsum(at: &At) -> Outs {
+    let a = at
+        .node
+        .attribute
+        .iter()
+        .find(|a| a.name.as_deref() == Some("equation"))?;
+    let equation: String = String::from_utf8_lossy(a.s.as_deref()?)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let (ins, out) = equation.split_once("->")?;
+    if equation.contains('.') {
+        return None;
+    }
+    let mut sizes: std::collections::HashMap<char, Dim> = std::collections::HashMap::new();
+    for (i, letters) in ins.split(',').enumerate() {
+        let dims = at.dims(i)?;
+        if dims.len() != letters.chars().count() {
+            return None;
+        }
+        for (l, &d) in letters.chars().zip(dims) {
+            let known = sizes.entry(l).or_insert(d);
+            match (*known, d) {
+                (Some(x), Some(y)) if x != y && x != 1 && y != 1 => return None,
+                (None, d) | (Some(1), d) => *known = d,
+                _ => {}
+            }
+        }
+    }
+    one(out
+        .chars()
+        .map(|l| sizes.get(&l).copied())
+        .collect::<Option<_>>()?)
+}
+
 /// Pad: each dim grows by its pads at both ends (pads of the given axes only, from opset 18).
 pub(super) fn pad(at: &At) -> Outs {
     let x = at.dims(0)?;

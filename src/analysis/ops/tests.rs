@@ -223,7 +223,8 @@ fn int(name: &str, i: i64) -> AttributeProto {
 }
 
 /// MatMul broadcasts its batch dims; Gemm transposes; Split without sizes cuts equal parts
-/// (the last one smaller with `num_outputs`); Resize by constant scales.
+/// (the last one smaller with `num_outputs`); Einsum's letters carry their sizes; Resize by
+/// constant scales.
 #[test]
 fn products_splits_and_resizes() {
     let f = |dims: &[usize]| Fact::of_dims(dims.iter().copied().map(Some).collect());
@@ -257,6 +258,15 @@ fn products_splits_and_resizes() {
         floats: Some(vec![1.0, 1.0, 2.0, 2.0]),
         ..f(&[4])
     };
+    let mut einsum = node("Einsum", vec![], 1);
+    einsum.attribute.push(AttributeProto {
+        name: Some("equation".into()),
+        s: Some(b"bhwc,cd->bhwd".to_vec()),
+        ..Default::default()
+    });
+    let (nhwc, linear) = (f(&[1, 7, 7, 96]), f(&[96, 384]));
+    let outs = apply(&einsum, &[Some(&nhwc), Some(&linear)]);
+    assert_eq!(dims(outs), [[1, 7, 7, 384]]);
     let resize = node("Resize", vec![], 1);
     assert_eq!(
         dims(apply(&resize, &[Some(&x), None, Some(&scales)])),
