@@ -149,6 +149,7 @@ pub fn run_reporting(cfg: &Config, progress: progress::Progress) -> Result<Outco
         });
     };
     policy::ensure_some_block_takes_se(&splice.decisions, &shown, &rep.position_name())?;
+    policy::ensure_broadcasting_mul(&model, &shown)?;
     let rewritten = with_splice(&model, splice);
     if cfg.validate {
         let shapes =

@@ -15,6 +15,32 @@ pub fn list_new_weights_as_inputs(model: &Model, splice: &mut Splice) {
     }
 }
 
+/// The first opset whose Mul broadcasts as numpy does: before it, Mul broadcasts only with the
+/// `broadcast` attribute and a B matching A's dims from `axis` on, which an SE gate's
+/// [N, C, 1, 1] does not.
+const NUMPY_BROADCAST_OPSET: i64 = 7;
+
+/// Fails, naming the opset, when `model` imports the default domain at an opset whose Mul lacks
+/// the broadcasting the SE block's scaling needs.
+pub fn ensure_broadcasting_mul(model: &Model, shown: &str) -> Result<()> {
+    let opset = model
+        .proto
+        .opset_import
+        .iter()
+        .find(|o| {
+            o.domain.as_deref().unwrap_or("").is_empty() || o.domain.as_deref() == Some("ai.onnx")
+        })
+        .and_then(|o| o.version);
+    match opset {
+        Some(v) if v < NUMPY_BROADCAST_OPSET => bail!(
+            "'{shown}': opset {v} is older than {NUMPY_BROADCAST_OPSET}, whose Mul broadcasts the SE \
+             gate over the map; convert the model to opset {NUMPY_BROADCAST_OPSET} or later first \
+             (onnx.version_converter)"
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Fails when no block of `shown` can take SE at `position`, naming each reason with the number
 /// of blocks it stopped (reasons in alphabetical order).
 pub fn ensure_some_block_takes_se(

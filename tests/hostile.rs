@@ -629,3 +629,24 @@ fn a_sparse_data_file_is_read_only_where_its_tensors_are() {
     assert_eq!(data, raw.len() as u64 + 13 * 4);
     let _ = child.wait();
 }
+
+/// Before opset 7 Mul does not broadcast the SE gate over the map: writing is refused in one
+/// line naming the opset, the input untouched and nothing written; a report still runs.
+#[test]
+fn opsets_before_numpy_broadcasting_are_refused_for_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = model(residual_graph(DataType::Float as i32), 3, 6).encode_to_vec();
+    let p = write(dir.path(), "old.onnx", &bytes);
+    assert_error(
+        &run_on(&p, &["--no-validate"]),
+        &[
+            "old.onnx",
+            "opset 6 is older than 7",
+            "onnx.version_converter",
+        ],
+    );
+    assert_eq!(listing(dir.path()), vec!["old.onnx"]);
+    assert_eq!(std::fs::read(&p).unwrap(), bytes);
+    let report = run([p.to_str().unwrap(), "--report", "stages"]);
+    assert_eq!(report.status.code(), Some(0));
+}
