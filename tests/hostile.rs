@@ -650,3 +650,78 @@ fn opsets_before_numpy_broadcasting_are_refused_for_writing() {
     let report = run([p.to_str().unwrap(), "--report", "stages"]);
     assert_eq!(report.status.code(), Some(0));
 }
+
+/// A weight stored as a sparse initializer (the second conv's, 3 non-zero values of 144): its
+/// dense dims size the block, and the output keeps it as it was.
+#[test]
+fn sparse_initializers_are_weights() {
+    use se_inject::onnx::proto::SparseTensorProto;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = residual_model(DataType::Float as i32);
+    let g = m.graph.as_mut().unwrap();
+    let at = g
+        .initializer
+        .iter()
+        .position(|t| t.name.as_deref() == Some("w2"))
+        .unwrap();
+    g.initializer.remove(at);
+    let values = TensorProto {
+        name: Some("w2".into()),
+        dims: vec![3],
+        data_type: Some(DataType::Float as i32),
+        float_data: vec![0.5, -0.25, 1.0],
+        ..Default::default()
+    };
+    let indices = TensorProto {
+        dims: vec![3],
+        data_type: Some(DataType::Int64 as i32),
+        int64_data: vec![0, 40, 143],
+        ..Default::default()
+    };
+    g.sparse_initializer.push(SparseTensorProto {
+        values: Some(values),
+        indices: Some(indices),
+        dims: vec![4, 4, 3, 3],
+    });
+    let p = write(dir.path(), "sparse.onnx", &m.encode_to_vec());
+    let o = run_on(&p, &["--no-validate", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["blocks"][0]["channels"], 4);
+    let out = se_inject::onnx::load(&dir.path().join("out.onnx")).unwrap();
+    let sparse = &out.graph().sparse_initializer;
+    assert_eq!(sparse.len(), 1);
+    assert_eq!(sparse[0].dims, vec![4, 4, 3, 3]);
+}
+
+/// External data inside a subgraph (a branch of an If) is refused in one line, nothing written:
+/// nothing would copy it beside the output.
+#[test]
+fn external_data_in_a_subgraph_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = residual_model(DataType::Float as i32);
+    let g = m.graph.as_mut().unwrap();
+    let mut far = tensor("far", &[4], DataType::Float as i32, 9);
+    far.raw_data = None;
+    far.data_location = Some(DataLocation::External as i32);
+    far.external_data = vec![StringStringEntryProto {
+        key: Some("location".into()),
+        value: Some("far.data".into()),
+    }];
+    let branch = GraphProto {
+        name: Some("then".into()),
+        initializer: vec![far],
+        ..Default::default()
+    };
+    g.node[1].attribute.push(AttributeProto {
+        name: Some("then_branch".into()),
+        g: Some(branch),
+        ..Default::default()
+    });
+    let p = write(dir.path(), "nested.onnx", &m.encode_to_vec());
+    assert_error(
+        &run_on(&p, &["--no-validate"]),
+        &["nested.onnx", "'far'", "inside a subgraph"],
+    );
+    assert_eq!(listing(dir.path()), vec!["nested.onnx"]);
+}

@@ -29,6 +29,22 @@ impl Facts {
         for t in &g.initializer {
             map.insert(t.name.clone().unwrap_or_default(), Fact::of_tensor(t));
         }
+        // A sparse initializer's dense dims.
+        for t in &g.sparse_initializer {
+            let name = t.values.as_ref().and_then(|v| v.name.clone());
+            let dims = t
+                .dims
+                .iter()
+                .map(|&d| usize::try_from(d).ok().map(Some))
+                .collect();
+            map.insert(
+                name.unwrap_or_default(),
+                Fact {
+                    dims,
+                    ..Fact::default()
+                },
+            );
+        }
         let features = view.feature_inputs();
         for (i, vi) in g.input.iter().enumerate() {
             let name = vi.name.clone().unwrap_or_default();

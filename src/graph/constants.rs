@@ -13,7 +13,7 @@ impl<'a> GraphView<'a> {
         for _ in 0..64 {
             match self.producer(name)? {
                 Source::Initializer(i) => return Some(&self.graph.initializer[i]),
-                Source::Input(_) => return None,
+                Source::Input(_) | Source::SparseInitializer(_) => return None,
                 Source::Node { node, .. } => {
                     let n = self.node(node);
                     match op(n) {

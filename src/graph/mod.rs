@@ -19,6 +19,8 @@ pub enum Source {
     Input(usize),
     /// The i-th initializer.
     Initializer(usize),
+    /// The i-th sparse initializer.
+    SparseInitializer(usize),
     /// Output `slot` of node `node` (an index into `graph.node`).
     Node { node: usize, slot: usize },
 }
@@ -48,6 +50,19 @@ fn producers_of(graph: &GraphProto) -> Result<HashMap<&str, Source>> {
             bail!("initializer '{name}' is defined twice");
         }
     }
+    for (i, t) in graph.sparse_initializer.iter().enumerate() {
+        let name = t
+            .values
+            .as_ref()
+            .and_then(|v| v.name.as_deref())
+            .unwrap_or("");
+        if producers
+            .insert(name, Source::SparseInitializer(i))
+            .is_some()
+        {
+            bail!("initializer '{name}' is defined twice");
+        }
+    }
     for (i, v) in graph.input.iter().enumerate() {
         let name = v.name.as_deref().unwrap_or("");
         // Before IR 4 every initializer is also listed as a graph input.
@@ -62,7 +77,9 @@ fn producers_of(graph: &GraphProto) -> Result<HashMap<&str, Source>> {
                 let by = match prev {
                     Source::Node { node, .. } => describe_node(&graph.node[node]),
                     Source::Input(_) => "a graph input".to_string(),
-                    Source::Initializer(_) => "an initializer".to_string(),
+                    Source::Initializer(_) | Source::SparseInitializer(_) => {
+                        "an initializer".to_string()
+                    }
                 };
                 bail!(
                     "tensor '{out}' is produced twice: by {by} and by {}",

@@ -106,6 +106,7 @@ pub fn from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
             }
         }
     }
+    refuse_external_elsewhere(&proto, &shown.to_string())?;
     let storage = if external_tensors.is_empty() {
         Storage::Inline
     } else {
@@ -119,6 +120,46 @@ pub fn from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
         data_files: files.keys().cloned().collect(),
         sources: files.into_values().collect(),
     })
+}
+
+/// Refuses external data anywhere but the main graph's initializers (a subgraph's, a sparse
+/// initializer's, training_info's): nothing resolves it there, so a rewrite would write a
+/// reference to a file it did not copy.
+fn refuse_external_elsewhere(proto: &ModelProto, shown: &str) -> Result<()> {
+    let external = |t: &TensorProto| t.data_location == Some(DataLocation::External as i32);
+    let mut graphs: Vec<(&super::GraphProto, bool)> =
+        proto.graph.iter().map(|g| (g, true)).collect();
+    for t in &proto.training_info {
+        graphs.extend(
+            t.initialization
+                .iter()
+                .chain(&t.algorithm)
+                .map(|g| (g, false)),
+        );
+    }
+    let mut seen = 0usize;
+    while let Some((g, main)) = graphs.pop() {
+        seen += 1;
+        if seen > 100_000 {
+            bail!("'{shown}' nests more than 100000 subgraphs");
+        }
+        let sparse = g
+            .sparse_initializer
+            .iter()
+            .flat_map(|s| s.values.iter().chain(&s.indices));
+        let inits = g.initializer.iter().filter(|_| !main);
+        if let Some(t) = inits.chain(sparse).find(|t| external(t)) {
+            bail!(
+                "'{shown}': tensor '{}' keeps its data in external data inside a subgraph, a sparse \
+                 initializer or training_info, which is not supported",
+                t.name.as_deref().unwrap_or("")
+            );
+        }
+        for a in g.node.iter().flat_map(|n| &n.attribute) {
+            graphs.extend(a.g.iter().chain(&a.graphs).map(|g| (g, false)));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that a tensor's raw data holds exactly what its dims and element type need.
