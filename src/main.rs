@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     // A panic, ours or a dependency's, ends as one error line below, not a backtrace.
     std::panic::set_hook(Box::new(|_| {}));
     let shown = std::io::stderr().is_terminal();
+    clean_up_on_signals();
     watch_validation(cfg.budget.seconds, shown);
     let result = std::panic::catch_unwind(|| se_inject::run_reporting(&cfg, &|p| status(shown, p)));
     VALIDATED.store(true, Ordering::SeqCst);
@@ -67,6 +68,25 @@ fn main() -> ExitCode {
         return ExitCode::from(3);
     }
     ExitCode::SUCCESS
+}
+
+/// On SIGINT or SIGTERM, removes the temporary files being written (after an output pair that
+/// is moving into place has moved) and exits as the signal would (128 + its number).
+fn clean_up_on_signals() {
+    #[cfg(unix)]
+    {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+            return;
+        };
+        std::thread::spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let _held = se_inject::onnx::write::remove_temporaries();
+                eprintln!("\nse-inject: interrupted; its temporary files removed");
+                std::process::exit(128 + signal);
+            }
+        });
+    }
 }
 
 /// Stops the process with one error line when validation runs longer than `seconds`: tract

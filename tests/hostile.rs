@@ -725,3 +725,75 @@ fn external_data_in_a_subgraph_is_refused() {
     );
     assert_eq!(listing(dir.path()), vec!["nested.onnx"]);
 }
+
+/// SIGTERM while a 256 MiB data file is being written: the run either finished (the model and
+/// its data file, both whole) or ends with 128 + 15 leaving no temporary file behind; never a
+/// model without its data, never a `.tmp` file.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn a_signal_during_the_save_leaves_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = external_model(dir.path(), "w.data", 0, 576);
+    let big = 256u64 << 20;
+    let mut m =
+        se_inject::onnx::proto::ModelProto::decode(std::fs::read(&model).unwrap().as_slice())
+            .unwrap();
+    let g = m.graph.as_mut().unwrap();
+    let mut t = g.initializer[0].clone();
+    t.name = Some("big".into());
+    t.dims = vec![(big / 4) as i64];
+    t.external_data[0].value = Some("big.data".into());
+    t.external_data[2].value = Some(big.to_string());
+    g.initializer.push(t);
+    std::fs::write(&model, m.encode_to_vec()).unwrap();
+    std::fs::File::create(dir.path().join("big.data"))
+        .unwrap()
+        .set_len(big)
+        .unwrap();
+    let out = dir.path().join("out.onnx");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_se-inject"))
+        .args([
+            model.to_str().unwrap(),
+            "--no-validate",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    // SAFETY: signalling our own child, which has not been waited for.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let code = child.wait().unwrap().code();
+    let files = listing(dir.path());
+    if code == Some(0) {
+        assert_eq!(
+            files,
+            [
+                "big.data",
+                "ext.onnx",
+                "out.onnx",
+                "out.onnx.data",
+                "w.data"
+            ]
+        );
+    } else {
+        assert_eq!(code, Some(128 + 15));
+        assert_eq!(files, ["big.data", "ext.onnx", "w.data"]);
+    }
+}
+
+/// `-o newdir/` names a folder that does not exist: refused before anything is written (it used
+/// to leave `newdir.data` behind).
+#[test]
+fn an_output_ending_in_a_separator_is_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixture("resnet_basic_dynamo");
+    let out = format!("{}/newdir/", dir.path().display());
+    assert_error(
+        &run([model.to_str().unwrap(), "-o", &out]),
+        &["newdir/", "is a folder"],
+    );
+    assert!(listing(dir.path()).is_empty());
+}

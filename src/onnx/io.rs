@@ -320,7 +320,11 @@ fn canonical_target(p: &Path) -> Result<PathBuf> {
 
 /// Refuses an output path that would overwrite the input model or one of its data files.
 pub fn check_output_path(model: &Model, out: &Path) -> Result<()> {
-    if out.is_dir() {
+    let text = out.as_os_str().as_encoded_bytes();
+    if out.is_dir()
+        || text.ends_with(b"/")
+        || text.ends_with(std::path::MAIN_SEPARATOR_STR.as_bytes())
+    {
         bail!(
             "output path '{}' is a folder: give a file name",
             out.display()

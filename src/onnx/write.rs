@@ -12,6 +12,7 @@ use prost::Message;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// Size of the buffer small fields go through; larger slices are written directly.
 const BUFFER: usize = 64 * 1024;
@@ -135,6 +136,38 @@ pub fn encode_to<W: Write>(
     sink.finish()
 }
 
+/// Temporary files this process is writing, for [`remove_temporaries`]. Its lock is held while
+/// finished files move into place, so an interruption never falls between the data file's
+/// rename and the model's.
+static TEMPORARIES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn temporaries() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    TEMPORARIES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes the temporary files being written, once no output is moving into place, and keeps
+/// any new one from being moved there: for a front end interrupted by a signal, just before it
+/// exits. Returns the guard, which the caller holds until it exits.
+pub fn remove_temporaries() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    let mut held = temporaries();
+    for p in held.drain(..) {
+        let _ = std::fs::remove_file(p);
+    }
+    held
+}
+
+/// Moves finished temporary files into place, in order, as one step with respect to
+/// [`remove_temporaries`].
+fn persist_all(files: Vec<(tempfile::NamedTempFile, &Path)>) -> Result<()> {
+    let mut held = temporaries();
+    for (tmp, to) in files {
+        let from = tmp.path().to_path_buf();
+        held.retain(|p| *p != from);
+        persist(tmp, to)?;
+    }
+    Ok(())
+}
+
 /// Writes `model` to `out` (and `<out>.data` when its storage is external), atomically.
 /// Returns the files written.
 pub fn save(model: &Model, out: &Path) -> Result<Vec<PathBuf>> {
@@ -150,7 +183,7 @@ pub fn save(model: &Model, out: &Path) -> Result<Vec<PathBuf>> {
                 encode_to(&model.proto, &model.sources, f).map(drop)
             })
             .with_context(|| cannot(out))?;
-            persist(tmp, out)?;
+            persist_all(vec![(tmp, out)])?;
             Ok(vec![out.to_path_buf()])
         }
         Storage::External => {
@@ -165,8 +198,7 @@ pub fn save(model: &Model, out: &Path) -> Result<Vec<PathBuf>> {
                 .with_context(|| cannot(&data_path))?;
             let tmp = write_temp(dir, |f| encode_to(&proto, &model.sources, f).map(drop))
                 .with_context(|| cannot(out))?;
-            persist(data, &data_path)?;
-            persist(tmp, out)?;
+            persist_all(vec![(data, &data_path), (tmp, out)])?;
             Ok(vec![out.to_path_buf(), data_path])
         }
     }
@@ -214,9 +246,12 @@ fn create_temp(dir: &Path) -> Result<tempfile::NamedTempFile> {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
-    builder
+    let mut held = temporaries();
+    let tmp = builder
         .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in '{}'", dir.display()))
+        .with_context(|| format!("cannot create a file in '{}'", dir.display()))?;
+    held.push(tmp.path().to_path_buf());
+    Ok(tmp)
 }
 
 /// A temporary file in `dir` that `fill` wrote. It is left to the system to write it to disk, as
