@@ -108,9 +108,9 @@ mod tests {
         check(&view, &shapes, g, budget)
     }
 
-    /// A 3×3 conv on 1×3×8×8: within every bound; 20 nodes is too many for a budget of 1;
+    /// A 3×3 conv on 1×3×8×8: within every bound; one node is too many for a budget of 0;
     /// pads of 2^20 are beyond the window bound; a 1×1 conv to 2^25 channels on 8×8 makes a map
-    /// of 2^31 elements.
+    /// of 2^31 elements; a Concat of 4,097 inputs has too many.
     #[test]
     fn bounds_are_checked_before_tract() {
         let mut g = GraphBuilder::new(3);
@@ -146,5 +146,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("more elements than validation allocates"), "{e}");
+
+        // A Concat of 4,097 copies of the input (10,000 in the case that hung tract).
+        let mut g = GraphBuilder::new(3);
+        let inputs = vec!["input"; MAX_NODE_INPUTS + 1];
+        let cat = g.concat(&inputs);
+        let e = checked(&g.finish(&cat), Budget::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("4097 inputs, more than validation takes (4096"),
+            "{e}"
+        );
     }
 }
