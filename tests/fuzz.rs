@@ -275,6 +275,14 @@ fn apply(model: &mut ModelProto, e: &GraphEdit) {
                 x.input.reverse();
             }
         }
+        _ => apply_value(g, e),
+    }
+}
+
+/// The edits of values: attribute lists, element types, integer tensors.
+fn apply_value(g: &mut se_inject::onnx::GraphProto, e: &GraphEdit) {
+    let n = g.node.len().max(1);
+    match *e {
         GraphEdit::AttrList {
             node,
             attr,
@@ -306,6 +314,7 @@ fn apply(model: &mut ModelProto, e: &GraphEdit) {
                 t.dims = vec![values.len() as i64];
             }
         }
+        _ => {}
     }
 }
 
