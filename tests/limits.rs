@@ -92,6 +92,22 @@ fn validation_stops_at_its_time_budget() {
     assert_eq!(listing(dir.path()), vec!["big.onnx"]);
 }
 
+/// The binary started on `model` writing `out` without validation, its output discarded.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn spawn_unvalidated(model: &std::path::Path, out: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_se-inject"))
+        .args([
+            model.as_os_str(),
+            "--no-validate".as_ref(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// A 4 GiB sparse data file whose one tensor sits at its end: only the tensor's bytes are read
 /// (the files are mapped), so the run stays far below the file's size in memory, and the
 /// output's data file holds that tensor and the new weights alone.
@@ -113,17 +129,7 @@ fn a_sparse_data_file_is_read_only_where_its_tensors_are() {
     f.seek(SeekFrom::Start(offset)).unwrap();
     f.write_all(&raw).unwrap();
     drop(f);
-    let out = dir.path().join("out.onnx");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_se-inject"))
-        .args([
-            model.to_str().unwrap(),
-            "--no-validate",
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_unvalidated(&model, &dir.path().join("out.onnx"));
     let mut status = 0;
     // SAFETY: rusage is plain data that wait4 fills; the pid is our own unwaited child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -263,18 +269,7 @@ fn a_signal_during_the_save_leaves_no_temporary_file() {
         .unwrap()
         .set_len(big)
         .unwrap();
-    let out = dir.path().join("out.onnx");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_se-inject"))
-        .args([
-            model.to_str().unwrap(),
-            "--no-validate",
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_unvalidated(&model, &dir.path().join("out.onnx"));
     std::thread::sleep(std::time::Duration::from_millis(60));
     // SAFETY: signalling our own child, which has not been waited for.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
