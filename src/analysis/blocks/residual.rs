@@ -15,6 +15,7 @@ const SHORTCUT_OPS: &[&str] = &[
     "AveragePool",
     "MaxPool",
     "Identity",
+    "Cast",
     "Pad",
 ];
 
