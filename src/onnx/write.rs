@@ -157,15 +157,49 @@ pub fn remove_temporaries() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
 }
 
 /// Moves finished temporary files into place, in order, as one step with respect to
-/// [`remove_temporaries`].
+/// [`remove_temporaries`] and to other runs writing into the same folder (which wait for the
+/// folder's lock): two runs writing one output pair never interleave their renames.
 fn persist_all(files: Vec<(tempfile::NamedTempFile, &Path)>) -> Result<()> {
     let mut held = temporaries();
+    let _folder = match files.first() {
+        Some((_, to)) => FolderLock::take(to),
+        None => return Ok(()),
+    };
     for (tmp, to) in files {
         let from = tmp.path().to_path_buf();
         held.retain(|p| *p != from);
         persist(tmp, to)?;
     }
     Ok(())
+}
+
+/// An exclusive advisory lock on the folder a file is moved into, released when dropped; a
+/// no-op where the folder cannot be opened or locks are not available.
+struct FolderLock {
+    _folder: Option<File>,
+}
+
+impl FolderLock {
+    fn take(to: &Path) -> FolderLock {
+        let dir = to
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let Ok(folder) = File::open(dir) else {
+            return FolderLock { _folder: None };
+        };
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: flock on a descriptor this File owns; the lock goes with the descriptor.
+            if unsafe { libc::flock(folder.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return FolderLock { _folder: None };
+            }
+        }
+        FolderLock {
+            _folder: Some(folder),
+        }
+    }
 }
 
 /// Writes `model` to `out` (and `<out>.data` when its storage is external), atomically.
