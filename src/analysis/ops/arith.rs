@@ -3,7 +3,7 @@
 //! elements (Reshape, Flatten, Squeeze, Unsqueeze, Slice), which carry values along.
 
 use super::shape::{broadcast, known_product, one};
-use super::{axis_of, At, Dim, Fact, Outs, MAX_VALUES};
+use super::{axes_of, axis_of, At, Dim, Fact, Outs, MAX_VALUES};
 use crate::onnx::{attr_i, attr_ints, attr_t, op};
 
 /// The ONNX integer element types (values are tracked through Casts to these).
@@ -281,9 +281,14 @@ pub(super) fn slice(at: &At) -> Outs {
     let ints = x.ints.as_ref().and_then(|v| {
         let from: Vec<usize> = dims.iter().copied().collect::<Option<_>>()?;
         let to: Vec<usize> = out.iter().copied().collect::<Option<_>>()?;
-        pick_values(v, &from, &to, |o, i| {
-            let (s, step) = picks[i];
-            usize::try_from(s.checked_add(i64::try_from(o).ok()?.checked_mul(step)?)?).ok()
+        pick_values(v, &from, &to, |o| {
+            o.iter()
+                .zip(&picks)
+                .map(|(&o, &(s, step))| {
+                    let k = s.checked_add(i64::try_from(o).ok()?.checked_mul(step)?)?;
+                    usize::try_from(k).ok()
+                })
+                .collect()
         })
     });
     Some(vec![Fact {
@@ -293,29 +298,31 @@ pub(super) fn slice(at: &At) -> Outs {
     }])
 }
 
-/// The values of a tensor of dims `to` taken from `values` (dims `from`, row-major): output
-/// index `o` on axis `i` reads input index `index(o, i)` on the same axis.
+/// The values of a tensor of dims `to` taken from `values` (dims `from`, both row-major): the
+/// element at output index `o` (one index per axis) is the input's at `index(o)`.
 pub(super) fn pick_values(
     values: &[Option<i64>],
     from: &[usize],
     to: &[usize],
-    index: impl Fn(usize, usize) -> Option<usize>,
+    index: impl Fn(&[usize]) -> Option<Vec<usize>>,
 ) -> Option<Vec<Option<i64>>> {
-    let n = known_product(&to.iter().copied().map(Some).collect::<Vec<_>>())?;
-    if n > MAX_VALUES
-        || values.len() != known_product(&from.iter().copied().map(Some).collect::<Vec<_>>())?
-    {
+    let count = |d: &[usize]| d.iter().try_fold(1usize, |acc, &v| acc.checked_mul(v));
+    let n = count(to)?;
+    if n > MAX_VALUES || values.len() != count(from)? {
         return None;
     }
+    let mut o = vec![0usize; to.len()];
     (0..n)
         .map(|flat| {
-            let (mut rest, mut at, mut stride) = (flat, 0usize, 1usize);
+            let mut rest = flat;
             for i in (0..to.len()).rev() {
-                let o = rest % to[i];
+                o[i] = rest % to[i];
                 rest /= to[i];
-                let k = index(o, i).filter(|&k| k < from[i])?;
-                at += k * stride;
-                stride *= from[i];
+            }
+            let k = index(&o)?;
+            let mut at = 0usize;
+            for (j, &kj) in k.iter().enumerate() {
+                at = at * from.get(j)? + Some(kj).filter(|&v| v < from[j])?;
             }
             values.get(at).copied()
         })
@@ -342,10 +349,7 @@ pub(super) fn rearranged(at: &At) -> Outs {
         _ => {
             let axes = at.ints_or_input("axes", 1)?;
             let rank = dims.len() + axes.len();
-            let add: Vec<usize> = axes
-                .iter()
-                .map(|&a| axis_of(a, rank))
-                .collect::<Option<_>>()?;
+            let add = axes_of(&axes, rank)?;
             let mut rest = dims.iter();
             (0..rank)
                 .map(|i| {
@@ -367,10 +371,7 @@ pub(super) fn rearranged(at: &At) -> Outs {
 /// Dims without the squeezed axes (without axes: every dim known to be 1).
 fn squeeze(dims: &[Dim], axes: Option<Vec<i64>>) -> Option<Vec<Dim>> {
     let drop: Vec<usize> = match axes {
-        Some(a) => a
-            .iter()
-            .map(|&v| axis_of(v, dims.len()))
-            .collect::<Option<_>>()?,
+        Some(a) => axes_of(&a, dims.len())?,
         None if dims.iter().all(Option::is_some) => {
             (0..dims.len()).filter(|&i| dims[i] == Some(1)).collect()
         }

@@ -271,6 +271,11 @@ fn constant(node: &NodeProto) -> Outs {
     }])
 }
 
+/// Axes `a` (negative: from the end) of a rank-`rank` tensor, counted from the front.
+pub fn axes_of(a: &[i64], rank: usize) -> Option<Vec<usize>> {
+    a.iter().map(|&v| axis_of(v, rank)).collect()
+}
+
 /// Axis `a` (negative: from the end) of a rank-`rank` tensor, counted from the front.
 pub fn axis_of(a: i64, rank: usize) -> Option<usize> {
     let r = i64::try_from(rank).ok()?;

@@ -1,7 +1,7 @@
 //! The rules that derive dims only: convolutions and pools (sliding windows), reductions,
 //! splits, transposes, broadcasting, matrix products, padding and resizing.
 
-use super::{axis_of, At, Dim, Fact, Outs};
+use super::{axes_of, axis_of, At, Dim, Fact, Outs};
 use crate::onnx::{attr_ints, op, NodeProto};
 
 /// A node's single output.
@@ -164,10 +164,7 @@ pub(super) fn reduce(at: &At) -> Outs {
     let x = at.dims(0)?;
     let keep = at.attr("keepdims", 1) == 1;
     let axes: Vec<usize> = match at.ints_or_input("axes", 1) {
-        Some(a) if !a.is_empty() => a
-            .iter()
-            .map(|&v| axis_of(v, x.len()))
-            .collect::<Option<_>>()?,
+        Some(a) if !a.is_empty() => axes_of(&a, x.len())?,
         _ if at.attr("noop_with_empty_axes", 0) == 1 => return one(x.to_vec()),
         _ if at.node.input.get(1).is_some_and(|s| !s.is_empty()) => return None,
         _ => (0..x.len()).collect(),
@@ -227,8 +224,15 @@ pub(super) fn transpose(at: &At) -> Outs {
         .map(|&p| x.get(p).copied())
         .collect::<Option<_>>()?;
     let ints = at.input(0)?.ints.as_ref().and_then(|v| {
-        let from: Vec<usize> = x.iter().copied().collect::<Option<_>>()?;
-        transposed_values(v, &from, &perm)
+        let from = to_known(x)?;
+        // Output axis i is input axis perm[i].
+        super::arith::pick_values(v, &from, &to_known(&dims)?, |o| {
+            let mut k = vec![0; o.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                k[p] = o[i];
+            }
+            Some(k)
+        })
     });
     Some(vec![Fact {
         dims: Some(dims),
@@ -237,31 +241,9 @@ pub(super) fn transpose(at: &At) -> Outs {
     }])
 }
 
-/// The values of a row-major tensor of dims `from` transposed by `perm`.
-fn transposed_values(
-    values: &[Option<i64>],
-    from: &[usize],
-    perm: &[usize],
-) -> Option<Vec<Option<i64>>> {
-    let all: Vec<Dim> = from.iter().copied().map(Some).collect();
-    if known_product(&all) != Some(values.len()) {
-        return None;
-    }
-    let mut stride = vec![1usize; from.len()];
-    for i in (0..from.len().saturating_sub(1)).rev() {
-        stride[i] = stride[i + 1] * from[i + 1];
-    }
-    let to: Vec<usize> = perm.iter().map(|&p| from[p]).collect();
-    (0..values.len())
-        .map(|flat| {
-            let (mut rest, mut at) = (flat, 0usize);
-            for i in (0..to.len()).rev() {
-                at += (rest % to[i]) * stride[perm[i]];
-                rest /= to[i];
-            }
-            values.get(at).copied()
-        })
-        .collect()
+/// The dims, all known.
+fn to_known(dims: &[Dim]) -> Option<Vec<usize>> {
+    dims.iter().copied().collect()
 }
 
 /// Expand: the input broadcast with the target shape.
@@ -367,7 +349,7 @@ pub(super) fn pad(at: &At) -> Outs {
     let pads = at.ints_or_input("pads", 1)?;
     let r = x.len();
     let axes: Vec<usize> = match at.ints(3) {
-        Some(a) => a.iter().map(|&v| axis_of(v, r)).collect::<Option<_>>()?,
+        Some(a) => axes_of(&a, r)?,
         None => (0..r).collect(),
     };
     let k = axes.len();
