@@ -3,7 +3,7 @@
 //! are the size shape inference (`super::facts`) gives the channel axis, never value_info.
 
 use super::facts::{Facts, InputDims};
-use crate::graph::{GraphView, Source};
+use crate::graph::GraphView;
 use crate::onnx::{attr_i, attr_ints, op, NodeProto};
 use std::collections::HashMap;
 
@@ -159,11 +159,6 @@ pub fn is_spatial_conv(feats: &Features, view: &GraphView, n: usize) -> bool {
         return k.iter().any(|&k| k > 1);
     }
     conv_weight(feats, view, n).is_some_and(|d| d.iter().skip(2).any(|&k| k > 1))
-}
-
-/// Whether `name` is produced by a node (as opposed to a graph input or initializer).
-pub fn from_node(view: &GraphView, name: &str) -> bool {
-    matches!(view.producer(name), Some(Source::Node { .. }))
 }
 
 #[cfg(test)]
