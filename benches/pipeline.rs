@@ -73,9 +73,8 @@ fn median_of(runs: usize, mut cmd: impl FnMut() -> Command) -> anyhow::Result<Me
 
 /// The model file and its data file when it has one.
 fn files_of(model: &Path) -> Vec<PathBuf> {
-    let data = se_inject::onnx::io::data_path_for(model);
     std::iter::once(model.to_path_buf())
-        .chain(data.exists().then_some(data))
+        .chain(se_inject::onnx::io::data_files_beside(model))
         .collect()
 }
 
@@ -148,7 +147,9 @@ fn bench(model: &Path, runs: usize, dir: &Path) -> anyhow::Result<()> {
     let out = dir.join("out.onnx");
     let clean = || {
         let _ = std::fs::remove_file(&out);
-        let _ = std::fs::remove_file(se_inject::onnx::io::data_path_for(&out));
+        for data in se_inject::onnx::io::data_files_beside(&out) {
+            let _ = std::fs::remove_file(data);
+        }
     };
     let cp = median_of(runs, || {
         clean();

@@ -81,7 +81,7 @@ fn clean_up_on_signals() {
         };
         std::thread::spawn(move || {
             if let Some(signal) = signals.forever().next() {
-                let _held = se_inject::onnx::write::remove_temporaries();
+                let _held = se_inject::onnx::commit::remove_temporaries();
                 eprintln!("\nse-inject: interrupted; its temporary files removed");
                 std::process::exit(128 + signal);
             }

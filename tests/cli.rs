@@ -188,7 +188,7 @@ fn check_splice(name: &str, net: &str, external: bool) {
 
     // The files written, and nothing else (no temporary leftovers).
     let expected_files: Vec<String> = if external {
-        vec!["out.onnx".into(), "out.onnx.data".into()]
+        vec!["out.onnx".into(), data_name_of(&out)]
     } else {
         vec!["out.onnx".into()]
     };

@@ -177,7 +177,7 @@ fn check_position(fam: &Fam, exporter: &str, p: &Pos) {
     // The files written: out.onnx, and its data file for the dynamo export.
     assert_eq!(j["output"].as_str(), out.to_str(), "{what}");
     let files: Vec<String> = if exporter == "dynamo" {
-        vec!["out.onnx".into(), "out.onnx.data".into()]
+        vec!["out.onnx".into(), data_name_of(&out)]
     } else {
         vec!["out.onnx".into()]
     };

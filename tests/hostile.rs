@@ -5,7 +5,7 @@
 mod common;
 
 use common::hostile::{external_model, run_on, write};
-use common::{assert_error, copy_fixture, fixture, listing, run, stderr};
+use common::{assert_error, copy_fixture, data_file_of, fixture, listing, run, stderr};
 use prost::Message;
 use se_inject::onnx::proto::tensor_proto::DataType;
 use se_inject::onnx::proto::{
@@ -239,7 +239,7 @@ fn external_data_is_confined_and_checked() {
     let p = external_model(d, "w.data", 0, len);
     let o = run_on(&p, &["--no-validate"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(d.join("out.onnx.data").exists());
+    data_file_of(&d.join("out.onnx"));
 
     let p = external_model(d, "/etc/passwd", 0, len);
     assert_error(&run_on(&p, &[]), &["'w1'", "/etc/passwd"]);

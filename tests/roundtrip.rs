@@ -87,8 +87,8 @@ fn external_fixtures_survive_a_round_trip() {
         );
 
         let out = dir.path().join("rt.onnx");
-        let data = dir.path().join("rt.onnx.data");
         let written = save(&m, &out).expect("save");
+        let data = data_file_of(&out);
         assert_eq!(
             written,
             vec![out.clone(), data.clone()],
@@ -97,7 +97,7 @@ fn external_fixtures_survive_a_round_trip() {
         assert!(out.exists() && data.exists(), "{name}");
         assert_eq!(
             listing(dir.path()),
-            vec!["rt.onnx".to_string(), "rt.onnx.data".to_string()],
+            vec!["rt.onnx".to_string(), data_name_of(&out)],
             "{name}: files in the output folder"
         );
 
@@ -143,7 +143,7 @@ fn external_tensors_point_at_the_new_data_file(name: &str, m: &Model, out: &Path
                     .find(|e| e.key.as_deref() == Some(k))
                     .and_then(|e| e.value.clone())
             };
-            assert_eq!(entry("location").as_deref(), Some("rt.onnx.data"));
+            assert_eq!(entry("location"), Some(data_name_of(out)));
             external_bytes += entry("length").unwrap().parse::<u64>().unwrap();
             assert!(t.raw_data.is_none(), "{name}: '{tname}' also inline");
         }
@@ -163,7 +163,7 @@ fn saving_again_gives_the_same_bytes(name: &str, m: &Model, back: &Model, out: &
     save(m, &out2).expect("save again");
     assert!(read(out) == read(&out2), "{name}: .onnx differs");
     assert!(
-        read(data) == read(&dir2.path().join("rt.onnx.data")),
+        read(data) == read(&data_file_of(&out2)),
         "{name}: .onnx.data differs"
     );
     let dir3 = tempfile::tempdir().unwrap();
@@ -171,7 +171,7 @@ fn saving_again_gives_the_same_bytes(name: &str, m: &Model, back: &Model, out: &
     save(back, &out3).expect("save the reloaded copy");
     assert!(read(out) == read(&out3), "{name}: resave .onnx differs");
     assert!(
-        read(data) == read(&dir3.path().join("rt.onnx.data")),
+        read(data) == read(&data_file_of(&out3)),
         "{name}: resave .onnx.data differs"
     );
 }

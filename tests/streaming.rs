@@ -109,7 +109,10 @@ fn streamed_and_saved_bytes_are_prosts() {
         );
         let out = dir.path().join(format!("{name}.out.onnx"));
         save(&m, &out).expect("save");
-        let data_name = format!("{name}.out.onnx.data");
+        let data_name = match m.storage {
+            Storage::External => data_name_of(&out),
+            Storage::Inline => String::new(),
+        };
         let (onnx, data) = reference_save(&m, &data_name);
         assert!(
             read(&out) == onnx,

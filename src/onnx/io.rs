@@ -41,6 +41,17 @@ pub struct Model {
 }
 
 impl Model {
+    /// Canonical paths of every file the model was read from: the model, then its data files.
+    pub fn read_paths(&self) -> Vec<PathBuf> {
+        let model = self
+            .path
+            .canonicalize()
+            .unwrap_or_else(|_| self.path.clone());
+        std::iter::once(model)
+            .chain(self.data_files.iter().cloned())
+            .collect()
+    }
+
     /// The graph; loading guarantees it is present.
     pub fn graph(&self) -> &super::GraphProto {
         self.proto
@@ -292,14 +303,53 @@ pub fn safe_data_path(dir: &Path, location: &str) -> Result<PathBuf> {
     Ok(real)
 }
 
-/// The data file written beside `out` when a model is saved with external data.
-pub fn data_path_for(out: &Path) -> PathBuf {
+/// The data file written beside `out` when a model is saved with external data, named by the
+/// fingerprint of its bytes: `<out>.<16 hex digits>.data`. A new output's data never takes the
+/// name of the data the output it replaces refers to (unless the bytes are the same), so the
+/// model, renamed last, switches from one whole pair to the other.
+pub fn data_path_for(out: &Path, fingerprint: u64) -> PathBuf {
     let mut name = out
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_default();
-    name.push(".data");
+    name.push(format!(".{fingerprint:016x}.data"));
     out.with_file_name(name)
+}
+
+/// The regular files beside `out` that hold, by their name, the external data of an output
+/// written at `out`: `<out>.<16 hex digits>.data` (see [`data_path_for`]) and `<out>.data`
+/// (the PyTorch exporters' name, and se-inject's before data files were named by content).
+pub fn data_files_beside(out: &Path) -> Vec<PathBuf> {
+    let Some(name) = out.file_name().and_then(|n| n.to_str()) else {
+        return Vec::new();
+    };
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| {
+            let file = e.file_name();
+            let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(name)) else {
+                return false;
+            };
+            let Some(middle) = rest.strip_suffix(".data") else {
+                return false;
+            };
+            middle.is_empty()
+                || middle.strip_prefix('.').is_some_and(|hex| {
+                    hex.len() == 16 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                })
+        })
+        .map(|e| out.with_file_name(e.file_name()))
+        .collect();
+    found.sort();
+    found
 }
 
 /// Canonical form of a path that may not exist yet: its folder canonicalized, its name kept.
@@ -318,7 +368,8 @@ fn canonical_target(p: &Path) -> Result<PathBuf> {
     Ok(full.canonicalize().unwrap_or(full))
 }
 
-/// Refuses an output path that would overwrite the input model or one of its data files.
+/// Refuses an output path that is a folder, or that would overwrite the input model or one of
+/// its data files.
 pub fn check_output_path(model: &Model, out: &Path) -> Result<()> {
     let text = out.as_os_str().as_encoded_bytes();
     if out.is_dir()
@@ -330,31 +381,25 @@ pub fn check_output_path(model: &Model, out: &Path) -> Result<()> {
             out.display()
         );
     }
-    let input = model
-        .path
-        .canonicalize()
-        .unwrap_or_else(|_| model.path.clone());
-    let mut written = vec![out.to_path_buf()];
-    if model.storage == Storage::External {
-        written.push(data_path_for(out));
-    }
-    for path in &written {
-        refuse_special(path)?;
-        let t = canonical_target(path)?;
-        if t == input {
-            bail!(
-                "output path '{}' would overwrite the input model '{}': choose another path",
-                path.display(),
-                model.path.display()
-            );
-        }
-        if model.data_files.contains(&t) {
-            bail!(
-                "output '{}' would overwrite the input's external data file '{}'",
-                out.display(),
-                t.display()
-            );
-        }
+    check_written(model, out)
+}
+
+/// Refuses to write `path` when it is the input model or one of its data files, or exists and
+/// is not a regular, writable file.
+pub fn check_written(model: &Model, path: &Path) -> Result<()> {
+    refuse_special(path)?;
+    let t = canonical_target(path)?;
+    if model.read_paths().contains(&t) {
+        let what = if model.data_files.contains(&t) {
+            "the input's external data file"
+        } else {
+            "the input model"
+        };
+        bail!(
+            "output path '{}' would overwrite {what} '{}': choose another path",
+            path.display(),
+            t.display()
+        );
     }
     Ok(())
 }
@@ -417,10 +462,38 @@ mod tests {
     }
 
     #[test]
-    fn data_path_appends_suffix() {
+    fn data_files_are_named_by_their_fingerprint() {
         assert_eq!(
-            data_path_for(Path::new("a/b.se.onnx")),
-            PathBuf::from("a/b.se.onnx.data")
+            data_path_for(Path::new("a/b.se.onnx"), 0x00ab_cdef_0123_4567),
+            PathBuf::from("a/b.se.onnx.00abcdef01234567.data")
         );
+    }
+
+    /// Only `<out>.data` and `<out>.<16 hex digits>.data` regular files are an output's data.
+    #[test]
+    fn data_files_beside_an_output_are_found_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in [
+            "m.onnx",
+            "m.onnx.data",
+            "m.onnx.00abcdef01234567.data",
+            "m.onnx.00ABCDEF01234567.data",
+            "m.onnx.00abcdef0123456.data",
+            "m.onnx.x.onnx.00abcdef01234567.data",
+            "n.onnx.00abcdef01234567.data",
+            "m.onnx.00abcdef01234567.data.tmp",
+        ] {
+            std::fs::write(d.join(f), b"").unwrap();
+        }
+        std::fs::create_dir(d.join("m.onnx.1111111111111111.data")).unwrap();
+        assert_eq!(
+            data_files_beside(&d.join("m.onnx")),
+            vec![
+                d.join("m.onnx.00abcdef01234567.data"),
+                d.join("m.onnx.data")
+            ]
+        );
+        assert!(data_files_beside(&d.join("missing/m.onnx")).is_empty());
     }
 }

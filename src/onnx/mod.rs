@@ -2,6 +2,7 @@
 //! saving (streamed, `write.rs`) models with inline or external weights, and small helpers over
 //! tensors and attributes.
 
+pub mod commit;
 pub mod io;
 pub mod map;
 pub mod tensor;

@@ -1,18 +1,19 @@
 //! Saving a model: the protobuf encoded as a stream through a small reused buffer, each large
 //! tensor's bytes copied file to file from where they were read, into temporary files in the
-//! target folder that are renamed into place only once complete.
+//! target folder that are moved into place only once complete (`commit.rs`).
 
-use super::io::{check_output_path, data_path_for, Model, Storage};
+use super::commit::{commit, create_temp};
+use super::io::{check_output_path, check_written, data_path_for, Model, Storage};
 use super::map::{locate, point_at, MappedFile};
-use super::proto::ModelProto;
+use super::proto::{ModelProto, TensorProto};
 use anyhow::{anyhow, Context, Result};
 use bytes::buf::UninitSlice;
-use bytes::{Buf, BufMut};
+use bytes::{Buf, BufMut, Bytes};
 use prost::Message;
+use rapidhash::v3::{RapidSecrets, RapidStreamHasherV3};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 /// Size of the buffer small fields go through; larger slices are written directly.
 const BUFFER: usize = 64 * 1024;
@@ -136,74 +137,8 @@ pub fn encode_to<W: Write>(
     sink.finish()
 }
 
-/// Temporary files this process is writing, for [`remove_temporaries`]. Its lock is held while
-/// finished files move into place, so an interruption never falls between the data file's
-/// rename and the model's.
-static TEMPORARIES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-fn temporaries() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
-    TEMPORARIES.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Removes the temporary files being written, once no output is moving into place, and keeps
-/// any new one from being moved there: for a front end interrupted by a signal, just before it
-/// exits. Returns the guard, which the caller holds until it exits.
-pub fn remove_temporaries() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
-    let mut held = temporaries();
-    for p in held.drain(..) {
-        let _ = std::fs::remove_file(p);
-    }
-    held
-}
-
-/// Moves finished temporary files into place, in order, as one step with respect to
-/// [`remove_temporaries`] and to other runs writing into the same folder (which wait for the
-/// folder's lock): two runs writing one output pair never interleave their renames.
-fn persist_all(files: Vec<(tempfile::NamedTempFile, &Path)>) -> Result<()> {
-    let mut held = temporaries();
-    let _folder = match files.first() {
-        Some((_, to)) => FolderLock::take(to),
-        None => return Ok(()),
-    };
-    for (tmp, to) in files {
-        let from = tmp.path().to_path_buf();
-        held.retain(|p| *p != from);
-        persist(tmp, to)?;
-    }
-    Ok(())
-}
-
-/// An exclusive advisory lock on the folder a file is moved into, released when dropped; a
-/// no-op where the folder cannot be opened or locks are not available.
-struct FolderLock {
-    _folder: Option<File>,
-}
-
-impl FolderLock {
-    fn take(to: &Path) -> FolderLock {
-        let dir = to
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let Ok(folder) = File::open(dir) else {
-            return FolderLock { _folder: None };
-        };
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        {
-            use std::os::fd::AsRawFd;
-            // SAFETY: flock on a descriptor this File owns; the lock goes with the descriptor.
-            if unsafe { libc::flock(folder.as_raw_fd(), libc::LOCK_EX) } != 0 {
-                return FolderLock { _folder: None };
-            }
-        }
-        FolderLock {
-            _folder: Some(folder),
-        }
-    }
-}
-
-/// Writes `model` to `out` (and `<out>.data` when its storage is external), atomically.
-/// Returns the files written.
+/// Writes `model` to `out` (and its data file beside it when its storage is external), as one
+/// step: see [`super::commit`]. Returns the files written.
 pub fn save(model: &Model, out: &Path) -> Result<Vec<PathBuf>> {
     check_output_path(model, out)?;
     let dir = out
@@ -211,41 +146,89 @@ pub fn save(model: &Model, out: &Path) -> Result<Vec<PathBuf>> {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let cannot = |p: &Path| format!("cannot write '{}'", p.display());
+    let read = model.read_paths();
     match model.storage {
         Storage::Inline => {
             let tmp = write_temp(dir, |f| {
                 encode_to(&model.proto, &model.sources, f).map(drop)
             })
             .with_context(|| cannot(out))?;
-            persist_all(vec![(tmp, out)])?;
+            commit(vec![(tmp, out.to_path_buf())], out, &read)?;
             Ok(vec![out.to_path_buf()])
         }
         Storage::External => {
-            let data_path = data_path_for(out);
+            let mut proto = model.proto.clone();
+            let parts = external_parts(model, &proto);
+            // The data file is written and its bytes fingerprinted at the same time: the
+            // fingerprint reads the input's files itself rather than wait for the copy.
+            let (data, fingerprint) = std::thread::scope(|s| {
+                let hashing = s.spawn(|| fingerprint(&parts, &model.sources));
+                let data = write_temp(dir, |f| externalise(model, &mut proto, f));
+                (data, hashing.join())
+            });
+            let data = data.with_context(|| cannot(out))?;
+            let fingerprint = fingerprint
+                .map_err(|_| anyhow!("fingerprinting the data file failed"))?
+                .with_context(|| cannot(out))?;
+            let data_path = data_path_for(out, fingerprint);
+            check_written(model, &data_path)?;
             let location = data_path
                 .file_name()
                 .and_then(|n| n.to_str())
-                .ok_or_else(|| anyhow!("output name '{}' is not valid UTF-8", out.display()))?
-                .to_string();
-            let mut proto = model.proto.clone();
-            let data = write_temp(dir, |f| externalise(model, &mut proto, &location, f))
-                .with_context(|| cannot(&data_path))?;
+                .ok_or_else(|| anyhow!("output name '{}' is not valid UTF-8", out.display()))?;
+            name_location(&mut proto, location);
             let tmp = write_temp(dir, |f| encode_to(&proto, &model.sources, f).map(drop))
                 .with_context(|| cannot(out))?;
-            persist_all(vec![(data, &data_path), (tmp, out)])?;
+            commit(
+                vec![(data, data_path.clone()), (tmp, out.to_path_buf())],
+                out,
+                &read,
+            )?;
             Ok(vec![out.to_path_buf(), data_path])
         }
     }
 }
 
+/// Whether `t` is one of `model`'s tensors saved in its data file.
+fn goes_external(model: &Model, t: &TensorProto) -> bool {
+    t.raw_data.is_some()
+        && model
+            .external_tensors
+            .contains(t.name.as_deref().unwrap_or(""))
+}
+
+/// The bytes of the data file `externalise` writes for `proto`, in order, as views.
+fn external_parts(model: &Model, proto: &ModelProto) -> Vec<Bytes> {
+    proto
+        .graph
+        .iter()
+        .flat_map(|g| &g.initializer)
+        .filter(|t| goes_external(model, t))
+        .filter_map(|t| t.raw_data.clone())
+        .collect()
+}
+
+/// The fingerprint of the bytes of `parts` in order: rapidhash v3, whose output is the same on
+/// every platform and in every release of one major version. Views of `sources` large enough to
+/// be copied file to file are read from their files rather than through the mapping.
+fn fingerprint(parts: &[Bytes], sources: &[MappedFile]) -> std::io::Result<u64> {
+    let secrets = RapidSecrets::seed(0);
+    let mut hasher = RapidStreamHasherV3::new(&secrets);
+    for part in parts {
+        match locate(sources, part).filter(|_| part.len() >= BUFFER) {
+            Some((file, offset)) => {
+                file.read_range(offset, part.len() as u64, |b| hasher.write(b))?
+            }
+            None => hasher.write(part),
+        }
+    }
+    Ok(hasher.finish())
+}
+
 /// Moves the bytes of `model`'s external tensors out of `proto` into the data file `out`, one
-/// after the other in initializer order, and points each tensor at its place in `location`.
-fn externalise(
-    model: &Model,
-    proto: &mut ModelProto,
-    location: &str,
-    out: &mut File,
-) -> std::io::Result<()> {
+/// after the other in initializer order, and points each tensor at its place there; the file's
+/// name is given afterwards, by [`name_location`].
+fn externalise(model: &Model, proto: &mut ModelProto, out: &mut File) -> std::io::Result<()> {
     let mut sink = StreamSink::new(out, &model.sources);
     let mut offset: u64 = 0;
     let initializers = proto
@@ -253,10 +236,7 @@ fn externalise(
         .iter_mut()
         .flat_map(|g| g.initializer.iter_mut());
     for t in initializers {
-        if !model
-            .external_tensors
-            .contains(t.name.as_deref().unwrap_or(""))
-        {
+        if !goes_external(model, t) {
             continue;
         }
         let Some(raw) = &t.raw_data else {
@@ -264,28 +244,23 @@ fn externalise(
         };
         sink.put_slice(raw);
         let length = raw.len() as u64;
-        point_at(t, location, offset);
+        point_at(t, "", offset);
         offset += length;
     }
     sink.finish().map(drop)
 }
 
-/// A new temporary file in `dir`, created with the mode of any new file (0666 less the umask)
-/// rather than the owner-only mode temporary files get, so the renamed result looks like a file
-/// written in place.
-fn create_temp(dir: &Path) -> Result<tempfile::NamedTempFile> {
-    let mut builder = tempfile::Builder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
+/// Names `location` as the file of every tensor `externalise` moved out.
+fn name_location(proto: &mut ModelProto, location: &str) {
+    let entries = proto
+        .graph
+        .iter_mut()
+        .flat_map(|g| g.initializer.iter_mut())
+        .flat_map(|t| t.external_data.iter_mut())
+        .filter(|e| e.key.as_deref() == Some("location"));
+    for e in entries {
+        e.value = Some(location.to_string());
     }
-    let mut held = temporaries();
-    let tmp = builder
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in '{}'", dir.display()))?;
-    held.push(tmp.path().to_path_buf());
-    Ok(tmp)
 }
 
 /// A temporary file in `dir` that `fill` wrote. It is left to the system to write it to disk, as
@@ -298,18 +273,6 @@ fn write_temp(
     let mut f = create_temp(dir)?;
     fill(f.as_file_mut())?;
     Ok(f)
-}
-
-/// Moves a finished temporary file into place.
-fn persist(tmp: tempfile::NamedTempFile, to: &Path) -> Result<()> {
-    tmp.persist(to).map_err(|e| {
-        anyhow!(
-            "cannot move the written file into place at '{}': {}",
-            to.display(),
-            e.error
-        )
-    })?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -341,6 +304,38 @@ mod tests {
         want.extend_from_slice(&owned);
         want.extend(std::iter::repeat_n(3u8, BUFFER + 1));
         assert!(out == want);
+    }
+
+    /// rapidhash v3, seed 0, of the bytes of "se-inject".
+    const PINNED: u64 = 0x7906_0e8f_bb4e_2ecd;
+
+    /// The fingerprint is rapidhash v3 of the bytes in order, whether they are read from their
+    /// file or from memory; its value is pinned, since it names the files written.
+    #[test]
+    fn the_fingerprint_hashes_the_bytes_in_order_wherever_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.bin");
+        let big: Vec<u8> = (0..3 * BUFFER).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &big).unwrap();
+        let mapped = MappedFile::open(&path, "model").unwrap();
+        let from_file = [
+            mapped.bytes().slice(5..2 * BUFFER + 5),
+            Bytes::from_static(b"se"),
+            mapped.bytes().slice(..3),
+        ];
+        let in_memory: Vec<Bytes> = from_file.iter().map(|b| Bytes::from(b.to_vec())).collect();
+        let sources = [mapped];
+        let mut all = big[5..2 * BUFFER + 5].to_vec();
+        all.extend_from_slice(b"se");
+        all.extend_from_slice(&big[..3]);
+        let want = rapidhash::v3::rapidhash_v3_seeded(&all, &RapidSecrets::seed(0));
+        assert_eq!(fingerprint(&from_file, &sources).unwrap(), want);
+        assert_eq!(fingerprint(&in_memory, &[]).unwrap(), want);
+        assert_eq!(
+            fingerprint(&[Bytes::from_static(b"se-inject")], &[]).unwrap(),
+            PINNED
+        );
+        assert_ne!(fingerprint(&[], &[]).unwrap(), PINNED);
     }
 
     /// A write error is kept and returned once, at the end.

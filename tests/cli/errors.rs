@@ -235,31 +235,6 @@ fn error_output_is_input_data_file() {
     );
 }
 
-/// A renamed model still reads `resnet_basic_dynamo.onnx.data`; an output named
-/// `resnet_basic_dynamo.onnx` would write its data over that file, so it is refused.
-#[test]
-fn error_output_data_would_overwrite_input_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("renamed.onnx");
-    let data = dir.path().join("resnet_basic_dynamo.onnx.data");
-    std::fs::copy(fixture("resnet_basic_dynamo"), &model).unwrap();
-    std::fs::copy(fixture_data("resnet_basic_dynamo"), &data).unwrap();
-    let o = run_model_in(
-        Some(dir.path()),
-        "renamed.onnx",
-        &["-o", "resnet_basic_dynamo.onnx", "--no-validate"],
-    );
-    assert_error(&o, &["resnet_basic_dynamo.onnx.data"]);
-    assert_eq!(read(&data), read(&fixture_data("resnet_basic_dynamo")));
-    assert_eq!(
-        listing(dir.path()),
-        vec![
-            "renamed.onnx".to_string(),
-            "resnet_basic_dynamo.onnx.data".to_string()
-        ]
-    );
-}
-
 #[test]
 fn usage_errors_exit_2() {
     let m = "fixtures/resnet_basic_ts.onnx";

@@ -78,8 +78,8 @@ fn spliced_bytes(name: &str, dir: &Path, sub: &str, seed: &str) -> (Vec<u8>, Opt
     let out = d.join("out.onnx");
     let o = run_unvalidated(fixture(name), &out, &["--seed", seed]);
     assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
-    let data = d.join("out.onnx.data");
-    (read(&out), data.exists().then(|| read(&data)))
+    let data = se_inject::onnx::io::data_files_beside(&out);
+    (read(&out), data.first().map(|d| read(d)))
 }
 
 fn check_determinism(name: &str, external: bool) {

@@ -84,7 +84,7 @@ fn default_output_beside_the_model() {
             "resnet_basic_dynamo.onnx".to_string(),
             "resnet_basic_dynamo.onnx.data".to_string(),
             "resnet_basic_dynamo.se.onnx".to_string(),
-            "resnet_basic_dynamo.se.onnx.data".to_string(),
+            data_name_of(&dir2.path().join("resnet_basic_dynamo.se.onnx")),
         ]
     );
 }
@@ -335,24 +335,86 @@ fn stdout_full_or_closed() {
 // ------------------------------------------------------------------------------------------------
 // Outputs that must not be replaced
 
-/// Every path the run would write is checked against every path it reads: an input model
-/// named `x.onnx.data` is the data file of an output `x.onnx`, and is never replaced.
+/// Every path the run writes or removes is checked against every path it reads: an input model
+/// named `x.onnx.data`, or a data file the input reads named `x.onnx.data`, has the name of an
+/// earlier output's data file for `-o x.onnx`, yet is neither replaced nor removed.
 #[test]
-fn the_output_data_file_never_replaces_the_input_model() {
+fn files_the_run_reads_are_never_replaced_or_removed() {
     let dir = tempfile::tempdir().unwrap();
     let copied = copy_fixture("resnet_basic_dynamo", dir.path());
     let input = dir.path().join("x.onnx.data");
     std::fs::rename(&copied, &input).unwrap();
-    let before = std::fs::read(&input).unwrap();
     let out = dir.path().join("x.onnx");
     let o = run([input.as_os_str(), "-o".as_ref(), out.as_os_str()]);
-    assert_error(&o, &["x.onnx.data", "input model"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(read(&input), read(&fixture("resnet_basic_dynamo")));
+    let data = se_inject::onnx::io::data_files_beside(&out);
+    assert_eq!(data.len(), 2, "the input and the output's data: {data:?}");
+    let written = data.iter().find(|p| **p != input).unwrap();
+    assert!(se_inject::onnx::load(&out).is_ok(), "the output loads");
+    let mut want = vec![
+        "resnet_basic_dynamo.onnx.data".to_string(),
+        "x.onnx".to_string(),
+        written.file_name().unwrap().to_string_lossy().into_owned(),
+        "x.onnx.data".to_string(),
+    ];
+    want.sort();
+    assert_eq!(listing(dir.path()), want);
+
+    // A renamed model reading `resnet_basic_dynamo.onnx.data`, written as
+    // `resnet_basic_dynamo.onnx`.
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("renamed.onnx");
+    let data = dir.path().join("resnet_basic_dynamo.onnx.data");
+    std::fs::copy(fixture("resnet_basic_dynamo"), &model).unwrap();
+    std::fs::copy(fixture_data("resnet_basic_dynamo"), &data).unwrap();
+    let out = dir.path().join("resnet_basic_dynamo.onnx");
+    let o = run_unvalidated(&model, &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(read(&data), read(&fixture_data("resnet_basic_dynamo")));
+    assert_eq!(read(&model), read(&fixture("resnet_basic_dynamo")));
+    assert!(se_inject::onnx::load(&out).is_ok(), "the output loads");
+}
+
+/// Writing over an earlier output switches the pair: the new data file has a new name (its
+/// content's), the model refers to it, and the data files of earlier outputs at that path,
+/// `<out>.data` included, are removed. The same bytes get the same name again.
+#[test]
+fn an_output_written_again_replaces_its_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.onnx");
+    std::fs::write(dir.path().join("out.onnx.data"), b"an older layout").unwrap();
+    let other = dir.path().join("other.onnx.0000000000000000.data");
+    std::fs::write(&other, b"another output's").unwrap();
+    let write = |seed: &str| {
+        let o = run_unvalidated(fixture("resnet_basic_dynamo"), &out, &["--seed", seed]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(se_inject::onnx::load(&out).is_ok(), "the output loads");
+        let data = data_file_of(&out);
+        let mut want = vec![
+            "other.onnx.0000000000000000.data".to_string(),
+            "out.onnx".to_string(),
+            data_name_of(&out),
+        ];
+        want.sort();
+        assert_eq!(listing(dir.path()), want);
+        (read(&out), data)
+    };
+    let (first, first_data) = write("7");
+    let (second, second_data) = write("8");
+    assert_ne!(first_data, second_data, "new weights, a new name");
+    assert!(first != second);
+    let (third, third_data) = write("7");
+    assert_eq!(third_data, first_data, "the same weights, the same name");
+    assert!(third == first);
+
+    // An inline model written there leaves no data file.
+    let o = run_unvalidated(fixture("resnet_basic_ts"), &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
-        std::fs::read(&input).unwrap(),
-        before,
-        "the input is untouched"
+        listing(dir.path()),
+        ["other.onnx.0000000000000000.data", "out.onnx"]
     );
-    assert!(!out.exists(), "nothing written");
 }
 
 /// An output that exists and is not a regular file (a FIFO here; a device alike) or is

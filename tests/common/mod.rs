@@ -27,6 +27,26 @@ pub fn fixture_data(name: &str) -> PathBuf {
     fixtures().join(format!("{name}.onnx.data"))
 }
 
+/// The data file written beside the output `out`, asserted to be the only one there and to be
+/// named by its content: `<out>.<rapidhash v3 of its bytes, 16 hex digits>.data`.
+pub fn data_file_of(out: &Path) -> PathBuf {
+    let found = se_inject::onnx::io::data_files_beside(out);
+    assert_eq!(found.len(), 1, "one data file beside '{}'", out.display());
+    let bytes = std::fs::read(&found[0]).expect("read data file");
+    let secrets = rapidhash::v3::RapidSecrets::seed(0);
+    let fingerprint = rapidhash::v3::rapidhash_v3_seeded(&bytes, &secrets);
+    let named = se_inject::onnx::io::data_path_for(out, fingerprint);
+    assert_eq!(found[0], named, "the data file is named by its content");
+    named
+}
+
+/// The file name of [`data_file_of`] `out`.
+pub fn data_name_of(out: &Path) -> String {
+    let path = data_file_of(out);
+    let name = path.file_name().expect("a file name");
+    name.to_string_lossy().into_owned()
+}
+
 /// Copies `<name>.onnx` (and `<name>.onnx.data` when it exists) into `dir`; returns the model path.
 pub fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
     let to = dir.join(format!("{name}.onnx"));

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 // Expected numbers, by hand
 
 pub use crate::common::Land;
-use crate::common::{added, arr, check_landing, f, stage_landing, u};
+use crate::common::{added, arr, check_landing, data_name_of, f, listing, stage_landing, u};
 
 pub const NO_IDENTITY: &str = "identity has no meaning";
 /// An inverted residual without its Add, at identity.
@@ -185,21 +185,11 @@ fn check_identity_validated(e: &Expect, exporter: &str) {
     );
     let added = added(e.lands("standard"));
     assert_eq!(u(&j, "added_params"), added, "{name}");
-    let mut files: Vec<String> = std::fs::read_dir(dir.path())
-        .expect("read the folder")
-        .map(|d| {
-            d.expect("folder entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    files.sort();
     let mut want = vec!["out.onnx".to_string()];
     if exporter == "dynamo" {
-        want.push("out.onnx.data".to_string());
+        want.push(data_name_of(&out));
     }
-    assert_eq!(files, want, "{name}: files written");
+    assert_eq!(listing(dir.path()), want, "{name}: files written");
 }
 
 /// Every position of one export against the hand derivation.
