@@ -90,52 +90,6 @@ impl MappedFile {
         }
         Ok(())
     }
-
-    /// Feeds `len` bytes from `offset` of the file to `each`, in order, read through a small
-    /// buffer from a second handle on the file: the mapping stays untouched (it would count
-    /// against the process's memory), and a copy from the file running meanwhile is not held up.
-    pub fn read_range(
-        &self,
-        offset: u64,
-        len: u64,
-        mut each: impl FnMut(&[u8]),
-    ) -> std::io::Result<()> {
-        let file = self
-            .file
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .try_clone()?;
-        let mut buf = vec![0u8; len.min(READ_BUFFER) as usize];
-        let mut done = 0;
-        while done < len {
-            let want = (len - done).min(buf.len() as u64) as usize;
-            let n = read_at(&file, &mut buf[..want], offset.saturating_add(done))?;
-            if n == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("'{}' shrank while it was read", self.path.display()),
-                ));
-            }
-            each(&buf[..n]);
-            done += n as u64;
-        }
-        Ok(())
-    }
-}
-
-/// Size of the buffer [`MappedFile::read_range`] reads through.
-const READ_BUFFER: u64 = 1 << 20;
-
-/// Reads into `buf` from `offset` of `file`, leaving the file's position alone.
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    #[cfg(unix)]
-    {
-        std::os::unix::fs::FileExt::read_at(file, buf, offset)
-    }
-    #[cfg(windows)]
-    {
-        std::os::windows::fs::FileExt::seek_read(file, buf, offset)
-    }
 }
 
 /// The file among `files` that `slice` is a view of, and where it starts in it.
@@ -221,13 +175,6 @@ mod tests {
         found.copy_range(offset, 4, &mut out).unwrap();
         assert_eq!(out, b"3456");
         let err = found.copy_range(8, 4, &mut out).unwrap_err();
-        assert!(err.to_string().contains("shrank"));
-        let mut read = Vec::new();
-        found
-            .read_range(2, 7, |b| read.extend_from_slice(b))
-            .unwrap();
-        assert_eq!(read, b"2345678");
-        let err = found.read_range(8, 4, |_| {}).unwrap_err();
         assert!(err.to_string().contains("shrank"));
     }
 

@@ -8,7 +8,7 @@ use super::map::{locate, point_at, MappedFile};
 use super::proto::{ModelProto, TensorProto};
 use anyhow::{anyhow, Context, Result};
 use bytes::buf::UninitSlice;
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, BufMut};
 use prost::Message;
 use rapidhash::v3::{RapidSecrets, RapidStreamHasherV3};
 use std::fs::File;
@@ -158,18 +158,9 @@ pub fn save(model: &Model, out: &Path) -> Result<Vec<PathBuf>> {
         }
         Storage::External => {
             let mut proto = model.proto.clone();
-            let parts = external_parts(model, &proto);
-            // The data file is written and its bytes fingerprinted at the same time: the
-            // fingerprint reads the input's files itself rather than wait for the copy.
-            let (data, fingerprint) = std::thread::scope(|s| {
-                let hashing = s.spawn(|| fingerprint(&parts, &model.sources));
-                let data = write_temp(dir, |f| externalise(model, &mut proto, f));
-                (data, hashing.join())
-            });
-            let data = data.with_context(|| cannot(out))?;
-            let fingerprint = fingerprint
-                .map_err(|_| anyhow!("fingerprinting the data file failed"))?
+            let data = write_temp(dir, |f| externalise(model, &mut proto, f))
                 .with_context(|| cannot(out))?;
+            let fingerprint = fingerprint(&proto).with_context(|| cannot(out))?;
             let data_path = data_path_for(out, fingerprint);
             check_written(model, &data_path)?;
             let location = data_path
@@ -197,37 +188,40 @@ fn goes_external(model: &Model, t: &TensorProto) -> bool {
             .contains(t.name.as_deref().unwrap_or(""))
 }
 
-/// The bytes of the data file `externalise` writes for `proto`, in order, as views.
-fn external_parts(model: &Model, proto: &ModelProto) -> Vec<Bytes> {
-    proto
-        .graph
-        .iter()
-        .flat_map(|g| &g.initializer)
-        .filter(|t| goes_external(model, t))
-        .filter_map(|t| t.raw_data.clone())
-        .collect()
+/// The secrets of [`fingerprint`]'s hash: rapidhash v3's defaults, seed 0.
+static SECRETS: RapidSecrets = RapidSecrets::seed(0);
+
+/// A writer that only hashes what is written to it.
+struct Hashing(RapidStreamHasherV3<'static>);
+
+impl Write for Hashing {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
-/// The fingerprint of the bytes of `parts` in order: rapidhash v3, whose output is the same on
-/// every platform and in every release of one major version. Views of `sources` large enough to
-/// be copied file to file are read from their files rather than through the mapping.
-fn fingerprint(parts: &[Bytes], sources: &[MappedFile]) -> std::io::Result<u64> {
-    let secrets = RapidSecrets::seed(0);
-    let mut hasher = RapidStreamHasherV3::new(&secrets);
-    for part in parts {
-        match locate(sources, part).filter(|_| part.len() >= BUFFER) {
-            Some((file, offset)) => {
-                file.read_range(offset, part.len() as u64, |b| hasher.write(b))?
-            }
-            None => hasher.write(part),
-        }
-    }
-    Ok(hasher.finish())
+/// The fingerprint naming the data file of the model file `proto` is written as, taken before the
+/// data file is named (every location empty): rapidhash v3 of its encoded bytes, which is the
+/// same on every platform and in every release of one major version.
+///
+/// Two outputs whose data files get the same name thus have byte-identical model files (to
+/// within a 2^-64 chance), which refer to the same tensors at the same offsets: whichever of the
+/// two data files sits under that name, the model file beside it describes it. Their data files
+/// may differ (other weight values, other SE weights); hashing only the model file, not the
+/// gigabytes of weights, keeps a rewrite at about the cost of a copy.
+fn fingerprint(proto: &ModelProto) -> std::io::Result<u64> {
+    let hashing = encode_to(proto, &[], Hashing(RapidStreamHasherV3::new(&SECRETS)))?;
+    Ok(hashing.0.finish())
 }
 
 /// Moves the bytes of `model`'s external tensors out of `proto` into the data file `out`, one
 /// after the other in initializer order, and points each tensor at its place there; the file's
-/// name is given afterwards, by [`name_location`].
+/// name, left empty, is given afterwards by [`name_location`].
 fn externalise(model: &Model, proto: &mut ModelProto, out: &mut File) -> std::io::Result<()> {
     let mut sink = StreamSink::new(out, &model.sources);
     let mut offset: u64 = 0;
@@ -306,36 +300,39 @@ mod tests {
         assert!(out == want);
     }
 
-    /// rapidhash v3, seed 0, of the bytes of "se-inject".
-    const PINNED: u64 = 0x7906_0e8f_bb4e_2ecd;
+    /// rapidhash v3, seed 0, of a model whose only field is its producer, "se-inject".
+    const PINNED: u64 = 0xfb25_ca57_b52b_a190;
 
-    /// The fingerprint is rapidhash v3 of the bytes in order, whether they are read from their
-    /// file or from memory; its value is pinned, since it names the files written.
+    /// The fingerprint is rapidhash v3 of the model file's bytes as prost encodes them, large
+    /// tensors included; its value is pinned, since it names the files written.
     #[test]
-    fn the_fingerprint_hashes_the_bytes_in_order_wherever_they_are() {
+    fn the_fingerprint_hashes_the_encoded_model() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.bin");
         let big: Vec<u8> = (0..3 * BUFFER).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &big).unwrap();
         let mapped = MappedFile::open(&path, "model").unwrap();
-        let from_file = [
-            mapped.bytes().slice(5..2 * BUFFER + 5),
-            Bytes::from_static(b"se"),
-            mapped.bytes().slice(..3),
-        ];
-        let in_memory: Vec<Bytes> = from_file.iter().map(|b| Bytes::from(b.to_vec())).collect();
-        let sources = [mapped];
-        let mut all = big[5..2 * BUFFER + 5].to_vec();
-        all.extend_from_slice(b"se");
-        all.extend_from_slice(&big[..3]);
-        let want = rapidhash::v3::rapidhash_v3_seeded(&all, &RapidSecrets::seed(0));
-        assert_eq!(fingerprint(&from_file, &sources).unwrap(), want);
-        assert_eq!(fingerprint(&in_memory, &[]).unwrap(), want);
+        let mut proto = ModelProto {
+            producer_name: Some("se-inject".into()),
+            ..Default::default()
+        };
+        assert_eq!(fingerprint(&proto).unwrap(), PINNED);
+        // field 2 (producer_name), length-delimited: tag 0x12, 9 bytes
+        let encoded = b"\x12\x09se-inject";
         assert_eq!(
-            fingerprint(&[Bytes::from_static(b"se-inject")], &[]).unwrap(),
+            rapidhash::v3::rapidhash_v3_seeded(encoded, &SECRETS),
             PINNED
         );
-        assert_ne!(fingerprint(&[], &[]).unwrap(), PINNED);
+        proto.graph = Some(super::super::GraphProto {
+            initializer: vec![TensorProto {
+                raw_data: Some(mapped.bytes().slice(5..2 * BUFFER + 5)),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let want = rapidhash::v3::rapidhash_v3_seeded(&proto.encode_to_vec(), &SECRETS);
+        assert_eq!(fingerprint(&proto).unwrap(), want);
+        assert_ne!(want, PINNED);
     }
 
     /// A write error is kept and returned once, at the end.

@@ -376,9 +376,10 @@ fn files_the_run_reads_are_never_replaced_or_removed() {
     assert!(se_inject::onnx::load(&out).is_ok(), "the output loads");
 }
 
-/// Writing over an earlier output switches the pair: the new data file has a new name (its
-/// content's), the model refers to it, and the data files of earlier outputs at that path,
-/// `<out>.data` included, are removed. The same bytes get the same name again.
+/// Writing over an earlier output switches the pair. A model file that changes gets a data file
+/// of a new name (the model file's fingerprint), and the data files of earlier outputs at that
+/// path, `<out>.data` included, are removed. A model file that stays the same (other SE weights
+/// only) keeps the name, its data file replaced in one rename: either data file fits it.
 #[test]
 fn an_output_written_again_replaces_its_pair() {
     let dir = tempfile::tempdir().unwrap();
@@ -386,8 +387,8 @@ fn an_output_written_again_replaces_its_pair() {
     std::fs::write(dir.path().join("out.onnx.data"), b"an older layout").unwrap();
     let other = dir.path().join("other.onnx.0000000000000000.data");
     std::fs::write(&other, b"another output's").unwrap();
-    let write = |seed: &str| {
-        let o = run_unvalidated(fixture("resnet_basic_dynamo"), &out, &["--seed", seed]);
+    let write = |args: &[&str]| {
+        let o = run_unvalidated(fixture("resnet_basic_dynamo"), &out, args);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         assert!(se_inject::onnx::load(&out).is_ok(), "the output loads");
         let data = data_file_of(&out);
@@ -398,15 +399,18 @@ fn an_output_written_again_replaces_its_pair() {
         ];
         want.sort();
         assert_eq!(listing(dir.path()), want);
-        (read(&out), data)
+        (read(&out), read(&data), data)
     };
-    let (first, first_data) = write("7");
-    let (second, second_data) = write("8");
-    assert_ne!(first_data, second_data, "new weights, a new name");
-    assert!(first != second);
-    let (third, third_data) = write("7");
-    assert_eq!(third_data, first_data, "the same weights, the same name");
-    assert!(third == first);
+    let first = write(&["--seed", "7"]);
+    let reseeded = write(&["--seed", "8"]);
+    assert!(reseeded.0 == first.0, "other SE weights, the same model file");
+    assert!(reseeded.1 != first.1, "other SE weights in the data file");
+    assert_eq!(reseeded.2, first.2, "the same model file, the same name");
+    let reduced = write(&["--seed", "7", "--ratio", "8"]);
+    assert!(reduced.0 != first.0, "SE blocks of another width");
+    assert_ne!(reduced.2, first.2, "another model file, another name");
+    let again = write(&["--seed", "7"]);
+    assert!(again == first, "the same run, the same files");
 
     // An inline model written there leaves no data file.
     let o = run_unvalidated(fixture("resnet_basic_ts"), &out, &[]);

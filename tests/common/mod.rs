@@ -27,16 +27,38 @@ pub fn fixture_data(name: &str) -> PathBuf {
     fixtures().join(format!("{name}.onnx.data"))
 }
 
-/// The data file written beside the output `out`, asserted to be the only one there and to be
-/// named by its content: `<out>.<rapidhash v3 of its bytes, 16 hex digits>.data`.
+/// The data file written beside the output `out`, asserted to be the only one there, to be what
+/// every external tensor of `out` names, and to be named by the model file's fingerprint:
+/// `<out>.<16 hex digits>.data`, rapidhash v3 (seed 0) of the model file's bytes with every
+/// location left empty.
 pub fn data_file_of(out: &Path) -> PathBuf {
+    use prost::Message;
     let found = se_inject::onnx::io::data_files_beside(out);
     assert_eq!(found.len(), 1, "one data file beside '{}'", out.display());
-    let bytes = std::fs::read(&found[0]).expect("read data file");
+    let bytes = std::fs::read(out).expect("read the model");
+    let mut proto = se_inject::onnx::ModelProto::decode(bytes.as_slice()).expect("a model");
+    let name = found[0].file_name().expect("a file name").to_str();
+    let locations = proto
+        .graph
+        .iter_mut()
+        .flat_map(|g| g.initializer.iter_mut())
+        .flat_map(|t| t.external_data.iter_mut())
+        .filter(|e| e.key.as_deref() == Some("location"));
+    for e in locations {
+        assert_eq!(
+            e.value.as_deref(),
+            name,
+            "the location of an external tensor"
+        );
+        e.value = Some(String::new());
+    }
     let secrets = rapidhash::v3::RapidSecrets::seed(0);
-    let fingerprint = rapidhash::v3::rapidhash_v3_seeded(&bytes, &secrets);
+    let fingerprint = rapidhash::v3::rapidhash_v3_seeded(&proto.encode_to_vec(), &secrets);
     let named = se_inject::onnx::io::data_path_for(out, fingerprint);
-    assert_eq!(found[0], named, "the data file is named by its content");
+    assert_eq!(
+        found[0], named,
+        "the data file is named by the model's fingerprint"
+    );
     named
 }
 
