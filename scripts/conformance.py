@@ -11,6 +11,7 @@ standard position with random init; a model where every block already holds SE r
 """
 
 import argparse
+import glob
 import json
 import os
 import subprocess
@@ -127,7 +128,8 @@ def summarise_json(j):
 
 
 def remove_output(out):
-    for f in (out, out + ".data"):
+    """Removes OUT and its data file (OUT.<fingerprint>.data; OUT.data from older versions)."""
+    for f in [out, out + ".data"] + glob.glob(glob.escape(out) + ".*.data"):
         if os.path.exists(f):
             os.remove(f)
 

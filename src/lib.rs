@@ -165,8 +165,9 @@ pub fn run_reporting(cfg: &Config, progress: progress::Progress) -> Result<Outco
     }
     progress(progress::Phase::Write);
     let mut written = onnx::save(&rewritten, &out)?;
-    written.extend(write_plot(cfg, &rep)?);
     rep.output = Some(out.display().to_string());
+    rep.data_file = written.get(1).map(|d| d.display().to_string());
+    written.extend(write_plot(cfg, &rep)?);
     Ok(Outcome {
         report: rep,
         written,

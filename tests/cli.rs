@@ -188,8 +188,11 @@ fn check_splice(name: &str, net: &str, external: bool) {
 
     // The files written, and nothing else (no temporary leftovers).
     let expected_files: Vec<String> = if external {
+        let data = data_file_of(&out);
+        assert_eq!(j["data_file"].as_str(), data.to_str(), "{name}");
         vec!["out.onnx".into(), data_name_of(&out)]
     } else {
+        assert!(j["data_file"].is_null(), "{name}");
         vec!["out.onnx".into()]
     };
     assert_eq!(listing(dir.path()), expected_files, "{name}: files written");

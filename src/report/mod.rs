@@ -119,6 +119,8 @@ pub struct Report {
     /// SE gates the model already had.
     pub existing_se: Vec<crate::analysis::existing::SeGate>,
     pub output: Option<String>,
+    /// The data file written beside the output model, when its weights are external.
+    pub data_file: Option<String>,
     pub validation: Option<Validation>,
 }
 
@@ -261,6 +263,7 @@ impl Report {
             compute_note: None,
             existing_se: analysis.gates.clone(),
             output: None,
+            data_file: None,
             validation: None,
         }
     }

@@ -158,8 +158,14 @@ impl Report {
         if let Some(v) = &self.validation {
             s.push_str(&validation_lines(v));
         }
-        if let Some(o) = &self.output {
-            let _ = writeln!(s, "written: {o}");
+        match (&self.output, &self.data_file) {
+            (Some(o), Some(d)) => {
+                let _ = writeln!(s, "written: {o} (its weights in {d})");
+            }
+            (Some(o), None) => {
+                let _ = writeln!(s, "written: {o}");
+            }
+            _ => {}
         }
         s
     }

@@ -403,7 +403,10 @@ fn an_output_written_again_replaces_its_pair() {
     };
     let first = write(&["--seed", "7"]);
     let reseeded = write(&["--seed", "8"]);
-    assert!(reseeded.0 == first.0, "other SE weights, the same model file");
+    assert!(
+        reseeded.0 == first.0,
+        "other SE weights, the same model file"
+    );
     assert!(reseeded.1 != first.1, "other SE weights in the data file");
     assert_eq!(reseeded.2, first.2, "the same model file, the same name");
     let reduced = write(&["--seed", "7", "--ratio", "8"]);
