@@ -245,15 +245,10 @@ fn external_data_in_a_subgraph_is_refused() {
     assert_eq!(listing(dir.path()), vec!["nested.onnx"]);
 }
 
-/// SIGTERM while a 256 MiB data file is being written: the run either finished (the model and
-/// its data file, both whole) or ends with 128 + 15 leaving no temporary file behind; never a
-/// model without its data, never a `.tmp` file.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[test]
-fn a_signal_during_the_save_leaves_no_temporary_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = external_model(dir.path(), "w.data", 0, 576);
-    let big = 256u64 << 20;
+/// A model in `dir` whose data files are `w.data` (its convolution's weights) and `big.data`, a
+/// sparse file of `big` bytes holding one more tensor.
+fn model_with_big_data(dir: &std::path::Path, big: u64) -> std::path::PathBuf {
+    let model = external_model(dir, "w.data", 0, 576);
     let mut m =
         se_inject::onnx::proto::ModelProto::decode(std::fs::read(&model).unwrap().as_slice())
             .unwrap();
@@ -265,10 +260,21 @@ fn a_signal_during_the_save_leaves_no_temporary_file() {
     t.external_data[2].value = Some(big.to_string());
     g.initializer.push(t);
     std::fs::write(&model, m.encode_to_vec()).unwrap();
-    std::fs::File::create(dir.path().join("big.data"))
+    std::fs::File::create(dir.join("big.data"))
         .unwrap()
         .set_len(big)
         .unwrap();
+    model
+}
+
+/// SIGTERM while a 256 MiB data file is being written: the run either finished (the model and
+/// its data file, both whole) or ends with 128 + 15 leaving no temporary file behind; never a
+/// model without its data, never a `.tmp` file.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn a_signal_during_the_save_leaves_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_with_big_data(dir.path(), 256 << 20);
     let mut child = spawn_unvalidated(&model, &dir.path().join("out.onnx"));
     std::thread::sleep(std::time::Duration::from_millis(60));
     // SAFETY: signalling our own child, which has not been waited for.
@@ -282,6 +288,70 @@ fn a_signal_during_the_save_leaves_no_temporary_file() {
         assert_eq!(code, Some(128 + 15));
         assert_eq!(files, ["big.data", "ext.onnx", "w.data"]);
     }
+}
+
+/// SIGKILL, which nothing can catch, at moments spread over a save that replaces an earlier
+/// output: the model at the output path always loads with its own data file (the earlier pair or
+/// the new one), and the next run writing into the folder removes what the killed run left.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn a_kill_during_the_save_leaves_a_whole_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_with_big_data(dir.path(), 128 << 20);
+    let out = dir.path().join("out.onnx");
+    let write = |args: &[&str]| {
+        let o = run_on(&model, &[&["--no-validate"], args].concat());
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        std::fs::read(&out).unwrap()
+    };
+    let temporaries = || {
+        listing(dir.path())
+            .into_iter()
+            .filter(|f| f.starts_with(".se-inject-") && f.ends_with(".tmp"))
+            .count()
+    };
+    let new = write(&["--ratio", "2"]);
+    let old = write(&[]);
+    assert!(old != new, "the two outputs differ");
+    let (mut killed, mut left) = (Vec::new(), 0);
+    for delay in [0, 10, 25, 50, 100, 200, 400] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_se-inject"))
+            .args([
+                model.as_os_str(),
+                "--no-validate".as_ref(),
+                "--ratio".as_ref(),
+            ])
+            .args(["2".as_ref(), "-o".as_ref(), out.as_os_str()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let _ = child.kill();
+        killed.push(child.wait().unwrap().code());
+        let now = std::fs::read(&out).unwrap();
+        assert!(
+            now == old || now == new,
+            "after {delay} ms: another model file"
+        );
+        let loaded = se_inject::onnx::load(&out);
+        assert!(
+            loaded.is_ok(),
+            "after {delay} ms: {:#}",
+            loaded.err().unwrap()
+        );
+        // What a killed run leaves goes with the next run; the earlier pair is back.
+        left += temporaries();
+        assert!(write(&[]) == old);
+        assert_eq!(temporaries(), 0, "after {delay} ms: temporaries left");
+    }
+    assert!(killed.contains(&None), "some run was killed: {killed:?}");
+    eprintln!("exit codes {killed:?}; {left} temporary file(s) left by the killed runs");
+    let data = data_name_of(&out);
+    assert_eq!(
+        listing(dir.path()),
+        ["big.data", "ext.onnx", "out.onnx", &data, "w.data"]
+    );
 }
 
 /// `-o newdir/` names a folder that does not exist: refused before anything is written (it used

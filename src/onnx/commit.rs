@@ -1,11 +1,16 @@
 //! Moving a saved output into place. Files are written as temporaries in the target folder; once
 //! all are complete, each is renamed to its place, the model last, and the data files an earlier
-//! output at that path left behind are removed. A data file is named by its content
-//! ([`super::io::data_path_for`]), so its rename never replaces the data the current model refers
-//! to: a process that dies at any point leaves either the old pair or the new one in place (and at
-//! worst an unreferenced file), never a model beside another model's data.
+//! output at that path left behind are removed. A data file is named by the fingerprint of the
+//! model file that refers to it ([`super::io::data_path_for`]), so its rename never replaces data
+//! the current model file does not fit: a process that dies at any point leaves either the old
+//! pair or the new one in place (and at worst a file nothing refers to), never a model beside
+//! another model's data.
+//!
+//! A temporary file is named `.se-inject-XXXXXX.tmp` and locked (flock) by the run writing it for
+//! as long as it writes it. One that nobody holds is the leftover of a run that was killed, and the
+//! next run that puts an output in that folder removes it.
 
-use super::io::data_files_beside;
+use super::io::{data_files_beside, files_beside};
 use anyhow::{anyhow, Context, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -31,20 +36,28 @@ pub fn remove_temporaries() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     held
 }
 
-/// A new temporary file in `dir`, created with the mode of any new file (0666 less the umask)
-/// rather than the owner-only mode temporary files get, so the renamed result looks like a file
-/// written in place.
+/// How temporary files are named: `<PREFIX>XXXXXX<SUFFIX>`.
+const TEMP_PREFIX: &str = ".se-inject-";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// A new temporary file in `dir`, locked as long as it is open, created with the mode of any new
+/// file (0666 less the umask) rather than the owner-only mode temporary files get, so the renamed
+/// result looks like a file written in place. It is created and locked under the folder's lock,
+/// so no other run's sweep sees it unlocked.
 pub(super) fn create_temp(dir: &Path) -> Result<NamedTempFile> {
     let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
     let mut held = temporaries();
+    let _folder = FolderLock::take_dir(dir);
     let tmp = builder
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a file in '{}'", dir.display()))?;
+    lock(tmp.as_file(), Wait::No);
     held.push(tmp.path().to_path_buf());
     Ok(tmp)
 }
@@ -54,7 +67,8 @@ pub(super) fn create_temp(dir: &Path) -> Result<NamedTempFile> {
 enum Step {
     /// A finished temporary file renamed to its place.
     Move { from: TempPath, to: PathBuf },
-    /// A data file an earlier output at this path left, which nothing written refers to.
+    /// A data file an earlier output at this path left, which nothing written refers to, or a
+    /// temporary file a killed run left.
     Remove(PathBuf),
 }
 
@@ -75,9 +89,10 @@ pub(super) fn commit(
 }
 
 /// The steps putting `files` in place, in order: the moves, then, when `sweep` (the folder is
-/// locked, so no other run is between its own moves), the removal of every data file beside
-/// `out` that is not one of `files` or `read`. Without the lock those files are left: one may be
-/// the data of another run's model.
+/// locked, so no other run is between its own moves or creating a temporary file), the removal
+/// of every data file beside `out` that is not one of `files` or `read`, and of every temporary
+/// file in the folder that no run holds. Without the lock those files are left: one may be the
+/// data of another run's model.
 fn plan(
     files: Vec<(NamedTempFile, PathBuf)>,
     out: &Path,
@@ -87,6 +102,12 @@ fn plan(
     let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     let mut keep: Vec<PathBuf> = read.iter().map(|p| canonical(p)).collect();
     keep.extend(files.iter().map(|(_, to)| canonical(to)));
+    keep.extend(files.iter().map(|(tmp, _)| canonical(tmp.path())));
+    let abandoned = if sweep {
+        abandoned_temporaries(out)
+    } else {
+        Vec::new()
+    };
     let mut steps: Vec<Step> = files
         .into_iter()
         .map(|(tmp, to)| Step::Move {
@@ -101,7 +122,28 @@ fn plan(
             .filter(|p| std::fs::metadata(p).is_ok_and(|m| !m.permissions().readonly()));
         steps.extend(stale.map(Step::Remove));
     }
+    let abandoned = abandoned
+        .into_iter()
+        .filter(|p| !keep.contains(&canonical(p)));
+    steps.extend(abandoned.map(Step::Remove));
     steps
+}
+
+/// The temporary files in the folder of `out` that no run holds: those of runs that were killed.
+fn abandoned_temporaries(out: &Path) -> Vec<PathBuf> {
+    files_beside(out, |n| {
+        n.starts_with(TEMP_PREFIX) && n.ends_with(TEMP_SUFFIX)
+    })
+    .into_iter()
+    .filter(|p| File::open(p).is_ok_and(|f| lock(&f, Wait::No)))
+    .collect()
+}
+
+/// The folder a file `to` goes into.
+fn folder_of(to: &Path) -> &Path {
+    to.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Runs `steps` in order; see [`commit`].
@@ -142,12 +184,13 @@ struct FolderLock {
 }
 
 impl FolderLock {
+    /// The lock on the folder the file `to` goes into.
     fn take(to: &Path) -> FolderLock {
-        let dir = to
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let folder = File::open(dir).ok().filter(lock);
+        FolderLock::take_dir(folder_of(to))
+    }
+
+    fn take_dir(dir: &Path) -> FolderLock {
+        let folder = File::open(dir).ok().filter(|f| lock(f, Wait::Yes));
         FolderLock { folder }
     }
 
@@ -156,17 +199,30 @@ impl FolderLock {
     }
 }
 
-/// Takes an exclusive advisory lock on `folder`, waiting for it; whether it is held.
-fn lock(folder: &File) -> bool {
+/// Whether taking a lock waits for another holder to release it.
+#[derive(Clone, Copy, PartialEq)]
+enum Wait {
+    Yes,
+    No,
+}
+
+/// Takes an exclusive advisory lock on `file` (a folder or a file); whether it is held. The lock
+/// goes with the open file: it is released when the file is closed, or the process ends however
+/// it ends.
+fn lock(file: &File, wait: Wait) -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use std::os::fd::AsRawFd;
-        // SAFETY: flock on a descriptor this File owns; the lock goes with the descriptor.
-        unsafe { libc::flock(folder.as_raw_fd(), libc::LOCK_EX) == 0 }
+        let how = match wait {
+            Wait::Yes => libc::LOCK_EX,
+            Wait::No => libc::LOCK_EX | libc::LOCK_NB,
+        };
+        // SAFETY: flock on a descriptor this File owns.
+        unsafe { libc::flock(file.as_raw_fd(), how) == 0 }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     {
-        let _ = folder;
+        let _ = (file, wait);
         false
     }
 }
@@ -279,6 +335,37 @@ mod tests {
         assert_eq!(std::fs::read(scene.out()).unwrap(), OLD);
         assert!(!scene.new_data.exists());
         assert!(scene.dir.path().join("m.onnx.data").exists());
+    }
+
+    /// A temporary file nobody holds is a killed run's and is removed; one a run holds (its
+    /// lock, taken when it was created, is held while it is open) is kept.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn temporaries_of_killed_runs_are_swept() {
+        let scene = Scene::new();
+        let d = scene.dir.path();
+        let dead = d.join(".se-inject-dead01.tmp");
+        std::fs::write(&dead, b"left by a killed run").unwrap();
+        let held = d.join(".se-inject-held01.tmp");
+        std::fs::write(&held, b"being written").unwrap();
+        let holder = File::open(&held).unwrap();
+        assert!(lock(&holder, Wait::No));
+        let other = d.join(".other.tmp");
+        std::fs::write(&other, b"not se-inject's").unwrap();
+        let live = create_temp(d).unwrap();
+        let name = live.path().file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX));
+        assert_eq!(abandoned_temporaries(&scene.out()), [dead.as_path()]);
+        run(scene.steps(), &mut Vec::new()).unwrap();
+        assert!(!dead.exists() && held.exists() && other.exists() && live.path().exists());
+        drop(holder);
+        assert_eq!(abandoned_temporaries(&scene.out()), [held]);
+        let steps = plan(vec![(live, scene.out())], &scene.out(), &[], false);
+        assert_eq!(
+            steps.len(),
+            1,
+            "without the folder's lock, nothing is swept"
+        );
     }
 
     /// Files the run reads, files not writable and, without the folder's lock, every earlier

@@ -318,12 +318,28 @@ pub fn data_path_for(out: &Path, fingerprint: u64) -> PathBuf {
 
 /// The regular files beside `out` that hold, by their name, the external data of an output
 /// written at `out`: `<out>.<16 hex digits>.data` (see [`data_path_for`]) and `<out>.data`
-/// (the PyTorch exporters' name, and se-inject's before data files were named by content).
+/// (the PyTorch exporters' name, and se-inject's before data files were named by a fingerprint).
 pub fn data_files_beside(out: &Path) -> Vec<PathBuf> {
     let Some(name) = out.file_name().and_then(|n| n.to_str()) else {
         return Vec::new();
     };
-    let dir = out
+    files_beside(out, |file| {
+        let Some(middle) = file
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_suffix(".data"))
+        else {
+            return false;
+        };
+        middle.is_empty()
+            || middle.strip_prefix('.').is_some_and(|hex| {
+                hex.len() == 16 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            })
+    })
+}
+
+/// The regular files in the folder of `path` whose names (in UTF-8) `wanted` picks, sorted.
+pub fn files_beside(path: &Path, wanted: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
@@ -333,20 +349,8 @@ pub fn data_files_beside(out: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter(|e| {
-            let file = e.file_name();
-            let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(name)) else {
-                return false;
-            };
-            let Some(middle) = rest.strip_suffix(".data") else {
-                return false;
-            };
-            middle.is_empty()
-                || middle.strip_prefix('.').is_some_and(|hex| {
-                    hex.len() == 16 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-                })
-        })
-        .map(|e| out.with_file_name(e.file_name()))
+        .filter(|e| e.file_name().to_str().is_some_and(&wanted))
+        .map(|e| path.with_file_name(e.file_name()))
         .collect();
     found.sort();
     found
