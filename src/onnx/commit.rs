@@ -368,6 +368,32 @@ mod tests {
         );
     }
 
+    /// Another run holding the folder's lock (between its own moves, or creating a temporary
+    /// file) holds up both a commit and the creation of a temporary file until it lets go, so
+    /// two runs' moves never interleave and no sweep sees a temporary file before it is locked.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn the_folders_lock_holds_up_commits_and_new_temporaries() {
+        let scene = Scene::new();
+        let d = scene.dir.path().to_path_buf();
+        let other_run = FolderLock::take_dir(&d);
+        assert!(other_run.held());
+        let files = vec![(scene.temp(NEW), scene.out())];
+        let (out, read) = (scene.out(), Vec::new());
+        let committing = std::thread::spawn(move || commit(files, &out, &read));
+        let dir = d.clone();
+        let creating = std::thread::spawn(move || create_temp(&dir).map(|t| t.keep()));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(std::fs::read(scene.out()).unwrap(), OLD, "not moved yet");
+        let temporaries = |d: &Path| files_beside(&d.join("x"), |n| n.starts_with(TEMP_PREFIX));
+        assert!(temporaries(&d).is_empty(), "not created yet");
+        drop(other_run);
+        committing.join().unwrap().unwrap();
+        assert!(creating.join().unwrap().is_ok());
+        assert_eq!(std::fs::read(scene.out()).unwrap(), NEW);
+        assert_eq!(temporaries(&d).len(), 1);
+    }
+
     /// Files the run reads, files not writable and, without the folder's lock, every earlier
     /// data file are kept.
     #[test]
