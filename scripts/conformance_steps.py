@@ -51,12 +51,11 @@ def export(source, name, exporter, size, out):
     try:
         path = os.path.join(tmp, os.path.basename(out))
         if source == "keras":
-            import tensorflow as tf
-            import tf2onnx
+            import keras
+            import keras_onnx
 
-            model = getattr(tf.keras.applications, name)(weights=None)
-            spec = (tf.TensorSpec((1, size, size, 3), tf.float32, name="input"),)
-            tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=path)
+            model = getattr(keras.applications, name)(weights=None)
+            keras_onnx.export(model, (1, size, size, 3), path)
         else:
             import torch
 

@@ -3,7 +3,8 @@
 //! ghostnet), three RepVGG blocks (timm byobnet), a DenseNet written one Concat per layer and a
 //! pre-activation ResNet v2 (both laid out as Keras writes them), a narrow torchvision ConvNeXt and
 //! two timm MixNet blocks, four timm DPN dual-path blocks. Each is exported by TorchScript (`_ts`) and by dynamo (`_dynamo`,
-//! weights in `.onnx.data`).
+//! weights in `.onnx.data`). Besides: the legacy fixtures of fixtures/generate_legacy.py and a
+//! Keras ConvNeXt exported by tf2onnx (fixtures/generate_keras.py).
 //!
 //! Every expected number is derived by hand from the architectures in the generator script:
 //!
@@ -341,6 +342,59 @@ fn channels_last_expect() -> Expect {
             .map(|p| (p, each()))
             .collect(),
     }
+}
+
+/// fixtures/generate_keras.py, keras_convnext_tiny: Keras's ConvNeXt (depths 2, 1, 2, 1;
+/// widths 8, 8, 16, 16) through tf2onnx. Each block: dw Conv 7x7 (groups C), a LayerNorm
+/// written out (ReduceMean, Sub, Mul, Sqrt, Reciprocal, Add), Transpose to NHWC, Reshape to
+/// (H·W, C), MatMul C→4C, Reshape back, GELU, the same for 4C→C, layer scale, Transpose to NCHW,
+/// then the Add of x. The depthwise conv makes them inverted residuals; the resolution halves
+/// between stages (8, 4, 2, 1 pixels), so four stages 2×8, 1×8, 2×16, 1×16, and
+/// h = max(1, round(C / 16)) = 1 in all. Every position lands on a map of the block's width;
+/// inner after the dw conv, before the written-out LayerNorm (whose Add merges no parallel
+/// paths: nothing but element-wise and statistics ops lies between its fork and it). Added:
+/// 3·(2·8 + 1 + 8) + 3·(2·16 + 1 + 16) = 75 + 147 = 222; the formula
+/// (2/16)·(2·64 + 64 + 2·256 + 256) = 120.
+fn keras_convnext_expect() -> Expect {
+    let each = || {
+        vec![
+            At(8, 1),
+            At(8, 1),
+            At(8, 1),
+            At(16, 1),
+            At(16, 1),
+            At(16, 1),
+        ]
+    };
+    let block = |stage, channels| (stage, "inverted-residual", "Add", channels, false);
+    Expect {
+        net: "keras_convnext",
+        stages: vec![
+            ("inverted-residual", 2, 8),
+            ("inverted-residual", 1, 8),
+            ("inverted-residual", 2, 16),
+            ("inverted-residual", 1, 16),
+        ],
+        blocks: vec![
+            block(1, 8),
+            block(1, 8),
+            block(2, 8),
+            block(3, 16),
+            block(3, 16),
+            block(4, 16),
+        ],
+        positions: ["standard", "pre", "post", "identity", "inner"]
+            .into_iter()
+            .map(|p| (p, each()))
+            .collect(),
+    }
+}
+
+#[test]
+fn keras_convnext_through_tf2onnx() {
+    let e = keras_convnext_expect();
+    assert_eq!(common::added(e.lands("standard")), 222);
+    check_variant(e, "tiny");
 }
 
 /// SE on channels-last maps pools over H and W and scales the channel axis: identity init

@@ -13,6 +13,7 @@ use crate::analysis::blocks::{
 use crate::analysis::features::{is_spatial_conv, Features};
 use crate::graph::GraphView;
 use crate::onnx::op;
+use std::collections::HashSet;
 
 /// Where SE goes in a block, independently of any particular block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,15 +250,25 @@ impl Rule {
 
 /// SE after the transformation's first spatial convolution (and the normalisation and
 /// activation right after it), for the transformation's readers, which must be all its readers.
-/// A branch that merges parallel paths of its own (a Concat or an Add of two maps:
-/// Inception-ResNet, GhostNet's ghost modules, RepVGG's 3×3 + 1×1) has no single such place; a
-/// convolution split in groups (MixNet) is one convolution, ending at its Concat.
+/// A branch that merges parallel paths of its own (a Concat or an Add of two maps, one of them
+/// holding a convolution the other lacks: Inception-ResNet, GhostNet's ghost modules, RepVGG's
+/// 3×3 + 1×1) has no single such place; a convolution split in groups (MixNet) is one
+/// convolution, ending at its Concat. A merge of paths that differ by element-wise and
+/// statistics ops alone is a normalisation written out (a LayerNorm as Keras exports it), not
+/// parallel paths.
 fn after_spatial_conv(block: &Block, cx: &Context) -> Result<Site, SkipReason> {
     let view = cx.view;
     let merges_paths = |n: usize| {
         let node = view.node(n);
-        let maps = node.input.iter().filter(|i| cx.feats.is_feature(i)).count();
-        matches!(op(node), "Concat" | "Add" | "Sum") && maps >= 2 && split_conv(view, n).is_none()
+        let maps: Vec<&String> = node
+            .input
+            .iter()
+            .filter(|i| cx.feats.is_feature(i))
+            .collect();
+        matches!(op(node), "Concat" | "Add" | "Sum")
+            && maps.len() >= 2
+            && split_conv(view, n).is_none()
+            && paths_differ_by_a_conv(view, block, &maps)
     };
     if block.nodes.iter().any(|&n| merges_paths(n)) {
         return Err(SkipReason::ParallelPaths);
@@ -280,6 +291,39 @@ fn after_spatial_conv(block: &Block, cx: &Context) -> Result<Site, SkipReason> {
         return Err(SkipReason::ReadOutside(t.to_string()));
     }
     cx.only(t, consumers)
+}
+
+/// Whether the paths inside `block` to the tensors `maps` differ by a channel-mixing op: one
+/// that is an ancestor of some of them but not of all.
+fn paths_differ_by_a_conv(view: &GraphView, block: &Block, maps: &[&String]) -> bool {
+    let ancestors = |t: &str| -> HashSet<usize> {
+        let mut seen = HashSet::new();
+        let mut stack: Vec<usize> = view.producer_node(t).into_iter().collect();
+        while let Some(n) = stack.pop() {
+            if !block.nodes.contains(&n) || !seen.insert(n) {
+                continue;
+            }
+            stack.extend(
+                view.node(n)
+                    .input
+                    .iter()
+                    .filter_map(|i| view.producer_node(i)),
+            );
+        }
+        seen
+    };
+    let sets: Vec<HashSet<usize>> = maps.iter().map(|t| ancestors(t)).collect();
+    let mixes = |n: &usize| {
+        matches!(
+            op(view.node(*n)),
+            "Conv" | "ConvInteger" | "ConvTranspose" | "MatMul" | "Gemm" | "Einsum"
+        )
+    };
+    let union: HashSet<usize> = sets.iter().flatten().copied().collect();
+    union
+        .iter()
+        .filter(|n| mixes(n))
+        .any(|n| sets.iter().any(|s| !s.contains(n)))
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ pub struct Expect {
 }
 
 impl Expect {
-    fn lands(&self, position: &str) -> &[Land] {
+    pub fn lands(&self, position: &str) -> &[Land] {
         self.positions
             .iter()
             .find(|(p, _)| *p == position)

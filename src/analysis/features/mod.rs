@@ -3,6 +3,7 @@
 //! are the size shape inference (`super::facts`) gives the channel axis, never value_info.
 
 use super::facts::{Facts, InputDims};
+use super::ops::Dim;
 use crate::graph::GraphView;
 use crate::onnx::{attr_i, attr_ints, op, NodeProto};
 use std::collections::HashMap;
@@ -119,16 +120,26 @@ fn channels_at(facts: &Facts, name: &str, layout: Layout) -> Option<usize> {
 }
 
 /// The feature of output `o` of `node`, `first` being its first feature input: its element type
-/// and where its channel axis is (moved by a Transpose, axis 1 after a convolution or a
-/// reshape), and the size shape inference gives that axis.
+/// and where its channel axis is (moved by a Transpose, kept by a reshape that leaves it whole,
+/// axis 1 after a convolution or any other reshape), and the size shape inference gives that
+/// axis.
 fn output_feature(node: &NodeProto, facts: &Facts, o: &str, first: Feature) -> Feature {
     let rank = facts.dims(o).map_or(first.layout.rank, <[_]>::len);
     let layout = match op(node) {
         "Transpose" => attr_ints(node, "perm").and_then(|p| first.layout.permuted(p)),
-        // A convolution writes its channels on axis 1, whatever layout its input had; a
-        // reshape or flatten starts again from axis 1.
-        "Conv" | "ConvInteger" | "ConvTranspose" | "Reshape" | "Flatten" => {
-            Some(Layout { axis: 1, rank })
+        // A convolution writes its channels on axis 1, whatever layout its input had.
+        "Conv" | "ConvInteger" | "ConvTranspose" => Some(Layout { axis: 1, rank }),
+        // A reshape or flatten that leaves the channel axis whole (a Linear's folding of the
+        // other axes into one, and its unfolding) keeps it; any other starts again from axis 1.
+        "Reshape" | "Flatten" => {
+            let input = node.input.first().and_then(|i| facts.dims(i));
+            let kept = input
+                .zip(facts.dims(o))
+                .and_then(|(from, to)| reshaped_axis(from, first.layout, to));
+            Some(Layout {
+                axis: kept.unwrap_or(1),
+                rank,
+            })
         }
         _ => Some(first.layout),
     };
@@ -142,6 +153,22 @@ fn output_feature(node: &NodeProto, facts: &Facts, o: &str, first: Feature) -> F
         dtype,
         layout,
     }
+}
+
+/// Where a reshape from dims `from` to dims `to` puts the channel axis of `layout`, when it
+/// leaves that axis whole: an axis of `to` of the same size, with as many elements after it
+/// (and so, the count being kept, as many before it). The sizes compared must be known.
+fn reshaped_axis(from: &[Dim], layout: Layout, to: &[Dim]) -> Option<usize> {
+    if from.len() != layout.rank {
+        return None;
+    }
+    let channels = from.get(layout.axis).copied().flatten()?;
+    let after = |dims: &[Dim]| -> Option<usize> {
+        dims.iter()
+            .try_fold(1usize, |p, d| d.and_then(|d| p.checked_mul(d)))
+    };
+    let inner = after(&from[layout.axis + 1..])?;
+    (0..to.len()).find(|&j| to[j] == Some(channels) && after(&to[j + 1..]) == Some(inner))
 }
 
 /// Dims of a Conv node's weight, wherever the weight is produced.

@@ -94,3 +94,55 @@ fn broadcasting_takes_the_broadcast_channels() {
     assert_eq!(f.channels(&a), Some(4));
     assert_eq!(f.channels(&b), None);
 }
+
+/// A reshape keeps the channel axis when it leaves it whole, as a Dense layer's Tensordot folds
+/// the other axes and unfolds them again; otherwise (a channel shuffle's split of it) it says
+/// nothing, and the caller starts again from axis 1.
+#[test]
+fn a_reshape_keeps_a_whole_channel_axis() {
+    let k = |d: &[usize]| d.iter().map(|&d| Some(d)).collect::<Vec<Dim>>();
+    let last = |rank| Layout {
+        axis: rank - 1,
+        rank,
+    };
+    // NHWC folded for a MatMul and unfolded after it.
+    assert_eq!(
+        reshaped_axis(&k(&[1, 56, 56, 96]), last(4), &k(&[3136, 96])),
+        Some(1)
+    );
+    assert_eq!(
+        reshaped_axis(&k(&[3136, 384]), last(2), &k(&[1, 56, 56, 384])),
+        Some(3)
+    );
+    // A symbolic batch before the channels does not matter; after them it does.
+    let batch: Vec<Dim> = vec![None, Some(7), Some(7), Some(32)];
+    assert_eq!(reshaped_axis(&batch, last(4), &[None, Some(32)]), Some(1));
+    let nchw: Vec<Dim> = vec![Some(1), Some(32), None, Some(7)];
+    assert_eq!(
+        reshaped_axis(&nchw, Layout::NCHW, &[Some(1), Some(32), None]),
+        None
+    );
+    // NCHW with its spatial axes folded, and a Flatten before a classifier.
+    assert_eq!(
+        reshaped_axis(&k(&[1, 96, 56, 56]), Layout::NCHW, &k(&[1, 96, 3136])),
+        Some(1)
+    );
+    assert_eq!(
+        reshaped_axis(&k(&[1, 96, 1, 1]), Layout::NCHW, &k(&[1, 96])),
+        Some(1)
+    );
+    // A channel shuffle splits the axis: nothing kept.
+    assert_eq!(
+        reshaped_axis(&k(&[1, 8, 4, 4]), Layout::NCHW, &k(&[1, 2, 4, 4, 4])),
+        None
+    );
+    assert_eq!(
+        reshaped_axis(
+            &k(&[1, 8, 4, 4]),
+            Layout { axis: 1, rank: 3 },
+            &k(&[1, 8, 16])
+        ),
+        None,
+        "a layout of another rank than the dims"
+    );
+}
