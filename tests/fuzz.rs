@@ -12,7 +12,7 @@ use se_inject::onnx::proto::ModelProto;
 use se_inject::rewrite::{Position, SeOptions};
 use se_inject::Config;
 
-const FIXTURES: [&str; 12] = [
+const FIXTURES: [&str; 13] = [
     "resnet_basic_ts",
     "resnet_bottleneck_dynamo",
     "inception_tiny_ts",
@@ -22,11 +22,13 @@ const FIXTURES: [&str; 12] = [
     "efficientnet_tiny_dynamo",
     "vgg_tiny_ts",
     // Shape arithmetic folded by the op rules: F.pad's pads, a dual path's Slices, weights
-    // computed by Constant / Reshape / Transpose / Cast / ConstantOfShape, channels-last maps.
+    // computed by Constant / Reshape / Transpose / Cast / ConstantOfShape, channels-last maps,
+    // tf2onnx's Tensordots and written-out LayerNorms.
     "resnet_v2_tiny_ts",
     "dpn_tiny_ts",
     "legacy_resnet_nodes",
     "channels_last_tiny",
+    "keras_convnext_tiny",
 ];
 
 fn cases() -> u32 {
