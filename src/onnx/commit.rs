@@ -10,7 +10,7 @@
 //! as long as it writes it. One that nobody holds is the leftover of a run that was killed, and the
 //! next run that puts an output in that folder removes it.
 
-use super::io::{data_files_beside, files_beside};
+use super::io::{data_files_beside, files_beside, folder_of};
 use anyhow::{anyhow, Context, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -102,12 +102,8 @@ fn plan(
     let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     let mut keep: Vec<PathBuf> = read.iter().map(|p| canonical(p)).collect();
     keep.extend(files.iter().map(|(_, to)| canonical(to)));
+    // This run's own temporaries, unlocked once they become paths to move.
     keep.extend(files.iter().map(|(tmp, _)| canonical(tmp.path())));
-    let abandoned = if sweep {
-        abandoned_temporaries(out)
-    } else {
-        Vec::new()
-    };
     let mut steps: Vec<Step> = files
         .into_iter()
         .map(|(tmp, to)| Step::Move {
@@ -116,16 +112,13 @@ fn plan(
         })
         .collect();
     if sweep {
-        let stale = data_files_beside(out)
+        let left = data_files_beside(out)
             .into_iter()
+            .chain(abandoned_temporaries(out))
             .filter(|p| !keep.contains(&canonical(p)))
             .filter(|p| std::fs::metadata(p).is_ok_and(|m| !m.permissions().readonly()));
-        steps.extend(stale.map(Step::Remove));
+        steps.extend(left.map(Step::Remove));
     }
-    let abandoned = abandoned
-        .into_iter()
-        .filter(|p| !keep.contains(&canonical(p)));
-    steps.extend(abandoned.map(Step::Remove));
     steps
 }
 
@@ -137,13 +130,6 @@ fn abandoned_temporaries(out: &Path) -> Vec<PathBuf> {
     .into_iter()
     .filter(|p| File::open(p).is_ok_and(|f| lock(&f, Wait::No)))
     .collect()
-}
-
-/// The folder a file `to` goes into.
-fn folder_of(to: &Path) -> &Path {
-    to.parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
 }
 
 /// Runs `steps` in order; see [`commit`].
@@ -233,7 +219,7 @@ mod tests {
     use std::io::Write;
 
     /// A folder holding the pair an earlier run wrote, `m.onnx` → `m.onnx.<old>.data`, plus
-    /// `m.onnx.data` from before content names, and the temporaries of a new pair.
+    /// `m.onnx.data` as PyTorch names data files, and the temporaries of a new pair.
     struct Scene {
         dir: tempfile::TempDir,
         old_data: PathBuf,

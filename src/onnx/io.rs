@@ -84,10 +84,7 @@ pub fn from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
     let Some(graph) = proto.graph.as_mut() else {
         bail!("'{shown}' is not an ONNX model: it has no graph");
     };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = folder_of(path);
     let mut files: BTreeMap<PathBuf, MappedFile> = BTreeMap::new();
     let mut external_tensors = BTreeSet::new();
     for t in graph.initializer.iter_mut() {
@@ -304,9 +301,10 @@ pub fn safe_data_path(dir: &Path, location: &str) -> Result<PathBuf> {
 }
 
 /// The data file written beside `out` when a model is saved with external data, named by the
-/// fingerprint of its bytes: `<out>.<16 hex digits>.data`. A new output's data never takes the
-/// name of the data the output it replaces refers to (unless the bytes are the same), so the
-/// model, renamed last, switches from one whole pair to the other.
+/// fingerprint of the model file that refers to it: `<out>.<16 hex digits>.data` (see
+/// `write::fingerprint`). A new output's data takes the name of the data the output it replaces
+/// refers to only when the two model files are the same bytes, so the model, renamed last,
+/// switches from one whole pair to the other.
 pub fn data_path_for(out: &Path, fingerprint: u64) -> PathBuf {
     let mut name = out
         .file_name()
@@ -337,13 +335,16 @@ pub fn data_files_beside(out: &Path) -> Vec<PathBuf> {
     })
 }
 
+/// The folder holding (or to hold) the file `path`: its parent, `.` for a bare file name.
+pub fn folder_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// The regular files in the folder of `path` whose names (in UTF-8) `wanted` picks, sorted.
 pub fn files_beside(path: &Path, wanted: impl Fn(&str) -> bool) -> Vec<PathBuf> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Ok(entries) = std::fs::read_dir(folder_of(path)) else {
         return Vec::new();
     };
     let mut found: Vec<PathBuf> = entries
@@ -358,10 +359,7 @@ pub fn files_beside(path: &Path, wanted: impl Fn(&str) -> bool) -> Vec<PathBuf> 
 
 /// Canonical form of a path that may not exist yet: its folder canonicalized, its name kept.
 fn canonical_target(p: &Path) -> Result<PathBuf> {
-    let dir = p
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = folder_of(p);
     let name = p
         .file_name()
         .ok_or_else(|| anyhow!("output path '{}' has no file name", p.display()))?;

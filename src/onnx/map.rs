@@ -2,7 +2,7 @@
 //! never copies, and the bytes of a tensor can be traced back to the file and offset they come
 //! from, so that saving copies them file to file and a runtime can read them from the file.
 
-use super::io::Model;
+use super::io::{folder_of, Model};
 use super::proto::tensor_proto::DataLocation;
 use super::proto::{ModelProto, StringStringEntryProto, TensorProto};
 use anyhow::{bail, Context, Result};
@@ -110,11 +110,7 @@ impl Model {
         keep: impl Fn(&TensorProto) -> bool,
     ) -> (ModelProto, Option<String>) {
         let mut proto = self.proto.clone();
-        let dir = self
-            .path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
+        let dir = folder_of(&self.path)
             .canonicalize()
             .ok()
             .and_then(|d| d.to_str().map(str::to_string));

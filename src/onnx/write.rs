@@ -3,9 +3,9 @@
 //! target folder that are moved into place only once complete (`commit.rs`).
 
 use super::commit::{commit, create_temp};
-use super::io::{check_output_path, check_written, data_path_for, Model, Storage};
+use super::io::{check_output_path, check_written, data_path_for, folder_of, Model, Storage};
 use super::map::{locate, point_at, MappedFile};
-use super::proto::{ModelProto, TensorProto};
+use super::proto::ModelProto;
 use anyhow::{anyhow, Context, Result};
 use bytes::buf::UninitSlice;
 use bytes::{Buf, BufMut};
@@ -141,10 +141,7 @@ pub fn encode_to<W: Write>(
 /// step: see [`super::commit`]. Returns the files written.
 pub fn save(model: &Model, out: &Path) -> Result<Vec<PathBuf>> {
     check_output_path(model, out)?;
-    let dir = out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = folder_of(out);
     let cannot = |p: &Path| format!("cannot write '{}'", p.display());
     let read = model.read_paths();
     match model.storage {
@@ -178,14 +175,6 @@ pub fn save(model: &Model, out: &Path) -> Result<Vec<PathBuf>> {
             Ok(vec![out.to_path_buf(), data_path])
         }
     }
-}
-
-/// Whether `t` is one of `model`'s tensors saved in its data file.
-fn goes_external(model: &Model, t: &TensorProto) -> bool {
-    t.raw_data.is_some()
-        && model
-            .external_tensors
-            .contains(t.name.as_deref().unwrap_or(""))
 }
 
 /// The secrets of [`fingerprint`]'s hash: rapidhash v3's defaults, seed 0.
@@ -230,7 +219,10 @@ fn externalise(model: &Model, proto: &mut ModelProto, out: &mut File) -> std::io
         .iter_mut()
         .flat_map(|g| g.initializer.iter_mut());
     for t in initializers {
-        if !goes_external(model, t) {
+        if !model
+            .external_tensors
+            .contains(t.name.as_deref().unwrap_or(""))
+        {
             continue;
         }
         let Some(raw) = &t.raw_data else {
@@ -323,8 +315,8 @@ mod tests {
             rapidhash::v3::rapidhash_v3_seeded(encoded, &SECRETS),
             PINNED
         );
-        proto.graph = Some(super::super::GraphProto {
-            initializer: vec![TensorProto {
+        proto.graph = Some(crate::onnx::GraphProto {
+            initializer: vec![crate::onnx::TensorProto {
                 raw_data: Some(mapped.bytes().slice(5..2 * BUFFER + 5)),
                 ..Default::default()
             }],
