@@ -11,6 +11,7 @@ pub mod policy;
 pub mod progress;
 pub mod report;
 pub mod rewrite;
+pub mod targets;
 pub mod validate;
 
 use anyhow::{bail, Context, Result};
@@ -114,12 +115,7 @@ pub fn run_reporting(cfg: &Config, progress: progress::Progress) -> Result<Outco
     let model = onnx::load(&cfg.model)?;
     let shown = cfg.model.display().to_string();
     let output = cfg.output_path();
-    if let Some(out) = &output {
-        onnx::io::check_output_path(&model, out)?;
-    }
-    if let Some(plot) = &cfg.plot {
-        report::plot::check_path(plot, &cfg.model, output.as_deref())?;
-    }
+    targets::check(&model, output.as_deref(), cfg.plot.as_deref())?;
     progress(progress::Phase::Analyse);
     let view = graph::GraphView::new(model.graph()).with_context(|| format!("'{shown}'"))?;
     let analysis = analysis::analyse(&view).with_context(|| format!("'{shown}'"))?;
@@ -142,7 +138,14 @@ pub fn run_reporting(cfg: &Config, progress: progress::Progress) -> Result<Outco
     rep.count_compute(&view, &analysis, &splice.graph, cfg.input_shape.as_deref())?;
     let Some(out) = output else {
         // A report alone is printed even when nothing can take SE: it says why.
-        let written = write_plot(cfg, &rep)?;
+        let written = match drawn(cfg, &rep)? {
+            Some(plot) => {
+                let to = vec![plot.1.clone()];
+                onnx::commit::commit(vec![plot], None)?;
+                to
+            }
+            None => Vec::new(),
+        };
         return Ok(Outcome {
             report: rep,
             written,
@@ -164,25 +167,25 @@ pub fn run_reporting(cfg: &Config, progress: progress::Progress) -> Result<Outco
         }
     }
     progress(progress::Phase::Write);
-    let mut written = onnx::save(&rewritten, &out)?;
+    let pending = onnx::write::prepare(&rewritten, &out)?;
     rep.output = Some(out.display().to_string());
-    rep.data_file = written.get(1).map(|d| d.display().to_string());
-    written.extend(write_plot(cfg, &rep)?);
+    rep.data_file = pending.data_file().map(|d| d.display().to_string());
+    // The picture is put in place first, so a picture that cannot be written leaves the output.
+    let written = pending.commit(drawn(cfg, &rep)?)?;
     Ok(Outcome {
         report: rep,
         written,
     })
 }
 
-/// Draws the report's picture where `--plot` asks; the files written.
-fn write_plot(cfg: &Config, rep: &report::Report) -> Result<Vec<PathBuf>> {
-    match &cfg.plot {
-        Some(p) => {
-            report::plot::write(p, &rep.to_svg())?;
-            Ok(vec![p.clone()])
-        }
-        None => Ok(Vec::new()),
-    }
+/// The report's picture drawn into a temporary file beside where `--plot` asks, and that place.
+fn drawn(cfg: &Config, rep: &report::Report) -> Result<Option<(tempfile::NamedTempFile, PathBuf)>> {
+    let Some(p) = &cfg.plot else {
+        return Ok(None);
+    };
+    let tmp = onnx::commit::write_temp_file(onnx::io::folder_of(p), rep.to_svg().as_bytes())
+        .with_context(|| format!("cannot write the plot '{}'", p.display()))?;
+    Ok(Some((tmp, p.clone())))
 }
 
 /// `model` with the spliced graph; a model with external data keeps the new weights external.

@@ -28,6 +28,8 @@ mod expect;
 mod options;
 #[path = "cli/output.rs"]
 mod output;
+#[path = "cli/paths.rs"]
+mod paths;
 #[path = "cli/schema.rs"]
 mod schema;
 

@@ -469,3 +469,169 @@ fn fifo_data_and_undefined_element_types_are_refused() {
         &["undefined.onnx", "not an ONNX element type"],
     );
 }
+
+/// A tensor of one float kept in the external data file `location`.
+fn external_tensor(name: &str, location: &str) -> TensorProto {
+    use se_inject::onnx::proto::tensor_proto::DataLocation;
+    TensorProto {
+        name: Some(name.into()),
+        dims: vec![1],
+        data_type: Some(DataType::Float as i32),
+        data_location: Some(DataLocation::External as i32),
+        external_data: vec![se_inject::onnx::proto::StringStringEntryProto {
+            key: Some("location".into()),
+            value: Some(location.into()),
+        }],
+        ..Default::default()
+    }
+}
+
+/// External data anywhere but the main graph's initializers is refused on load, naming the
+/// node and attribute: a Constant inside an If branch, a Constant's `sparse_value`, a TENSORS
+/// attribute; none of the files they name is read or copied.
+#[test]
+fn external_data_outside_the_initializers_is_refused() {
+    use se_inject::onnx::proto::SparseTensorProto;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), 1f32.to_le_bytes()).unwrap();
+    let attr = |name: &str| AttributeProto {
+        name: Some(name.into()),
+        ..Default::default()
+    };
+    let constant = |name: &str, location: &str| NodeProto {
+        name: Some(name.into()),
+        op_type: Some("Constant".into()),
+        output: vec![format!("{name}_out")],
+        attribute: vec![AttributeProto {
+            t: Some(external_tensor("c", location)),
+            ..attr("value")
+        }],
+        ..Default::default()
+    };
+    let branch = |location: &str| GraphProto {
+        name: Some("branch".into()),
+        node: vec![constant("inner", location)],
+        output: vec![value_info("inner_out", DataType::Float as i32, &[1])],
+        ..Default::default()
+    };
+    let cond = TensorProto {
+        name: Some("cond".into()),
+        data_type: Some(DataType::Bool as i32),
+        raw_data: Some(vec![1u8].into()),
+        ..Default::default()
+    };
+    let if_node = |location: &str| NodeProto {
+        name: Some("choose".into()),
+        op_type: Some("If".into()),
+        input: vec!["cond".into()],
+        output: vec!["chosen".into()],
+        attribute: vec![
+            AttributeProto {
+                g: Some(branch(location)),
+                ..attr("then_branch")
+            },
+            AttributeProto {
+                g: Some(branch(location)),
+                ..attr("else_branch")
+            },
+        ],
+        ..Default::default()
+    };
+    let sparse = NodeProto {
+        name: Some("sparse".into()),
+        op_type: Some("Constant".into()),
+        output: vec!["sparse_out".into()],
+        attribute: vec![AttributeProto {
+            sparse_tensor: Some(SparseTensorProto {
+                values: Some(external_tensor("v", "/etc/passwd")),
+                indices: Some(TensorProto {
+                    name: Some("i".into()),
+                    dims: vec![1],
+                    data_type: Some(DataType::Int64 as i32),
+                    int64_data: vec![0],
+                    ..Default::default()
+                }),
+                dims: vec![4],
+            }),
+            ..attr("sparse_value")
+        }],
+        ..Default::default()
+    };
+    let tensors = NodeProto {
+        name: Some("custom".into()),
+        op_type: Some("Lookup".into()),
+        domain: Some("com.example".into()),
+        output: vec!["looked_up".into()],
+        attribute: vec![AttributeProto {
+            tensors: vec![external_tensor("t", "/etc/shadow")],
+            ..attr("tables")
+        }],
+        ..Default::default()
+    };
+    let cases = [
+        (if_node("/etc/passwd"), "node 'inner' (Constant)", "'value'"),
+        (if_node("../secret"), "node 'inner' (Constant)", "'value'"),
+        (if_node("secret"), "node 'inner' (Constant)", "'value'"),
+        (sparse, "node 'sparse' (Constant)", "'sparse_value'"),
+        (tensors, "node 'custom' (Lookup)", "'tables'"),
+    ];
+    for (i, (extra, who, attribute)) in cases.into_iter().enumerate() {
+        let mut m = residual_model(1);
+        let g = m.graph.as_mut().unwrap();
+        g.initializer.push(cond.clone());
+        g.node.push(extra);
+        let p = write(dir.path(), &format!("m{i}.onnx"), &m.encode_to_vec());
+        let o = run_on(&p, &["--no-validate"]);
+        assert_error(&o, &[who, attribute, "external data"]);
+        assert!(!dir.path().join("out.onnx").exists());
+    }
+}
+
+/// A folder on the data file's path swapped for a symbolic link to another folder, over and over
+/// while the model loads, never makes a load read the other folder's file: the file is checked
+/// as opened, not as named before opening.
+#[cfg(unix)]
+#[test]
+fn a_folder_swapped_for_a_link_never_redirects_a_read() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let len = 4 * 4 * 3 * 3 * 4;
+    let model = external_model(&d, "sub/w.data", 0, len);
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::fs::remove_file(d.join("w.data")).unwrap();
+    std::fs::write(d.join("sub/w.data"), vec![0u8; len as usize]).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("w.data"), vec![0xEEu8; len as usize]).unwrap();
+    std::os::unix::fs::symlink(outside.path(), d.join("link")).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapping = {
+        let (stop, d) = (stop.clone(), d.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                // sub ↔ link, by two renames each way.
+                let _ = std::fs::rename(d.join("sub"), d.join("real"));
+                let _ = std::fs::rename(d.join("link"), d.join("sub"));
+                let _ = std::fs::rename(d.join("sub"), d.join("link"));
+                let _ = std::fs::rename(d.join("real"), d.join("sub"));
+            }
+        })
+    };
+    let (mut loaded, mut redirected) = (0, 0);
+    for _ in 0..400 {
+        if let Ok(m) = se_inject::onnx::load(&model) {
+            loaded += 1;
+            let w = &m.graph().initializer[0];
+            if w.raw_data.as_ref().is_some_and(|r| r.contains(&0xEE)) {
+                redirected += 1;
+            }
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    swapping.join().unwrap();
+    assert_eq!(
+        redirected, 0,
+        "{redirected} of {loaded} loads read the other folder"
+    );
+}

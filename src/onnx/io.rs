@@ -99,12 +99,6 @@ pub fn from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
     for node in &graph.node {
         for a in &node.attribute {
             if let Some(t) = &a.t {
-                if t.data_location == Some(DataLocation::External as i32) {
-                    bail!(
-                        "'{shown}': {} keeps its tensor attribute in external data, which is not supported",
-                        super::describe_node(node)
-                    );
-                }
                 check_tensor_size(t).with_context(|| {
                     format!(
                         "'{shown}': tensor attribute of {}",
@@ -130,9 +124,11 @@ pub fn from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
     })
 }
 
-/// Refuses external data anywhere but the main graph's initializers (a subgraph's, a sparse
-/// initializer's, training_info's): nothing resolves it there, so a rewrite would write a
-/// reference to a file it did not copy.
+/// Refuses external data anywhere but the main graph's initializers: in a subgraph's
+/// initializers, a sparse initializer, training_info's graphs, or any node's tensor attributes
+/// (a Constant's `value` or `sparse_value`, a TENSOR or TENSORS attribute, in the main graph or a
+/// subgraph). Nothing resolves it there, so a rewrite would write a reference to a file it did
+/// not copy, or copy a file it never checked.
 fn refuse_external_elsewhere(proto: &ModelProto, shown: &str) -> Result<()> {
     let external = |t: &TensorProto| t.data_location == Some(DataLocation::External as i32);
     let mut graphs: Vec<(&super::GraphProto, bool)> =
@@ -151,23 +147,42 @@ fn refuse_external_elsewhere(proto: &ModelProto, shown: &str) -> Result<()> {
         if seen > 100_000 {
             bail!("'{shown}' nests more than 100000 subgraphs");
         }
-        let sparse = g
-            .sparse_initializer
-            .iter()
-            .flat_map(|s| s.values.iter().chain(&s.indices));
         let inits = g.initializer.iter().filter(|_| !main);
-        if let Some(t) = inits.chain(sparse).find(|t| external(t)) {
+        if let Some(t) = inits
+            .chain(g.sparse_initializer.iter().flat_map(sparse))
+            .find(|t| external(t))
+        {
             bail!(
                 "'{shown}': tensor '{}' keeps its data in external data inside a subgraph, a sparse \
                  initializer or training_info, which is not supported",
                 t.name.as_deref().unwrap_or("")
             );
         }
-        for a in g.node.iter().flat_map(|n| &n.attribute) {
-            graphs.extend(a.g.iter().chain(&a.graphs).map(|g| (g, false)));
+        for node in &g.node {
+            for a in &node.attribute {
+                let tensors =
+                    a.t.iter()
+                        .chain(&a.tensors)
+                        .chain(a.sparse_tensor.iter().flat_map(sparse))
+                        .chain(a.sparse_tensors.iter().flat_map(sparse));
+                if tensors.into_iter().any(external) {
+                    bail!(
+                        "'{shown}': {} keeps its attribute '{}' in external data, which is not \
+                         supported",
+                        super::describe_node(node),
+                        a.name.as_deref().unwrap_or("")
+                    );
+                }
+                graphs.extend(a.g.iter().chain(&a.graphs).map(|g| (g, false)));
+            }
         }
     }
     Ok(())
+}
+
+/// The dense tensors of a sparse tensor: its values and its indices.
+fn sparse(s: &super::proto::SparseTensorProto) -> impl Iterator<Item = &TensorProto> {
+    s.values.iter().chain(&s.indices)
 }
 
 /// Checks that a tensor's raw data holds exactly what its dims and element type need.
@@ -232,7 +247,7 @@ fn resolve_external(
     files: &mut BTreeMap<PathBuf, MappedFile>,
 ) -> Result<()> {
     let location = external_entry(t, "location").ok_or_else(|| anyhow!("no 'location' entry"))?;
-    let file = safe_data_path(dir, location)?;
+    let (base, full) = data_path(dir, location)?;
     let parse = |key: &str| -> Result<Option<u64>> {
         external_entry(t, key)
             .map(|v| {
@@ -244,9 +259,18 @@ fn resolve_external(
     };
     let offset = parse("offset")?.unwrap_or(0);
     let length = parse("length")?;
-    if !files.contains_key(&file) {
-        files.insert(file.clone(), MappedFile::open(&file, "external data file")?);
+    // Opened first, checked after: the file checked is the file read, whatever a swap of a
+    // folder on the way does between the two.
+    let opened = MappedFile::open(&full, "external data file")
+        .with_context(|| format!("external data file '{}' is missing", full.display()))?;
+    if !opened.path.starts_with(&base) {
+        bail!(
+            "location '{location}' resolves outside the model's folder (to '{}')",
+            opened.path.display()
+        );
     }
+    let file = opened.path.clone();
+    files.entry(file.clone()).or_insert(opened);
     let buf = files[&file].bytes();
     let size = buf.len() as u64;
     let end = match length {
@@ -267,9 +291,10 @@ fn resolve_external(
     Ok(())
 }
 
-/// Resolves an external data `location` inside `dir`, refusing anything that could escape it:
-/// absolute paths, `..` components, and symlinks that lead outside.
-pub fn safe_data_path(dir: &Path, location: &str) -> Result<PathBuf> {
+/// The canonical folder `dir` and the path of `location` in it, refusing any location that
+/// could name a file elsewhere by its spelling: absolute paths and `..` components. Where the path
+/// leads (through symbolic links) is checked on the file opened, by [`resolve_external`].
+fn data_path(dir: &Path, location: &str) -> Result<(PathBuf, PathBuf)> {
     let rel = Path::new(location);
     if location.is_empty()
         || rel.is_absolute()
@@ -288,16 +313,26 @@ pub fn safe_data_path(dir: &Path, location: &str) -> Result<PathBuf> {
         .canonicalize()
         .with_context(|| format!("cannot resolve folder '{}'", dir.display()))?;
     let full = base.join(rel);
-    let real = full
-        .canonicalize()
-        .with_context(|| format!("external data file '{}' is missing", full.display()))?;
-    if !real.starts_with(&base) {
-        bail!(
-            "location '{location}' resolves outside the model's folder (to '{}')",
-            real.display()
-        );
-    }
-    Ok(real)
+    Ok((base, full))
+}
+
+/// The external data file `location` names inside `dir`, opened and checked as
+/// [`resolve_external`] does: its canonical path.
+pub fn safe_data_path(dir: &Path, location: &str) -> Result<PathBuf> {
+    let mut t = TensorProto {
+        data_location: Some(DataLocation::External as i32),
+        external_data: vec![super::proto::StringStringEntryProto {
+            key: Some("location".into()),
+            value: Some(location.into()),
+        }],
+        ..Default::default()
+    };
+    let mut files = BTreeMap::new();
+    resolve_external(&mut t, dir, &mut files)?;
+    files
+        .into_keys()
+        .next()
+        .ok_or_else(|| anyhow!("location '{location}' named no file"))
 }
 
 /// The data file written beside `out` when a model is saved with external data, named by the
@@ -314,25 +349,32 @@ pub fn data_path_for(out: &Path, fingerprint: u64) -> PathBuf {
     out.with_file_name(name)
 }
 
+/// Whether `file` is, by its name, a data file of an output named `model`: `<model>.data` (the
+/// PyTorch exporters' name, and se-inject's before data files were named by a fingerprint) or
+/// `<model>.<16 hex digits>.data` (see [`data_path_for`]).
+pub fn is_data_name(model: &std::ffi::OsStr, file: &std::ffi::OsStr) -> bool {
+    let (Some(model), Some(file)) = (model.to_str(), file.to_str()) else {
+        return false;
+    };
+    let Some(middle) = file
+        .strip_prefix(model)
+        .and_then(|rest| rest.strip_suffix(".data"))
+    else {
+        return false;
+    };
+    middle.is_empty()
+        || middle.strip_prefix('.').is_some_and(|hex| {
+            hex.len() == 16 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
+}
+
 /// The regular files beside `out` that hold, by their name, the external data of an output
-/// written at `out`: `<out>.<16 hex digits>.data` (see [`data_path_for`]) and `<out>.data`
-/// (the PyTorch exporters' name, and se-inject's before data files were named by a fingerprint).
+/// written at `out` ([`is_data_name`]).
 pub fn data_files_beside(out: &Path) -> Vec<PathBuf> {
-    let Some(name) = out.file_name().and_then(|n| n.to_str()) else {
+    let Some(name) = out.file_name() else {
         return Vec::new();
     };
-    files_beside(out, |file| {
-        let Some(middle) = file
-            .strip_prefix(name)
-            .and_then(|rest| rest.strip_suffix(".data"))
-        else {
-            return false;
-        };
-        middle.is_empty()
-            || middle.strip_prefix('.').is_some_and(|hex| {
-                hex.len() == 16 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            })
-    })
+    files_beside(out, |file| is_data_name(name, std::ffi::OsStr::new(file)))
 }
 
 /// The folder holding (or to hold) the file `path`: its parent, `.` for a bare file name.
@@ -355,84 +397,6 @@ pub fn files_beside(path: &Path, wanted: impl Fn(&str) -> bool) -> Vec<PathBuf> 
         .collect();
     found.sort();
     found
-}
-
-/// Canonical form of a path that may not exist yet: its folder canonicalized, its name kept.
-fn canonical_target(p: &Path) -> Result<PathBuf> {
-    let dir = folder_of(p);
-    let name = p
-        .file_name()
-        .ok_or_else(|| anyhow!("output path '{}' has no file name", p.display()))?;
-    let dir = dir
-        .canonicalize()
-        .with_context(|| format!("output folder '{}' does not exist", dir.display()))?;
-    let full = dir.join(name);
-    Ok(full.canonicalize().unwrap_or(full))
-}
-
-/// Refuses an output path that is a folder, or that would overwrite the input model or one of
-/// its data files.
-pub fn check_output_path(model: &Model, out: &Path) -> Result<()> {
-    let text = out.as_os_str().as_encoded_bytes();
-    if out.is_dir()
-        || text.ends_with(b"/")
-        || text.ends_with(std::path::MAIN_SEPARATOR_STR.as_bytes())
-    {
-        bail!(
-            "output path '{}' is a folder: give a file name",
-            out.display()
-        );
-    }
-    check_written(model, out)
-}
-
-/// Refuses to write `path` when it is the input model or one of its data files, or exists and
-/// is not a regular, writable file.
-pub fn check_written(model: &Model, path: &Path) -> Result<()> {
-    refuse_special(path)?;
-    let t = canonical_target(path)?;
-    if model.read_paths().contains(&t) {
-        let what = if model.data_files.contains(&t) {
-            "the input's external data file"
-        } else {
-            "the input model"
-        };
-        bail!(
-            "output path '{}' would overwrite {what} '{}': choose another path",
-            path.display(),
-            t.display()
-        );
-    }
-    Ok(())
-}
-
-/// Refuses to replace what exists at `path` and is not a regular, writable file: a device, a
-/// FIFO or a socket would become a regular file, and a read-only file is the user's to keep.
-fn refuse_special(path: &Path) -> Result<()> {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return Ok(()); // nothing there yet
-    };
-    let meta = if meta.file_type().is_symlink() {
-        match std::fs::metadata(path) {
-            Ok(m) => m,
-            Err(_) => return Ok(()), // a dangling link: writing creates its target
-        }
-    } else {
-        meta
-    };
-    if !meta.is_file() {
-        bail!(
-            "output path '{}' exists and is not a regular file: choose another path",
-            path.display()
-        );
-    }
-    if meta.permissions().readonly() {
-        bail!(
-            "output path '{}' is read-only: make it writable or choose another path",
-            path.display()
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -32,33 +32,47 @@ impl std::fmt::Debug for MappedFile {
 
 impl MappedFile {
     /// Maps the file at `path`, which `what` names in errors ("model", "external data file").
-    /// Only a regular file is opened: a FIFO would block, a device never end.
+    /// Only a regular file is opened: a FIFO would block, a device never end. The file is
+    /// checked as opened, not as named: its kind comes from the open handle, and its `path` is
+    /// where the file that was opened is ([`opened_path`]), whatever the name led to before or
+    /// after.
     pub fn open(path: &Path, what: &str) -> Result<Self> {
         let shown = path.display();
-        let meta =
-            std::fs::metadata(path).with_context(|| format!("cannot read {what} '{shown}'"))?;
+        let cannot = || format!("cannot read {what} '{shown}'");
+        // Refused before opening, as opening a FIFO would block; and again on the handle.
+        let named = std::fs::metadata(path).with_context(cannot)?;
+        if !named.is_file() {
+            bail!("{what} '{shown}' is not a regular file");
+        }
+        let file = File::open(path).with_context(cannot)?;
+        let meta = file.metadata().with_context(cannot)?;
         if !meta.is_file() {
             bail!("{what} '{shown}' is not a regular file");
         }
-        let file = File::open(path).with_context(|| format!("cannot read {what} '{shown}'"))?;
         let bytes = if meta.len() == 0 {
             Bytes::new()
         } else {
             // SAFETY: the mapping is read-only and private to this process. The input files are
             // only read; as with any program reading a file, one truncated by another process
             // while it runs is outside what se-inject can guard against.
-            let map = unsafe { memmap2::Mmap::map(&file) }
-                .with_context(|| format!("cannot read {what} '{shown}'"))?;
+            let map = unsafe { memmap2::Mmap::map(&file) }.with_context(cannot)?;
             Bytes::from_owner(map)
         };
-        let path = path
-            .canonicalize()
+        let path = opened_path(&file, path, &meta)
             .with_context(|| format!("cannot resolve {what} '{shown}'"))?;
         Ok(Self {
             path,
             bytes,
             file: Arc::new(Mutex::new(file)),
         })
+    }
+
+    /// The metadata of the file opened.
+    pub fn metadata(&self) -> std::io::Result<std::fs::Metadata> {
+        self.file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .metadata()
     }
 
     /// The whole file's bytes (a view of the mapping; slices of it share it).
@@ -90,6 +104,36 @@ impl MappedFile {
         }
         Ok(())
     }
+}
+
+/// The canonical path of the open `file`, which was opened as `path`: on Linux, the kernel's
+/// record of the file it opened (`/proc/self/fd`), which no later rename or swap of a folder on
+/// the way changes; elsewhere, the canonical form of `path`, accepted only when it still leads to
+/// the file opened (same device and inode).
+fn opened_path(file: &File, path: &Path, meta: &std::fs::Metadata) -> Result<PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let record = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        if let Ok(real) = std::fs::read_link(record) {
+            if real.is_absolute() {
+                return Ok(real);
+            }
+        }
+    }
+    let _ = file;
+    let real = path.canonicalize()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let now = std::fs::metadata(&real)?;
+        if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
+            bail!("'{}' changed while it was opened", path.display());
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    Ok(real)
 }
 
 /// The file among `files` that `slice` is a view of, and where it starts in it.

@@ -2,8 +2,8 @@
 //! tensor's bytes copied file to file from where they were read, into temporary files in the
 //! target folder that are moved into place only once complete (`commit.rs`).
 
-use super::commit::{commit, create_temp};
-use super::io::{check_output_path, check_written, data_path_for, folder_of, Model, Storage};
+use super::commit::{commit, create_temp, Sweep};
+use super::io::{data_path_for, folder_of, Model, Storage};
 use super::map::{locate, point_at, MappedFile};
 use super::proto::ModelProto;
 use anyhow::{anyhow, Context, Result};
@@ -137,43 +137,103 @@ pub fn encode_to<W: Write>(
     sink.finish()
 }
 
+/// A saved output not yet in place: its files written as temporaries in the target folder.
+pub struct Pending {
+    /// The finished temporaries and where each goes, the model last.
+    files: Vec<(tempfile::NamedTempFile, PathBuf)>,
+    out: PathBuf,
+    read: Vec<PathBuf>,
+}
+
+impl Pending {
+    /// The files it puts in place: the model, then its data file when it has one.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = self.files.iter().map(|(_, to)| to.clone()).collect();
+        paths.rotate_right(1);
+        paths
+    }
+
+    /// The data file it writes beside the model, when the model keeps weights external.
+    pub fn data_file(&self) -> Option<&Path> {
+        (self.files.len() > 1).then(|| self.files[0].1.as_path())
+    }
+
+    /// Puts the output in place, after `first` (a finished picture and its place), as one step:
+    /// see [`super::commit`]. Returns the files put in place, the model first.
+    pub fn commit(self, first: Option<(tempfile::NamedTempFile, PathBuf)>) -> Result<Vec<PathBuf>> {
+        let paths = self.paths();
+        let mut files: Vec<_> = first.into_iter().collect();
+        let extra: Vec<PathBuf> = files.iter().map(|(_, to)| to.clone()).collect();
+        files.extend(self.files);
+        let sweep = Sweep {
+            out: &self.out,
+            read: &self.read,
+        };
+        commit(files, Some(sweep))?;
+        Ok(paths.into_iter().chain(extra).collect())
+    }
+}
+
 /// Writes `model` to `out` (and its data file beside it when its storage is external), as one
 /// step: see [`super::commit`]. Returns the files written.
 pub fn save(model: &Model, out: &Path) -> Result<Vec<PathBuf>> {
-    check_output_path(model, out)?;
+    prepare(model, out)?.commit(None)
+}
+
+/// Writes the files of `model` saved at `out` as temporaries beside it, each with the input's
+/// permissions (less the umask, and writable by its owner so a later run can replace it).
+pub fn prepare(model: &Model, out: &Path) -> Result<Pending> {
+    crate::targets::check(model, Some(out), None)?;
     let dir = folder_of(out);
     let cannot = |p: &Path| format!("cannot write '{}'", p.display());
     let read = model.read_paths();
-    match model.storage {
+    let mode = input_mode(model);
+    let files = match model.storage {
         Storage::Inline => {
-            let tmp = write_temp(dir, |f| {
+            let tmp = write_temp(dir, mode, |f| {
                 encode_to(&model.proto, &model.sources, f).map(drop)
             })
             .with_context(|| cannot(out))?;
-            commit(vec![(tmp, out.to_path_buf())], out, &read)?;
-            Ok(vec![out.to_path_buf()])
+            vec![(tmp, out.to_path_buf())]
         }
         Storage::External => {
             let mut proto = model.proto.clone();
-            let data = write_temp(dir, |f| externalise(model, &mut proto, f))
+            let data = write_temp(dir, mode, |f| externalise(model, &mut proto, f))
                 .with_context(|| cannot(out))?;
             let fingerprint = fingerprint(&proto).with_context(|| cannot(out))?;
             let data_path = data_path_for(out, fingerprint);
-            check_written(model, &data_path)?;
+            crate::targets::check_data_file(model, &data_path)?;
             let location = data_path
                 .file_name()
                 .and_then(|n| n.to_str())
                 .ok_or_else(|| anyhow!("output name '{}' is not valid UTF-8", out.display()))?;
             name_location(&mut proto, location);
-            let tmp = write_temp(dir, |f| encode_to(&proto, &model.sources, f).map(drop))
-                .with_context(|| cannot(out))?;
-            commit(
-                vec![(data, data_path.clone()), (tmp, out.to_path_buf())],
-                out,
-                &read,
-            )?;
-            Ok(vec![out.to_path_buf(), data_path])
+            let tmp = write_temp(dir, mode, |f| {
+                encode_to(&proto, &model.sources, f).map(drop)
+            })
+            .with_context(|| cannot(out))?;
+            vec![(data, data_path), (tmp, out.to_path_buf())]
         }
+    };
+    Ok(Pending {
+        files,
+        out: out.to_path_buf(),
+        read,
+    })
+}
+
+/// The permission bits of the input model file, when known.
+fn input_mode(model: &Model) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = model.sources.first()?.metadata().ok()?;
+        Some(meta.permissions().mode() & 0o777)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = model;
+        None
     }
 }
 
@@ -249,14 +309,26 @@ fn name_location(proto: &mut ModelProto, location: &str) {
     }
 }
 
-/// A temporary file in `dir` that `fill` wrote. It is left to the system to write it to disk, as
-/// `cp` does: forcing it there would double the time of a rewrite, to guard against a power cut
-/// rather than a failed run.
+/// A temporary file in `dir` that `fill` wrote, given the permissions `mode` allows of those
+/// a new file gets (0666 less the umask), and always its owner's write permission. It is left to
+/// the system to write it to disk, as `cp` does: forcing it there would double the time of a
+/// rewrite, to guard against a power cut rather than a failed run.
 fn write_temp(
     dir: &Path,
+    mode: Option<u32>,
     fill: impl FnOnce(&mut File) -> std::io::Result<()>,
 ) -> Result<tempfile::NamedTempFile> {
     let mut f = create_temp(dir)?;
+    #[cfg(unix)]
+    if let Some(mode) = mode {
+        use std::os::unix::fs::PermissionsExt;
+        let new = f.as_file().metadata()?.permissions().mode() & 0o777;
+        let kept = (mode & new) | (new & 0o200);
+        f.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(kept))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
     fill(f.as_file_mut())?;
     Ok(f)
 }

@@ -4,9 +4,7 @@
 //! added parameters but little of the added compute shows at a glance.
 
 use super::{percent, Report};
-use anyhow::{bail, Context, Result};
 use std::fmt::Write;
-use std::path::Path;
 
 /// Width of the picture, of the label column and of the bar area, in px.
 const WIDTH: u32 = 760;
@@ -189,47 +187,6 @@ impl Report {
     }
 }
 
-/// Refuses a plot path that is the model or the model's output (the picture must not replace
-/// either) or a folder.
-pub fn check_path(plot: &Path, model: &Path, output: Option<&Path>) -> Result<()> {
-    let same = |a: &Path, b: &Path| {
-        a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
-    };
-    if same(plot, model) || output.is_some_and(|o| same(plot, o)) {
-        bail!(
-            "--plot '{}' is the model or its output; give the picture a path of its own",
-            plot.display()
-        );
-    }
-    if plot.is_dir() {
-        bail!("--plot '{}' is a folder", plot.display());
-    }
-    Ok(())
-}
-
-/// Writes `svg` to `path` through a temporary file beside it, renamed into place once whole.
-pub fn write(path: &Path, svg: &str) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write the plot into '{}'", dir.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // Readable like any other file written here (a temporary file starts private).
-        let _ = tmp
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    std::io::Write::write_all(&mut tmp, svg.as_bytes())
-        .with_context(|| format!("writing the plot '{}'", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| anyhow::anyhow!("cannot write the plot '{}': {}", path.display(), e.error))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,21 +289,5 @@ mod tests {
         assert_eq!(short(25_392), "25.4k");
         assert_eq!(short(1_579_392), "1.58M");
         assert_eq!(short(4_117_342_184), "4.12G");
-    }
-
-    #[test]
-    fn plot_paths_are_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let model = dir.path().join("m.onnx");
-        std::fs::write(&model, b"x").unwrap();
-        let e = check_path(&model, &model, None).unwrap_err().to_string();
-        assert!(e.contains("is the model or its output"), "{e}");
-        let out = dir.path().join("o.onnx");
-        assert!(check_path(&out, &model, Some(&out)).is_err());
-        assert!(check_path(dir.path(), &model, None).is_err());
-        let svg = dir.path().join("p.svg");
-        check_path(&svg, &model, Some(&out)).unwrap();
-        write(&svg, "<svg/>").unwrap();
-        assert_eq!(std::fs::read_to_string(&svg).unwrap(), "<svg/>");
     }
 }

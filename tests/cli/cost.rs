@@ -214,7 +214,7 @@ fn plot_is_written_as_asked() {
         &out,
         &["--no-validate", "--plot", out.to_str().unwrap()],
     );
-    assert_error(&o, &["--plot", "is the model or its output"]);
+    assert_error(&o, &["--plot", "is the output model"]);
 }
 
 /// --time-runs N times each model N times; without it, at least 3 runs; the timing line names

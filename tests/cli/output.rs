@@ -377,9 +377,10 @@ fn files_the_run_reads_are_never_replaced_or_removed() {
 }
 
 /// Writing over an earlier output switches the pair. A model file that changes gets a data file
-/// of a new name (the model file's fingerprint), and the data files of earlier outputs at that
-/// path, `<out>.data` included, are removed. A model file that stays the same (other SE weights
-/// only) keeps the name, its data file replaced in one rename: either data file fits it.
+/// of a new name (the model file's fingerprint), and the data file the earlier output referred
+/// to is removed; a file merely named like an output's data (`<out>.data` here, which no model
+/// refers to) stays. A model file that stays the same (other SE weights only) keeps the name,
+/// its data file replaced in one rename: either data file fits it.
 #[test]
 fn an_output_written_again_replaces_its_pair() {
     let dir = tempfile::tempdir().unwrap();
@@ -395,6 +396,7 @@ fn an_output_written_again_replaces_its_pair() {
         let mut want = vec![
             "other.onnx.0000000000000000.data".to_string(),
             "out.onnx".to_string(),
+            "out.onnx.data".to_string(),
             data_name_of(&out),
         ];
         want.sort();
@@ -420,7 +422,11 @@ fn an_output_written_again_replaces_its_pair() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
         listing(dir.path()),
-        ["other.onnx.0000000000000000.data", "out.onnx"]
+        [
+            "other.onnx.0000000000000000.data",
+            "out.onnx",
+            "out.onnx.data"
+        ]
     );
 }
 

@@ -27,17 +27,16 @@ pub fn fixture_data(name: &str) -> PathBuf {
     fixtures().join(format!("{name}.onnx.data"))
 }
 
-/// The data file written beside the output `out`, asserted to be the only one there, to be what
-/// every external tensor of `out` names, and to be named by the model file's fingerprint:
-/// `<out>.<16 hex digits>.data`, rapidhash v3 (seed 0) of the model file's bytes with every
-/// location left empty.
+/// The data file written beside the output `out`: the one file every external tensor of `out`
+/// names, asserted to be there, to be named as an output's data file is, and to be named by the
+/// model file's fingerprint: `<out>.<16 hex digits>.data`, rapidhash v3 (seed 0) of the model
+/// file's bytes with every location left empty.
 pub fn data_file_of(out: &Path) -> PathBuf {
     use prost::Message;
     let found = se_inject::onnx::io::data_files_beside(out);
-    assert_eq!(found.len(), 1, "one data file beside '{}'", out.display());
     let bytes = std::fs::read(out).expect("read the model");
     let mut proto = se_inject::onnx::ModelProto::decode(bytes.as_slice()).expect("a model");
-    let name = found[0].file_name().expect("a file name").to_str();
+    let mut names: Vec<String> = Vec::new();
     let locations = proto
         .graph
         .iter_mut()
@@ -45,18 +44,18 @@ pub fn data_file_of(out: &Path) -> PathBuf {
         .flat_map(|t| t.external_data.iter_mut())
         .filter(|e| e.key.as_deref() == Some("location"));
     for e in locations {
-        assert_eq!(
-            e.value.as_deref(),
-            name,
-            "the location of an external tensor"
-        );
+        names.extend(e.value.take());
         e.value = Some(String::new());
     }
+    names.dedup();
+    assert_eq!(names.len(), 1, "one data file named by '{}'", out.display());
+    let path = out.with_file_name(&names[0]);
+    assert!(found.contains(&path), "'{}' is there", path.display());
     let secrets = rapidhash::v3::RapidSecrets::seed(0);
     let fingerprint = rapidhash::v3::rapidhash_v3_seeded(&proto.encode_to_vec(), &secrets);
     let named = se_inject::onnx::io::data_path_for(out, fingerprint);
     assert_eq!(
-        found[0], named,
+        path, named,
         "the data file is named by the model's fingerprint"
     );
     named
