@@ -19,7 +19,7 @@ use crate::onnx::GraphProto;
 use anyhow::Result;
 use patch::{Patch, Site};
 use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use rand::rngs::ChaCha8Rng;
 
 /// The decision for one block.
 #[derive(Debug, Clone)]

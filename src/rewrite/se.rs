@@ -8,7 +8,7 @@ use crate::onnx::proto::attribute_proto::AttributeType;
 use crate::onnx::tensor::float_tensor;
 use crate::onnx::{AttributeProto, NodeProto, TensorProto};
 use anyhow::Result;
-use rand_chacha::ChaCha8Rng;
+use rand::rngs::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use std::collections::HashMap;
 

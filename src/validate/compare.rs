@@ -2,7 +2,7 @@
 //! shapes, finite values, the largest difference, judged relative to the outputs' scale.
 
 use anyhow::Context;
-use ndarray::ArrayD;
+use tract_onnx::prelude::tract_ndarray::ArrayD;
 use tract_onnx::prelude::*;
 
 use crate::errors::error_line;

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use anyhow::{bail, Context};
 use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use rand::rngs::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use tract_onnx::pb;
 use tract_onnx::prelude::*;

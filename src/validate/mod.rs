@@ -17,7 +17,7 @@ mod tests;
 pub mod timing;
 
 use anyhow::{anyhow, bail, Context};
-use ndarray::ArrayD;
+use tract_onnx::prelude::tract_ndarray::ArrayD;
 use tract_onnx::prelude::*;
 
 use crate::errors::error_line;
