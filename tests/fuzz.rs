@@ -1,8 +1,12 @@
 //! A fuzz harness over load → analyse → splice → save (stable Rust, proptest): fixture models
 //! mutated at the byte level (flips, truncation, insertion) and at the graph level (rewired
 //! inputs, dropped nodes, changed op types, dims, attribute values and lists, element types and
-//! the values of integer tensors: shapes, axes, bounds and pads). Every case must end in Ok or
-//! a clean Err, never a panic. `SE_FUZZ_CASES=N cargo test --release --test fuzz` runs longer.
+//! the values of integer tensors: shapes, axes, bounds and pads; node and tensor names made hostile:
+//! control characters, newlines, paths, 300 bytes; external data locations pointing elsewhere),
+//! with the picture asked at paths the run must not replace. Every case must end in Ok or a clean
+//! Err, never a panic; the input model and its data file are the same bytes afterwards, and the
+//! folder holds nothing but them and what the run may write. `SE_FUZZ_CASES=N cargo test
+//! --release --test fuzz` runs longer.
 
 mod common;
 
@@ -38,12 +42,45 @@ fn cases() -> u32 {
         .unwrap_or(96)
 }
 
+/// Where the picture is asked: nowhere, a path of its own, or one the run must never replace
+/// (the input, its data file, the output, its data file's name, a folder, a missing folder).
+const PLOTS: [Option<&str>; 8] = [
+    None,
+    Some("p.svg"),
+    Some("{model}"),
+    Some("{model}.data"),
+    Some("out.onnx"),
+    Some("out.onnx.data"),
+    Some("."),
+    Some("nowhere/p.svg"),
+];
+
 /// Runs the whole pipeline (without tract) on `bytes` written beside a copy of the fixture's
-/// data file; panics only if the library panics. Returns the pipeline's error, if any.
+/// data file, with the picture asked at `PLOTS[plot]`; panics only if the library panics, or if
+/// the input's files changed or files appeared that the run may not write. Returns the
+/// pipeline's error, if any.
 fn pipeline(fixture: &str, bytes: &[u8], position: usize) -> Result<(), String> {
+    pipeline_plotting(fixture, bytes, position, 0)
+}
+
+fn pipeline_plotting(
+    fixture: &str,
+    bytes: &[u8],
+    position: usize,
+    plot: usize,
+) -> Result<(), String> {
     let dir = tempfile::tempdir().unwrap();
     let model = common::copy_fixture(fixture, dir.path());
     std::fs::write(&model, bytes).unwrap();
+    let inputs = common::listing(dir.path());
+    let before: Vec<Vec<u8>> = inputs
+        .iter()
+        .map(|n| std::fs::read(dir.path().join(n)).unwrap())
+        .collect();
+    let plot = PLOTS[plot % PLOTS.len()].map(|p| {
+        dir.path()
+            .join(p.replace("{model}", &format!("{fixture}.onnx")))
+    });
     let positions = [
         Position::Standard,
         Position::Pre,
@@ -62,10 +99,31 @@ fn pipeline(fixture: &str, bytes: &[u8], position: usize) -> Result<(), String> 
         input_shape: None,
         validate: false,
         time_runs: None,
-        plot: None,
+        plot: plot.clone(),
         budget: se_inject::validate::Budget::default(),
     };
     let result = std::panic::catch_unwind(|| se_inject::run(&cfg));
+    for (name, bytes) in inputs.iter().zip(&before) {
+        let now = std::fs::read(dir.path().join(name)).ok();
+        assert!(
+            now.as_ref() == Some(bytes),
+            "the run changed the input file {name} (bytes kept in {})",
+            keep(bytes)
+        );
+    }
+    for name in common::listing(dir.path()) {
+        let allowed = inputs.contains(&name)
+            || name == "out.onnx"
+            || se_inject::onnx::io::is_data_name("out.onnx".as_ref(), name.as_ref())
+            || plot
+                .as_ref()
+                .is_some_and(|p| p.file_name() == Some(name.as_ref()));
+        assert!(
+            allowed,
+            "the run left '{name}' (bytes kept in {})",
+            keep(bytes)
+        );
+    }
     match result {
         Err(_) => panic!(
             "the pipeline panicked on a mutated {fixture} (bytes kept in {})",
@@ -163,7 +221,54 @@ enum GraphEdit {
         at: usize,
         values: Vec<i64>,
     },
+    /// A node's name made hostile.
+    NodeName {
+        node: usize,
+        name: usize,
+    },
+    /// A tensor renamed everywhere it is named (producer, readers, graph outputs), or, when
+    /// `everywhere` is false, at one reader only.
+    TensorName {
+        tensor: usize,
+        name: usize,
+        everywhere: bool,
+    },
+    /// The location of a stored tensor's external data (an initializer's, or a Constant's value
+    /// made external).
+    Location {
+        at: usize,
+        path: usize,
+    },
 }
+
+/// Names as hostile files write them: terminal escapes, forged report lines, paths, nothing,
+/// an over-long name, right-to-left overrides, NUL.
+const NAMES: [&str; 9] = [
+    "\u{1b}]0;owned\u{7}\u{1b}[2J",
+    "x\nwritten: /tmp/forged.onnx",
+    "../../etc/passwd",
+    "/",
+    "",
+    "\u{202e}fdp.exe",
+    "a\u{0}b",
+    "\r\tname",
+    "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn",
+];
+
+/// External data locations: outside the folder in every spelling, the folder itself, the
+/// output, the input model, a legitimate name spelt another way, nothing, NUL.
+const LOCATIONS: [&str; 10] = [
+    "/etc/passwd",
+    "../secret.data",
+    "sub/../../secret.data",
+    ".",
+    "out.onnx",
+    "{model}",
+    "./{model}.data",
+    "",
+    "a\u{0}b",
+    "/proc/self/fd/0",
+];
 
 /// Integers as hostile files write them: zero, negatives, the ends of i64, large dims.
 fn hostile_int() -> impl Strategy<Value = i64> {
@@ -211,6 +316,17 @@ fn graph_edit() -> impl Strategy<Value = GraphEdit> {
             proptest::collection::vec(hostile_int(), 0..9)
         )
             .prop_map(|(at, values)| GraphEdit::IntValues { at, values }),
+        (any::<usize>(), 0..NAMES.len())
+            .prop_map(|(node, name)| GraphEdit::NodeName { node, name }),
+        (any::<usize>(), 0..NAMES.len(), any::<bool>()).prop_map(|(tensor, name, everywhere)| {
+            GraphEdit::TensorName {
+                tensor,
+                name,
+                everywhere,
+            }
+        }),
+        (any::<usize>(), 0..LOCATIONS.len())
+            .prop_map(|(at, path)| GraphEdit::Location { at, path }),
     ]
 }
 
@@ -224,10 +340,16 @@ fn stored(g: &mut se_inject::onnx::GraphProto) -> Vec<&mut se_inject::onnx::Tens
     g.initializer.iter_mut().chain(constants).collect()
 }
 
-fn apply(model: &mut ModelProto, e: &GraphEdit) {
+fn apply(model: &mut ModelProto, e: &GraphEdit, fixture: &str) {
     let Some(g) = model.graph.as_mut() else {
         return;
     };
+    if matches!(
+        e,
+        GraphEdit::NodeName { .. } | GraphEdit::TensorName { .. } | GraphEdit::Location { .. }
+    ) {
+        return apply_name(g, e, fixture);
+    }
     let n = g.node.len().max(1);
     match *e {
         GraphEdit::RewireInput { node, slot, from } => {
@@ -278,6 +400,53 @@ fn apply(model: &mut ModelProto, e: &GraphEdit) {
             }
         }
         _ => apply_value(g, e),
+    }
+}
+
+/// The edits of names and locations.
+fn apply_name(g: &mut se_inject::onnx::GraphProto, e: &GraphEdit, fixture: &str) {
+    let n = g.node.len().max(1);
+    match *e {
+        GraphEdit::NodeName { node, name } => {
+            if let Some(x) = g.node.get_mut(node % n) {
+                x.name = Some(NAMES[name].to_string());
+            }
+        }
+        GraphEdit::TensorName {
+            tensor,
+            name,
+            everywhere,
+        } => {
+            let tensors: Vec<String> = g.node.iter().flat_map(|n| n.output.clone()).collect();
+            let Some(old) = tensors.get(tensor % tensors.len().max(1)).cloned() else {
+                return;
+            };
+            let new = NAMES[name].to_string();
+            let named = g
+                .node
+                .iter_mut()
+                .flat_map(|n| n.input.iter_mut().chain(n.output.iter_mut()))
+                .chain(g.output.iter_mut().filter_map(|o| o.name.as_mut()))
+                .filter(|t| **t == old);
+            for t in named.take(if everywhere { usize::MAX } else { 1 }) {
+                *t = new.clone();
+            }
+        }
+        GraphEdit::Location { at, path } => {
+            use se_inject::onnx::proto::tensor_proto::DataLocation;
+            let location = LOCATIONS[path].replace("{model}", &format!("{fixture}.onnx"));
+            let mut all = stored(g);
+            let k = all.len().max(1);
+            if let Some(t) = all.get_mut(at % k) {
+                t.raw_data = None;
+                t.data_location = Some(DataLocation::External as i32);
+                t.external_data = vec![se_inject::onnx::proto::StringStringEntryProto {
+                    key: Some("location".into()),
+                    value: Some(location),
+                }];
+            }
+        }
+        _ => {}
     }
 }
 
@@ -347,13 +516,13 @@ proptest! {
     }
 
     #[test]
-    fn graph_mutations_never_panic(f in 0..FIXTURES.len(), edits in proptest::collection::vec(graph_edit(), 1..4), position in 0usize..5) {
+    fn graph_mutations_never_panic(f in 0..FIXTURES.len(), edits in proptest::collection::vec(graph_edit(), 1..4), position in 0usize..5, plot in 0..PLOTS.len()) {
         let bytes = fixture_bytes(FIXTURES[f]);
         let mut model = ModelProto::decode(bytes.as_slice()).unwrap();
         for e in &edits {
-            apply(&mut model, e);
+            apply(&mut model, e, FIXTURES[f]);
         }
-        let _ = pipeline(FIXTURES[f], &model.encode_to_vec(), position);
+        let _ = pipeline_plotting(FIXTURES[f], &model.encode_to_vec(), position, plot);
     }
 }
 

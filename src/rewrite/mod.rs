@@ -18,8 +18,8 @@ use crate::graph::GraphView;
 use crate::onnx::GraphProto;
 use anyhow::Result;
 use patch::{Patch, Site};
-use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
+use rand::SeedableRng;
 
 /// The decision for one block.
 #[derive(Debug, Clone)]

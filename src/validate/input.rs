@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use anyhow::{bail, Context};
-use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
+use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
