@@ -5,16 +5,9 @@
 
 use super::features::Features;
 use crate::graph::GraphView;
-use crate::onnx::{node_name, op};
+use crate::onnx::node_name;
+use crate::onnx::op::Op;
 use std::collections::{HashSet, VecDeque};
-
-/// Pooling ops that start an SE squeeze.
-const POOLS: &[&str] = &[
-    "GlobalAveragePool",
-    "ReduceMean",
-    "GlobalMaxPool",
-    "ReduceMax",
-];
 
 /// Largest gate subgraph looked through.
 const MAX_GATE_NODES: usize = 24;
@@ -42,7 +35,7 @@ pub fn find(view: &GraphView, feats: &Features) -> Vec<SeGate> {
     let mut gates = Vec::new();
     for &n in &view.topo {
         let node = view.node(n);
-        if op(node) != "Mul"
+        if Op::of(node) != Op::Mul
             || node.input.len() != 2
             || !node.input.iter().all(|i| feats.is_feature(i))
         {
@@ -75,7 +68,7 @@ fn transposes_from(view: &GraphView, x: &str, t: &str) -> Option<Vec<usize>> {
     while t != x {
         let n = view.producer_node(t)?;
         let node = view.node(n);
-        if op(node) != "Transpose" || nodes.len() >= 8 {
+        if Op::of(node) != Op::Transpose || nodes.len() >= 8 {
             return None;
         }
         nodes.push(n);
@@ -102,7 +95,7 @@ fn gated_by_pool(view: &GraphView, feats: &Features, gate: &str, x: &str) -> Opt
         nodes.push(n);
         let node = view.node(n);
         let inputs: Vec<&String> = node.input.iter().filter(|i| feats.is_feature(i)).collect();
-        if POOLS.contains(&op(node)) && inputs.len() == 1 {
+        if Op::of(node).squeezes() && inputs.len() == 1 {
             if let Some(transposes) = transposes_from(view, x, inputs[0]) {
                 nodes.extend(transposes);
                 pooled = true;

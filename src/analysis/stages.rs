@@ -3,7 +3,8 @@
 
 use super::{Block, BlockKind};
 use crate::graph::GraphView;
-use crate::onnx::{attr_ints, op};
+use crate::onnx::attr_ints;
+use crate::onnx::op::Op;
 
 /// A stage: consecutive blocks of one kind with the same output channels.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,12 +21,7 @@ pub struct Stage {
 
 fn strided(view: &GraphView, n: usize) -> bool {
     let node = view.node(n);
-    match op(node) {
-        "Conv" | "MaxPool" | "AveragePool" => {
-            attr_ints(node, "strides").is_some_and(|s| s.iter().any(|&v| v > 1))
-        }
-        _ => false,
-    }
+    Op::of(node).strides() && attr_ints(node, "strides").is_some_and(|s| s.iter().any(|&v| v > 1))
 }
 
 /// Whether the map is downsampled between the block before, `prev`, and `b`: a strided

@@ -3,7 +3,8 @@
 //! computes come from shape inference (`analysis::facts`).
 
 use super::{GraphView, Source};
-use crate::onnx::{attr_t, op, TensorProto};
+use crate::onnx::op::Op;
+use crate::onnx::{attr_t, TensorProto};
 
 impl<'a> GraphView<'a> {
     /// The constant tensor behind `name`: an initializer, a Constant node's value, or either of
@@ -16,9 +17,9 @@ impl<'a> GraphView<'a> {
                 Source::Input(_) | Source::SparseInitializer(_) => return None,
                 Source::Node { node, .. } => {
                     let n = self.node(node);
-                    match op(n) {
-                        "Constant" => return attr_t(n, "value"),
-                        "Identity" | "Cast" => name = n.input.first()?,
+                    match Op::of(n) {
+                        Op::Constant => return attr_t(n, "value"),
+                        Op::Identity | Op::Cast => name = n.input.first()?,
                         _ => return None,
                     }
                 }

@@ -5,6 +5,7 @@
 pub mod commit;
 pub mod io;
 pub mod map;
+pub mod op;
 pub mod tensor;
 pub mod write;
 

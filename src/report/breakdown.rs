@@ -3,11 +3,12 @@
 //! to none); what the rewrite added is each SE block's nodes, which belong to the stage of the
 //! block whose site they read or whose map they scale.
 
-use super::compute::{node_cost, Cost, MAC_OPS};
+use super::compute::{node_cost, Cost};
 use crate::analysis::blocks::activation_after;
 use crate::analysis::shapes::Shapes;
 use crate::analysis::{Analysis, Features};
 use crate::graph::GraphView;
+use crate::onnx::op::Op;
 use crate::onnx::tensor::{is_float, numel};
 use crate::onnx::{describe_node, op};
 use crate::rewrite::{rule, site, Position};
@@ -62,8 +63,8 @@ impl GraphCost {
 
     /// The multiply-accumulates of the convolutions and matrix products.
     pub fn macs(&self) -> Result<u64, String> {
-        self.sum_where(|n| MAC_OPS.contains(&self.ops[n].as_str()))
-            .map(|c| c.macs)
+        let counts_macs = |n: usize| Op::parse(&self.ops[n]).cost() == crate::onnx::op::Cost::Macs;
+        self.sum_where(counts_macs).map(|c| c.macs)
     }
 
     /// The whole graph's compute.

@@ -16,7 +16,8 @@
 use super::macs::node_macs;
 use crate::analysis::shapes::{product, Shapes};
 use crate::analysis::Features;
-use crate::onnx::{attr_ints, op, NodeProto};
+use crate::onnx::op::{Cost as OpCost, Op};
+use crate::onnx::{attr_ints, NodeProto};
 use serde::Serialize;
 
 /// Compute in the three conventions.
@@ -64,114 +65,40 @@ impl Cost {
     }
 }
 
-/// How an op's element operations are counted.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Count {
-    /// Per output element, times (inputs − 1) for ops of several inputs.
-    Output,
-    /// Per element of the first input: reductions and global pools.
-    Input,
-    /// Per output element times the window's size: windowed pools.
-    Window,
-}
-
-/// Per op: how its element operations are counted, and the weight of one in the profiler
-/// convention. Ops not listed compute nothing (they move elements) or are convolutions and
-/// matrix products.
-const ELEMENT_OPS: &[(&str, Count, u64)] = &[
-    ("Add", Count::Output, 1),
-    ("Sub", Count::Output, 1),
-    ("Mul", Count::Output, 1),
-    ("Div", Count::Output, 4),
-    ("Sum", Count::Output, 1),
-    ("Mean", Count::Output, 1),
-    ("Max", Count::Output, 1),
-    ("Min", Count::Output, 1),
-    ("Pow", Count::Output, 32),
-    ("Relu", Count::Output, 1),
-    ("LeakyRelu", Count::Output, 2),
-    ("PRelu", Count::Output, 2),
-    ("Clip", Count::Output, 2),
-    ("Relu6", Count::Output, 2),
-    ("Sigmoid", Count::Output, 32),
-    ("HardSigmoid", Count::Output, 4),
-    ("HardSwish", Count::Output, 5),
-    ("Tanh", Count::Output, 76),
-    ("Elu", Count::Output, 35),
-    ("Selu", Count::Output, 36),
-    ("Celu", Count::Output, 36),
-    ("Softplus", Count::Output, 76),
-    ("Gelu", Count::Output, 34),
-    ("Mish", Count::Output, 115),
-    ("Swish", Count::Output, 33),
-    ("ThresholdedRelu", Count::Output, 1),
-    ("Erf", Count::Output, 0),
-    ("Exp", Count::Output, 32),
-    ("Log", Count::Output, 43),
-    ("Sqrt", Count::Output, 24),
-    ("Reciprocal", Count::Output, 4),
-    ("Neg", Count::Output, 1),
-    ("Abs", Count::Output, 1),
-    ("Softmax", Count::Output, 36),
-    ("LogSoftmax", Count::Output, 80),
-    ("BatchNormalization", Count::Output, 31),
-    ("InstanceNormalization", Count::Output, 14),
-    ("LayerNormalization", Count::Output, 7),
-    ("LRN", Count::Output, 1),
-    ("Resize", Count::Output, 1),
-    ("Upsample", Count::Output, 1),
-    ("GlobalAveragePool", Count::Input, 1),
-    ("GlobalMaxPool", Count::Input, 1),
-    ("GlobalLpPool", Count::Input, 1),
-    ("ReduceMean", Count::Input, 1),
-    ("ReduceSum", Count::Input, 1),
-    ("ReduceMax", Count::Input, 1),
-    ("ReduceMin", Count::Input, 1),
-    ("ReduceProd", Count::Input, 1),
-    ("ReduceL2", Count::Input, 25),
-    ("MaxPool", Count::Window, 1),
-    ("AveragePool", Count::Window, 1),
-    ("LpPool", Count::Window, 1),
-];
-
-/// The ops counted as multiply-accumulates.
-pub const MAC_OPS: &[&str] = &["Conv", "ConvTranspose", "Gemm", "MatMul"];
-
 /// The compute of one node; None when it computes but its shapes are unknown.
 pub fn node_cost(shapes: &Shapes, feats: &Features, node: &NodeProto) -> Option<Cost> {
-    let kind = op(node);
-    if MAC_OPS.contains(&kind) {
-        let macs = node_macs(shapes, node)? as u64;
-        let bias = if has_bias(node) {
-            elements(shapes, node.output.first()?)?
-        } else {
-            0
-        };
-        return Some(Cost {
-            macs,
-            element_ops: 0,
-            profiler: macs.saturating_add(bias),
-        });
-    }
-    let Some(&(_, count, weight)) = ELEMENT_OPS.iter().find(|(o, _, _)| *o == kind) else {
-        return Some(Cost::default());
+    let kind = Op::of(node);
+    let (per, weight) = match kind.cost() {
+        OpCost::Free => return Some(Cost::default()),
+        OpCost::Macs => {
+            let macs = node_macs(shapes, node)? as u64;
+            let bias = if has_bias(node) {
+                elements(shapes, node.output.first()?)?
+            } else {
+                0
+            };
+            return Some(Cost {
+                macs,
+                element_ops: 0,
+                profiler: macs.saturating_add(bias),
+            });
+        }
+        OpCost::Output(w) => (OpCost::Output(w), w),
+        OpCost::OutputOnce(w) => (OpCost::OutputOnce(w), w),
+        OpCost::Input(w) => (OpCost::Input(w), w),
+        OpCost::Window(w) => (OpCost::Window(w), w),
     };
     if !node.output.first().is_some_and(|o| feats.is_feature(o)) {
         return Some(Cost::default());
     }
     let out = || elements(shapes, node.output.first()?);
-    let ops = match count {
-        Count::Output => {
+    let ops = match per {
+        OpCost::Output(_) => {
             let arity = node.input.iter().filter(|i| !i.is_empty()).count();
-            let per = if SINGLE_INPUT.contains(&kind) {
-                1
-            } else {
-                arity.saturating_sub(1).max(1)
-            };
-            out()?.saturating_mul(per as u64)
+            out()?.saturating_mul(arity.saturating_sub(1).max(1) as u64)
         }
-        Count::Input => elements(shapes, node.input.first()?)?,
-        Count::Window => {
+        OpCost::Input(_) => elements(shapes, node.input.first()?)?,
+        OpCost::Window(_) => {
             let window = product(
                 attr_ints(node, "kernel_shape")?
                     .iter()
@@ -179,6 +106,7 @@ pub fn node_cost(shapes: &Shapes, feats: &Features, node: &NodeProto) -> Option<
             )?;
             out()?.saturating_mul(window as u64)
         }
+        _ => out()?,
     };
     let profiler = ops
         .saturating_mul(weight)
@@ -190,26 +118,15 @@ pub fn node_cost(shapes: &Shapes, feats: &Features, node: &NodeProto) -> Option<
     })
 }
 
-/// Ops counted once per output element whatever their inputs (parameters, not operands).
-const SINGLE_INPUT: &[&str] = &[
-    "Clip",
-    "PRelu",
-    "BatchNormalization",
-    "InstanceNormalization",
-    "LayerNormalization",
-    "Resize",
-    "Upsample",
-];
-
 /// What the profiler convention counts beyond the weighted element operations: the division of
 /// a global average, the per-row normalisation of a LayerNormalization.
-fn extra(kind: &str, node: &NodeProto, shapes: &Shapes) -> Option<u64> {
+fn extra(kind: Op, node: &NodeProto, shapes: &Shapes) -> Option<u64> {
     let out = || elements(shapes, node.output.first()?);
     match kind {
         // One division (weight 4) per averaged channel.
-        "GlobalAveragePool" => Some(out()?.saturating_mul(4)),
+        Op::GlobalAveragePool => Some(out()?.saturating_mul(4)),
         // Per row (the elements over the normalised axis): an add, a square root, a division.
-        "LayerNormalization" => {
+        Op::LayerNormalization => {
             let x = shapes.get(node.input.first()?)?;
             let axis = crate::onnx::attr_i(node, "axis").unwrap_or(-1);
             let axis = if axis < 0 {
@@ -227,7 +144,7 @@ fn extra(kind: &str, node: &NodeProto, shapes: &Shapes) -> Option<u64> {
 
 /// Whether a convolution or Gemm adds a bias (its third input is given).
 fn has_bias(node: &NodeProto) -> bool {
-    matches!(op(node), "Conv" | "ConvTranspose" | "Gemm")
+    matches!(Op::of(node), Op::Conv | Op::ConvTranspose | Op::Gemm)
         && node.input.get(2).is_some_and(|b| !b.is_empty())
 }
 

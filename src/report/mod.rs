@@ -131,7 +131,7 @@ pub fn count_params(graph: &GraphProto) -> u64 {
     let constants = graph
         .node
         .iter()
-        .filter(|n| crate::onnx::op(n) == "Constant")
+        .filter(|n| crate::onnx::op::Op::of(n) == crate::onnx::op::Op::Constant)
         .filter_map(|n| crate::onnx::attr_t(n, "value"))
         .filter(|t| !t.dims.is_empty());
     graph

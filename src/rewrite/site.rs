@@ -12,7 +12,7 @@ use crate::analysis::blocks::{
 };
 use crate::analysis::features::{is_spatial_conv, Features};
 use crate::graph::GraphView;
-use crate::onnx::op;
+use crate::onnx::op::Op;
 use std::collections::HashSet;
 
 /// Where SE goes in a block, independently of any particular block.
@@ -265,7 +265,7 @@ fn after_spatial_conv(block: &Block, cx: &Context) -> Result<Site, SkipReason> {
             .iter()
             .filter(|i| cx.feats.is_feature(i))
             .collect();
-        matches!(op(node), "Concat" | "Add" | "Sum")
+        Op::of(node).merges()
             && maps.len() >= 2
             && split_conv(view, n).is_none()
             && paths_differ_by_a_conv(view, block, &maps)
@@ -313,12 +313,7 @@ fn paths_differ_by_a_conv(view: &GraphView, block: &Block, maps: &[&String]) -> 
         seen
     };
     let sets: Vec<HashSet<usize>> = maps.iter().map(|t| ancestors(t)).collect();
-    let mixes = |n: &usize| {
-        matches!(
-            op(view.node(*n)),
-            "Conv" | "ConvInteger" | "ConvTranspose" | "MatMul" | "Gemm" | "Einsum"
-        )
-    };
+    let mixes = |n: &usize| Op::of(view.node(*n)).mixes_channels();
     let union: HashSet<usize> = sets.iter().flatten().copied().collect();
     union
         .iter()

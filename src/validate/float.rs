@@ -1,6 +1,7 @@
 //! Conversion of FLOAT16, BFLOAT16 and DOUBLE models to FLOAT before they run in
 //! tract, whose support for those types is incomplete (no Sigmoid in DOUBLE).
 
+use crate::onnx::op::Op;
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
 
@@ -34,7 +35,7 @@ pub(super) fn to_float(proto: &mut pb::ModelProto) -> Option<&'static str> {
                 from = tensor_to_float(t).or(from);
             }
             let narrowed = i32::try_from(a.i).is_ok_and(|t| narrowed_type(t).is_some());
-            if node.op_type == "Cast" && a.name == "to" && narrowed {
+            if Op::parse(&node.op_type) == Op::Cast && a.name == "to" && narrowed {
                 a.i = i64::from(float);
             }
         }

@@ -2,31 +2,11 @@
 //! Also what follows a convolution: its normalisation and activation.
 
 use crate::graph::GraphView;
-use crate::onnx::op;
-
-/// Activations that close a convolution in a chain.
-pub const ACTIVATIONS: &[&str] = &[
-    "Relu",
-    "Clip",
-    "LeakyRelu",
-    "PRelu",
-    "Elu",
-    "Selu",
-    "Celu",
-    "HardSwish",
-    "Sigmoid",
-    "Tanh",
-    "Softplus",
-    "Gelu",
-    "Mish",
-];
-
-/// Gates of the activations written as `x · gate(x)` (SiLU = x·sigmoid(x); HardSwish before
-/// opset 14 = x·hardsigmoid(x)).
-const GATED_ACTIVATIONS: &[&str] = &["Sigmoid", "HardSigmoid"];
+use crate::onnx::op::Op;
 
 /// The activation that directly follows `t`, when there is one: a single activation node
-/// reading only `t`, or the pair `Mul(t, gate(t))` of a gated activation. Returns its nodes
+/// reading only `t` (an op of the activation class), or the pair `Mul(t, gate(t))` of a gated
+/// activation (SiLU = x·sigmoid(x); HardSwish before opset 14 = x·hardsigmoid(x)). Returns its nodes
 /// and its output. Not for graph outputs, which keep their readers' meaning.
 pub fn activation_after<'a>(view: &GraphView<'a>, t: &str) -> Option<(Vec<usize>, &'a str)> {
     if view.is_graph_output(t) {
@@ -34,16 +14,16 @@ pub fn activation_after<'a>(view: &GraphView<'a>, t: &str) -> Option<(Vec<usize>
     }
     let out = |n: usize| view.node(n).output.first().map(String::as_str);
     match view.consumers(t) {
-        [(n, 0)] if ACTIVATIONS.contains(&op(view.node(*n))) => Some((vec![*n], out(*n)?)),
+        [(n, 0)] if Op::of(view.node(*n)).is_activation() => Some((vec![*n], out(*n)?)),
         [(a, _), (b, _)] => {
-            let (gate, mul) = if op(view.node(*a)) == "Mul" {
+            let (gate, mul) = if Op::of(view.node(*a)) == Op::Mul {
                 (*b, *a)
             } else {
                 (*a, *b)
             };
             let g_out = out(gate)?;
-            let ok = GATED_ACTIVATIONS.contains(&op(view.node(gate)))
-                && op(view.node(mul)) == "Mul"
+            let ok = Op::of(view.node(gate)).is_gate()
+                && Op::of(view.node(mul)) == Op::Mul
                 && view.node(gate).input.first().map(String::as_str) == Some(t)
                 && view.node(mul).input.iter().any(|i| i == g_out)
                 && view.node(mul).input.iter().any(|i| i == t)
@@ -59,13 +39,13 @@ pub fn after_activation<'a>(view: &GraphView<'a>, t: &'a str) -> &'a str {
     activation_after(view, t).map_or(t, |(_, out)| out)
 }
 
-/// The single reader of `t` when it is one of `ops` (and `t` is not a graph output).
-pub fn next_if(view: &GraphView, t: &str, ops: &[&str]) -> Option<usize> {
+/// The single reader of `t` when it is `want` (and `t` is not a graph output).
+pub fn next_if(view: &GraphView, t: &str, want: Op) -> Option<usize> {
     if view.is_graph_output(t) {
         return None;
     }
     match view.consumers(t) {
-        [(n, 0)] if ops.contains(&op(view.node(*n))) => Some(*n),
+        [(n, 0)] if Op::of(view.node(*n)) == want => Some(*n),
         _ => None,
     }
 }
@@ -76,7 +56,7 @@ pub fn tail(view: &GraphView, conv: usize) -> (Vec<usize>, String, bool) {
     let mut nodes = vec![conv];
     let first = |n: usize| view.node(n).output.first().cloned().unwrap_or_default();
     let mut t = first(conv);
-    if let Some(bn) = next_if(view, &t, &["BatchNormalization"]) {
+    if let Some(bn) = next_if(view, &t, Op::BatchNormalization) {
         nodes.push(bn);
         t = first(bn);
     }

@@ -7,7 +7,8 @@
 use super::residual::Path;
 use super::{Block, BlockKind, Cx, Form, Found, Rejection, Shortcut};
 use crate::analysis::features::Layout;
-use crate::onnx::{attr_i, op};
+use crate::onnx::attr_i;
+use crate::onnx::op::Op;
 use std::collections::BTreeSet;
 
 /// The cut parts a dual-path Concat gathers: each part's node and the tensor it cuts.
@@ -101,7 +102,7 @@ impl Cx<'_, '_> {
         for i in &view.node(m).input {
             let p = view.producer_node(i)?;
             let node = view.node(p);
-            if matches!(op(node), "Add" | "Sum") && node.input.len() == 2 {
+            if Op::of(node).adds() && node.input.len() == 2 {
                 if add.replace(p).is_some() {
                     return None;
                 }
@@ -131,9 +132,9 @@ impl Cx<'_, '_> {
         let node = self.view.node(c);
         let x = node.input.first()?;
         let layout = self.feats.get(x).map_or(Layout::NCHW, |f| f.layout);
-        let on_channels = match op(node) {
-            "Split" => layout.is_channel_axis(attr_i(node, "axis").unwrap_or(0)),
-            "Slice" => self.feats.channels(t) != self.feats.channels(x),
+        let on_channels = match Op::of(node) {
+            Op::Split => layout.is_channel_axis(attr_i(node, "axis").unwrap_or(0)),
+            Op::Slice => self.feats.channels(t) != self.feats.channels(x),
             _ => false,
         };
         on_channels.then(|| (c, x.clone()))

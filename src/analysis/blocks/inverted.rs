@@ -3,7 +3,7 @@
 //! the three may be a convolution split in groups (MixNet).
 
 use super::{tail, Block, BlockKind, Cx};
-use crate::onnx::op;
+use crate::onnx::op::Op;
 use petgraph::algo::dominators::Dominators;
 use petgraph::graph::NodeIndex;
 
@@ -27,15 +27,15 @@ impl Cx<'_, '_> {
             if n == self.root {
                 return None;
             }
-            match op(self.view.node(n)) {
-                "Conv" => return Some(n),
-                "Split" | "Slice" => match self.opened_by(n) {
+            match Op::of(self.view.node(n)) {
+                Op::Conv => return Some(n),
+                o @ (Op::Split | Op::Slice) => match self.opened_by(n) {
                     Some(unit) => return Some(unit),
-                    None if op(self.view.node(n)) == "Split" => return None,
+                    None if o == Op::Split => return None,
                     None => {}
                 },
-                "Concat" if self.split_conv(n).is_some() => return Some(n),
-                "Concat" | "Add" | "Sum" => return None,
+                Op::Concat if self.split_conv(n).is_some() => return Some(n),
+                o if o.merges() => return None,
                 _ => {}
             }
         }
@@ -101,8 +101,8 @@ impl Cx<'_, '_> {
             .filter(|&e| self.is_pointwise(e) && !covered(e))?;
         let e_out = view.node(e).output.first()?;
         let before = self.region(d_in, e_out, Some(e)).ok()?;
-        let only_feeds_d =
-            before.iter().all(|&n| op(view.node(n)) != "Conv") && self.conv_after(e) == Some(d);
+        let only_feeds_d = before.iter().all(|&n| Op::of(view.node(n)) != Op::Conv)
+            && self.conv_after(e) == Some(d);
         if !only_feeds_d {
             return None;
         }

@@ -27,7 +27,7 @@ mod units;
 
 pub use units::{split_conv, unit_of_part};
 
-pub use activation::{activation_after, after_activation, next_if, tail, ACTIVATIONS};
+pub use activation::{activation_after, after_activation, next_if, tail};
 pub use block::{Block, BlockKind, Form, Shortcut};
 pub use naming::block_name;
 pub use rejection::Rejection;

@@ -3,7 +3,7 @@
 //! one block.
 
 use super::{next_if, tail, Block, BlockKind, Cx};
-use crate::onnx::op;
+use crate::onnx::op::Op;
 use std::collections::HashSet;
 
 impl Cx<'_, '_> {
@@ -13,7 +13,8 @@ impl Cx<'_, '_> {
         let mut used: HashSet<usize> = HashSet::new();
         let mut out = Vec::new();
         for &c in &view.topo {
-            if op(view.node(c)) != "Conv" || used.contains(&c) || self.gate_nodes.contains(&c) {
+            if Op::of(view.node(c)) != Op::Conv || used.contains(&c) || self.gate_nodes.contains(&c)
+            {
                 continue;
             }
             let Some(input) = view.node(c).input.first().cloned() else {
@@ -24,7 +25,7 @@ impl Cx<'_, '_> {
                 continue;
             }
             if self.is_depthwise(c) {
-                if let Some(p) = next_if(self.view, &t, &["Conv"]).filter(|&p| self.is_pointwise(p))
+                if let Some(p) = next_if(self.view, &t, Op::Conv).filter(|&p| self.is_pointwise(p))
                 {
                     let (pw, t2, act2) = tail(self.view, p);
                     if act2 {

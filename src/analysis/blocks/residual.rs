@@ -5,19 +5,23 @@
 
 use super::naming::merge_block_name;
 use super::{Block, BlockKind, Cx, Form, Found, Rejection, Shortcut};
-use crate::onnx::op;
+use crate::onnx::op::Op;
 use std::collections::BTreeSet;
 
-/// Ops a projection shortcut may hold.
-const SHORTCUT_OPS: &[&str] = &[
-    "Conv",
-    "BatchNormalization",
-    "AveragePool",
-    "MaxPool",
-    "Identity",
-    "Cast",
-    "Pad",
-];
+/// Whether a projection shortcut may hold `op`: a convolution, a normalisation, a pooling, a
+/// padding, or an op that changes nothing.
+fn in_shortcut(op: Op) -> bool {
+    matches!(
+        op,
+        Op::Conv
+            | Op::BatchNormalization
+            | Op::AveragePool
+            | Op::MaxPool
+            | Op::Identity
+            | Op::Cast
+            | Op::Pad
+    )
+}
 
 /// One input path of a merge: its nodes, the tensor it ends in and the merge slot it enters.
 pub(super) struct Path<'t> {
@@ -96,7 +100,7 @@ impl Cx<'_, '_> {
     fn is_shortcut(&self, r: &BTreeSet<usize>) -> bool {
         r.iter()
             .filter(|n| !self.gate_nodes.contains(n))
-            .all(|&n| SHORTCUT_OPS.contains(&op(self.view.node(n))))
+            .all(|&n| in_shortcut(Op::of(self.view.node(n))))
     }
 
     /// The residual branch and the shortcut, in that order. When both paths are linear (a

@@ -4,7 +4,8 @@
 
 use super::naming::merge_block_name;
 use super::{Block, BlockKind, Cx, Form, Found, Rejection, Shortcut};
-use crate::onnx::{attr_i, op};
+use crate::onnx::attr_i;
+use crate::onnx::op::Op;
 use std::collections::BTreeSet;
 
 impl Cx<'_, '_> {
@@ -73,14 +74,14 @@ impl Cx<'_, '_> {
     fn channel_shuffle_after(&self, t: &str) -> Option<String> {
         let view = self.view;
         let mut t = t.to_string();
-        for expect in ["Reshape", "Transpose", "Reshape"] {
+        for expect in [Op::Reshape, Op::Transpose, Op::Reshape] {
             let readers: Vec<&(usize, usize)> = view
                 .consumers(&t)
                 .iter()
-                .filter(|(c, _)| !matches!(op(view.node(*c)), "Shape" | "Size"))
+                .filter(|(c, _)| !Op::of(view.node(*c)).reads_shape())
                 .collect();
             let n = match readers.as_slice() {
-                [(n, 0)] if op(view.node(*n)) == expect && !view.is_graph_output(&t) => *n,
+                [(n, 0)] if Op::of(view.node(*n)) == expect && !view.is_graph_output(&t) => *n,
                 _ => return None,
             };
             t = view.node(n).output[0].clone();
@@ -93,7 +94,7 @@ impl Cx<'_, '_> {
     fn half_read_by(&self, branch: &BTreeSet<usize>, fork: &str) -> Option<String> {
         let view = self.view;
         let split = branch.iter().find(|&&n| {
-            matches!(op(view.node(n)), "Split" | "Slice")
+            Op::of(view.node(n)).splits()
                 && view.node(n).input.first().map(String::as_str) == Some(fork)
         })?;
         view.node(*split)

@@ -5,7 +5,8 @@
 
 use super::Cx;
 use crate::graph::GraphView;
-use crate::onnx::{attr_i, op};
+use crate::onnx::attr_i;
+use crate::onnx::op::Op;
 
 /// The parts of a split convolution.
 pub struct SplitConv {
@@ -21,7 +22,7 @@ pub struct SplitConv {
 pub fn split_conv(view: &GraphView, m: usize) -> Option<SplitConv> {
     let node = view.node(m);
     let axis = attr_i(node, "axis").unwrap_or(1);
-    if op(node) != "Concat" || node.input.len() < 2 || !(axis == 1 || axis == -3) {
+    if Op::of(node) != Op::Concat || node.input.len() < 2 || !(axis == 1 || axis == -3) {
         return None;
     }
     let mut parts = Vec::new();
@@ -29,11 +30,11 @@ pub fn split_conv(view: &GraphView, m: usize) -> Option<SplitConv> {
     for i in &node.input {
         let c = view.producer_node(i)?;
         let only_m = matches!(view.consumers(i), [(r, _)] if *r == m);
-        if op(view.node(c)) != "Conv" || !only_m || view.is_graph_output(i) {
+        if Op::of(view.node(c)) != Op::Conv || !only_m || view.is_graph_output(i) {
             return None;
         }
         let s = view.producer_node(view.node(c).input.first()?)?;
-        if !matches!(op(view.node(s)), "Split" | "Slice") {
+        if !Op::of(view.node(s)).splits() {
             return None;
         }
         parts.push(c);
@@ -46,9 +47,9 @@ pub fn split_conv(view: &GraphView, m: usize) -> Option<SplitConv> {
         .filter_map(|&s| view.node(s).input.first())
         .collect();
     let one_input = inputs.len() == splitters.len() && inputs.windows(2).all(|w| w[0] == w[1]);
-    let split = splitters.len() == 1 && op(view.node(splitters[0])) == "Split";
-    let slices =
-        splitters.len() == parts.len() && splitters.iter().all(|&s| op(view.node(s)) == "Slice");
+    let split = splitters.len() == 1 && Op::of(view.node(splitters[0])) == Op::Split;
+    let slices = splitters.len() == parts.len()
+        && splitters.iter().all(|&s| Op::of(view.node(s)) == Op::Slice);
     if !one_input || !(split || slices) || !splitters_feed_only(view, &splitters, &parts) {
         return None;
     }

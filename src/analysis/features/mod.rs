@@ -5,7 +5,8 @@
 use super::facts::{Facts, InputDims};
 use super::ops::Dim;
 use crate::graph::GraphView;
-use crate::onnx::{attr_i, attr_ints, op, NodeProto};
+use crate::onnx::op::Op;
+use crate::onnx::{attr_i, attr_ints, NodeProto};
 use std::collections::HashMap;
 
 /// What is known about a feature-map tensor.
@@ -75,7 +76,7 @@ impl Features {
         }
         for &n in &view.topo {
             let node = view.node(n);
-            if matches!(op(node), "Shape" | "Size") {
+            if Op::of(node).reads_shape() {
                 continue; // metadata of a map, not a map: shape arithmetic is not a feature
             }
             let first = node.input.iter().find_map(|i| map.get(i.as_str()).copied());
@@ -125,13 +126,13 @@ fn channels_at(facts: &Facts, name: &str, layout: Layout) -> Option<usize> {
 /// axis.
 fn output_feature(node: &NodeProto, facts: &Facts, o: &str, first: Feature) -> Feature {
     let rank = facts.dims(o).map_or(first.layout.rank, <[_]>::len);
-    let layout = match op(node) {
-        "Transpose" => attr_ints(node, "perm").and_then(|p| first.layout.permuted(p)),
+    let layout = match Op::of(node) {
+        Op::Transpose => attr_ints(node, "perm").and_then(|p| first.layout.permuted(p)),
         // A convolution writes its channels on axis 1, whatever layout its input had.
-        "Conv" | "ConvInteger" | "ConvTranspose" => Some(Layout { axis: 1, rank }),
+        Op::Conv | Op::ConvInteger | Op::ConvTranspose => Some(Layout { axis: 1, rank }),
         // A reshape or flatten that leaves the channel axis whole (a Linear's folding of the
         // other axes into one, and its unfolding) keeps it; any other starts again from axis 1.
-        "Reshape" | "Flatten" => {
+        Op::Reshape | Op::Flatten => {
             let input = node.input.first().and_then(|i| facts.dims(i));
             let kept = input
                 .zip(facts.dims(o))
@@ -143,8 +144,8 @@ fn output_feature(node: &NodeProto, facts: &Facts, o: &str, first: Feature) -> F
         }
         _ => Some(first.layout),
     };
-    let dtype = match op(node) {
-        "Cast" => attr_i(node, "to").map_or(first.dtype, |t| t as i32),
+    let dtype = match Op::of(node) {
+        Op::Cast => attr_i(node, "to").map_or(first.dtype, |t| t as i32),
         _ => first.dtype,
     };
     let layout = layout.unwrap_or(first.layout);
@@ -179,7 +180,7 @@ pub fn conv_weight(feats: &Features, view: &GraphView, n: usize) -> Option<Vec<u
 /// Whether a Conv node is spatial (a kernel larger than 1×1).
 pub fn is_spatial_conv(feats: &Features, view: &GraphView, n: usize) -> bool {
     let node = view.node(n);
-    if op(node) != "Conv" {
+    if Op::of(node) != Op::Conv {
         return false;
     }
     if let Some(k) = attr_ints(node, "kernel_shape") {
