@@ -1,4 +1,4 @@
-//! The hostile models' helpers shared by tests/hostile.rs and tests/limits.rs: writing generated
+//! The hostile models' helpers shared by tests/it/hostile.rs and tests/it/limits.rs: writing generated
 //! bytes, running the binary on them, a model keeping a weight in external data.
 
 use prost::Message;

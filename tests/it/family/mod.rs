@@ -1,5 +1,5 @@
 //! The expected analysis and splice of each CNN family fixture, by hand: one table per family,
-//! read by the checks of tests/families.rs.
+//! read by the checks of tests/it/families.rs.
 //!
 //! - hidden width h = max(1, round(C / 16)), half up; h is written by hand next to each C;
 //! - one SE block adds 2·C·h + h + C parameters ([`se`]);

@@ -1,4 +1,4 @@
-//! The expected-analysis types of tests/recognition.rs, running the binary, and the checks of
+//! The expected-analysis types of tests/it/recognition.rs, running the binary, and the checks of
 //! one fixture against its hand derivation.
 
 use serde_json::Value;

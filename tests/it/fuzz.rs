@@ -6,9 +6,9 @@
 //! with the picture asked at paths the run must not replace. Every case must end in Ok or a clean
 //! Err, never a panic; the input model and its data file are the same bytes afterwards, and the
 //! folder holds nothing but them and what the run may write. `SE_FUZZ_CASES=N cargo test
-//! --release --test fuzz` runs longer.
+//! --release --test it fuzz::` runs longer.
 
-mod common;
+use crate::common;
 
 use proptest::prelude::*;
 use prost::Message;
@@ -526,7 +526,7 @@ proptest! {
     }
 }
 
-/// The unmutated runs that refuse, as tests/families.rs expects: (fixture, position index, what
+/// The unmutated runs that refuse, as tests/it/families.rs expects: (fixture, position index, what
 /// the error says). Plain, inception and dense blocks have no shortcut and no inner position;
 /// every block of efficientnet_tiny already holds SE.
 const REFUSED: [(&str, usize, &str); 11] = [

@@ -2,10 +2,10 @@
 //! handled), never a panic, and never touches the input or leaves a partial output. The bad
 //! files are generated here from the small residual model of `se_inject::testutil`.
 
-mod common;
+use crate::common;
 
-use common::hostile::{external_model, run_on, write};
-use common::{assert_error, copy_fixture, data_file_of, fixture, listing, run, stderr};
+use crate::common::hostile::{external_model, run_on, write};
+use crate::common::{assert_error, copy_fixture, data_file_of, fixture, listing, run, stderr};
 use prost::Message;
 use se_inject::onnx::proto::tensor_proto::DataType;
 use se_inject::onnx::proto::{

@@ -18,15 +18,15 @@
 //! positions, that both exports report the same, and one run with `--init identity` validated
 //! in tract.
 
-#[path = "recognition/check.rs"]
 mod check;
-mod common;
 
+use crate::common;
+
+use crate::common::Land::{At, Skip};
 use check::{
     check_fixture, check_variant, Expect, INNER_IS_STANDARD, NO_IDENTITY, NO_INNER, NO_SHORTCUT,
     PARALLEL,
 };
-use common::Land::{At, Skip};
 
 /// Stem 3→8; CrossStage: conv_down 3x3 s2 8→8, conv_exp 1x1 8→32, split 16 | 16; the second
 /// half through two BottleneckBlocks 16→16 (1x1 16→8, 3x3 8→8, 1x1 8→16, + x, ReLU), then

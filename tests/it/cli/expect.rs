@@ -1,4 +1,4 @@
-//! The expected reports of the residual fixtures, by hand (see tests/cli.rs for the nets).
+//! The expected reports of the residual fixtures, by hand (see tests/it/cli.rs for the nets).
 
 /// One expected stage row.
 #[derive(Debug, Clone, Copy, PartialEq)]

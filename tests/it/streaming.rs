@@ -2,9 +2,7 @@
 //! files, the streamed encoding is prost's byte for byte, a saved model is what prost would have
 //! written, and the by-reference form tract reads points at the weights' exact bytes.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use prost::Message;
 use se_inject::onnx::proto::tensor_proto::DataLocation;
 use se_inject::onnx::{load, save, Model, ModelProto, Storage, TensorProto};

@@ -1,12 +1,10 @@
-//! The limits a run keeps under attack, beyond the malformed inputs of tests/hostile.rs: what
+//! The limits a run keeps under attack, beyond the malformed inputs of tests/it/hostile.rs: what
 //! validation may take (nodes, inputs, window sizes, map sizes, time), memory on a sparse 4 GiB
 //! data file, old opsets, sparse initializers, external data in subgraphs, signals during the
 //! save and output paths that name folders. Every hostile input is generated here.
 
-mod common;
-
-use common::hostile::{external_model, run_on, write};
-use common::{assert_error, data_file_of, data_name_of, fixture, listing, run, stderr};
+use crate::common::hostile::{external_model, run_on, write};
+use crate::common::{assert_error, data_file_of, data_name_of, fixture, listing, run, stderr};
 use prost::Message;
 use se_inject::onnx::proto::tensor_proto::{DataLocation, DataType};
 use se_inject::onnx::proto::{AttributeProto, GraphProto, StringStringEntryProto, TensorProto};

@@ -12,15 +12,9 @@
 //! and the random init at the standard position. The fp16 ResNet and the idempotence
 //! of a second run follow at the end.
 
-// The expected numbers keep their `·1` factors (h = 1) so the arithmetic reads as derived.
-#![allow(clippy::identity_op)]
-
-mod common;
-mod family;
-
-use common::*;
-use family::Land::{At, Skip};
-use family::{added, family, se, Fam, Land, Pos, PRESENT};
+use crate::common::*;
+use crate::family::Land::{At, Skip};
+use crate::family::{added, family, se, Fam, Land, Pos, PRESENT};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::Path;

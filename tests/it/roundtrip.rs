@@ -1,9 +1,7 @@
 //! Loading and saving through the library: inline models re-encode to their exact bytes,
 //! external-data models survive load → save → load unchanged, and saving is deterministic.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use prost::Message;
 use se_inject::onnx::{load, save, Model, Storage};
 use std::path::Path;

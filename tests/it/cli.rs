@@ -14,26 +14,15 @@
 //! Hidden width h = max(1, round(C / r)) (half up); one SE block adds 2·C·h weights plus h + C
 //! biases; the paper's formula per stage is (2/r)·N·C² = 2·N·C²/r.
 
-// The expected numbers keep their `·1` factors (h = 1) so the arithmetic reads as derived.
-#![allow(clippy::identity_op)]
-
-mod common;
-#[path = "cli/cost.rs"]
 mod cost;
-#[path = "cli/errors.rs"]
 mod errors;
-#[path = "cli/expect.rs"]
 mod expect;
-#[path = "cli/options.rs"]
 mod options;
-#[path = "cli/output.rs"]
 mod output;
-#[path = "cli/paths.rs"]
 mod paths;
-#[path = "cli/schema.rs"]
 mod schema;
 
-use common::*;
+use crate::common::*;
 use expect::*;
 use serde_json::Value;
 use std::path::Path;

@@ -2,8 +2,8 @@
 //! symbolic link or another user's file; the picture in place before the model, and nothing in
 //! place when the picture cannot be written; the sweep of earlier data by references.
 
+use super::read;
 use crate::common::*;
-use crate::read;
 use std::path::{Path, PathBuf};
 
 fn s(p: &Path) -> &str {
