@@ -45,6 +45,7 @@ pub fn analyse(view: &GraphView) -> Result<Analysis> {
         bail!("the graph has no input (every graph input is an initializer)");
     }
     let feats = Features::new(view);
+    crate::graph::attributes::check_channels(view.graph, &|t| feats.dims(t))?;
     let gates = existing::find(view, &feats);
     let det = blocks::detect(view, &feats, &gates);
     if det.blocks.is_empty() {

@@ -11,6 +11,7 @@ use super::map::MappedFile;
 use super::proto::tensor_proto::{DataLocation, DataType};
 use super::proto::{ModelProto, TensorProto};
 use super::tensor::{element_count, element_size, type_name};
+use crate::shown::{shown as shown_str, shown_path};
 use anyhow::{anyhow, bail, Context, Result};
 use prost::Message;
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,24 +64,70 @@ impl Model {
 
 /// Maps and decodes the model at `path`, resolving external data relative to its folder.
 pub fn load(path: &Path) -> Result<Model> {
-    let shown = path.display();
+    let shown = shown_path(path);
     let file = MappedFile::open(path, "model")?;
     if file.bytes().is_empty() {
         bail!("'{shown}' is empty: not an ONNX model");
     }
-    let proto = ModelProto::decode(file.bytes().clone())
-        .map_err(|e| anyhow!("'{shown}' is not an ONNX model: protobuf decoding failed ({e})"))?;
+    let proto = ModelProto::decode(file.bytes().clone()).map_err(|e| {
+        anyhow!(
+            "'{shown}' is not an ONNX model: protobuf decoding failed ({})",
+            decode_failure(&e)
+        )
+    })?;
     let mut model = from_proto(proto, path)?;
     model.sources.insert(0, file);
     Ok(model)
 }
 
+/// Where and why decoding failed: the fields from the model down to where decoding stopped
+/// (prost lists them from the innermost out), then why. A path through more than four fields (a
+/// model nested past prost's recursion limit of 100 would name every one) keeps its first two
+/// and its last.
+fn decode_failure(e: &prost::DecodeError) -> String {
+    let text = e.to_string();
+    let rest = text
+        .strip_prefix("failed to decode Protobuf message: ")
+        .unwrap_or(&text);
+    let parts: Vec<&str> = rest.split(": ").collect();
+    let is_field = |p: &&&str| {
+        p.split_once('.').is_some_and(|(m, f)| {
+            [m, f]
+                .iter()
+                .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        })
+    };
+    let depth = parts[..parts.len() - 1].iter().take_while(is_field).count();
+    let (fields, why) = parts.split_at(depth);
+    let mut path: Vec<String> = fields.iter().rev().map(|f| f.to_string()).collect();
+    if depth > 4 {
+        path.splice(2..depth - 1, [format!("({} more fields)", depth - 3)]);
+    }
+    path.push(why.join(": "));
+    path.join(": ")
+}
+
+#[cfg(test)]
+mod decode_tests {
+    use super::*;
+
+    #[test]
+    fn a_short_path_is_kept_whole_from_the_model_down() {
+        let e = ModelProto::decode(&[0x3a, 0x02, 0x0a, 0x05][..]).unwrap_err();
+        assert_eq!(
+            decode_failure(&e),
+            "ModelProto.graph: GraphProto.node: buffer underflow"
+        );
+    }
+}
+
 /// Checks a decoded model and resolves its external tensors; `path` is where it was read from.
 pub fn from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
-    let shown = path.display();
+    let shown = shown_path(path);
     if proto.ir_version.is_none() || proto.opset_import.is_empty() {
         bail!("'{shown}' is not an ONNX model: it has no IR version or no opset import");
     }
+    super::opset::check_imports(&proto.opset_import).with_context(|| format!("'{shown}'"))?;
     let Some(graph) = proto.graph.as_mut() else {
         bail!("'{shown}' is not an ONNX model: it has no graph");
     };
@@ -90,11 +137,13 @@ pub fn from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
     for t in graph.initializer.iter_mut() {
         let name = t.name.clone().unwrap_or_default();
         if t.data_location == Some(DataLocation::External as i32) {
-            resolve_external(t, dir, &mut files)
-                .with_context(|| format!("'{shown}': external data of tensor '{name}'"))?;
+            resolve_external(t, dir, &mut files).with_context(|| {
+                format!("'{shown}': external data of tensor '{}'", shown_str(&name))
+            })?;
             external_tensors.insert(name.clone());
         }
-        check_tensor_size(t).with_context(|| format!("'{shown}': tensor '{name}'"))?;
+        check_tensor_size(t)
+            .with_context(|| format!("'{shown}': tensor '{}'", shown_str(&name)))?;
     }
     for node in &graph.node {
         for a in &node.attribute {
@@ -114,7 +163,7 @@ pub fn from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
             }
         }
     }
-    refuse_external_elsewhere(&proto, &shown.to_string())?;
+    refuse_external_elsewhere(&proto, &shown)?;
     let storage = if external_tensors.is_empty() {
         Storage::Inline
     } else {
