@@ -132,9 +132,37 @@ fn names_in_the_error_line_are_escaped() {
     assert!(!has_controls(&err), "{err:?}");
     assert!(
         err.contains(&format!(
-            "'c1{TITLE_AND_CLEAR_SHOWN}' of node '/b/conv1/Conv' (Conv) would be [1, 4, 20000, 20000]"
+            "'c1{TITLE_AND_CLEAR_SHOWN}' of node '/b/conv1/Conv' (Conv) would be \
+             [1, 4, 20000, 20000]"
         )),
         "{err}"
+    );
+}
+
+/// Validation's own refusals name the input escaped too.
+#[test]
+fn the_input_name_in_a_validation_refusal_is_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = residual_model(DataType::Float as i32);
+    let g = m.graph.as_mut().unwrap();
+    let x = format!("x\n{TITLE_AND_CLEAR}");
+    g.input[0].name = Some(x.clone());
+    for n in g.node.iter_mut() {
+        for i in n.input.iter_mut().filter(|i| *i == "x") {
+            *i = x.clone();
+        }
+    }
+    let p = write(dir.path(), "m.onnx", &m.encode_to_vec());
+    let o = run_on(&p, &["--input-shape", "1,4,8"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "se-inject: error: validating '{}' in tract (--no-validate skips this): original \
+             model input: input shape [1, 4, 8] has rank 3 but input \
+             `x\\n{TITLE_AND_CLEAR_SHOWN}` has rank 4\n",
+            p.display()
+        )
     );
 }
 

@@ -277,7 +277,8 @@ mod tests {
         let t = conv("ConvTranspose", vec![ints_attr("output_padding", &[-1, 0])]);
         assert_eq!(
             refusal(&t, Some(w)),
-            "node 'c' (ConvTranspose) has output_padding [-1, 0]: output_padding must not be negative"
+            "node 'c' (ConvTranspose) has output_padding [-1, 0]: output_padding must not be \
+             negative"
         );
     }
 
@@ -343,7 +344,8 @@ mod tests {
         let n = conv("ConvTranspose", vec![int("group", 3)]);
         assert_eq!(
             refusal(&n, Some(w)),
-            "node 'c' (ConvTranspose) has group 3, which does not divide its weight's 4 input channels"
+            "node 'c' (ConvTranspose) has group 3, which does not divide its weight's 4 input \
+             channels"
         );
     }
 
@@ -362,7 +364,8 @@ mod tests {
         };
         assert_eq!(
             refusal(&conv("Conv", vec![pad]), None),
-            "node 'c' (Conv) has auto_pad 'SAME\\x1b': it must be NOTSET, SAME_UPPER, SAME_LOWER or VALID"
+            "node 'c' (Conv) has auto_pad 'SAME\\x1b': it must be NOTSET, SAME_UPPER, \
+             SAME_LOWER or VALID"
         );
     }
 
