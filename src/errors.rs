@@ -10,7 +10,14 @@ pub fn one_line(s: &str) -> String {
 
 /// An error and its chain of causes (`what: because: ...`) on one line.
 pub fn error_line(e: &anyhow::Error) -> String {
-    one_line(&format!("{e:#}"))
+    printable_line(&format!("{e:#}"))
+}
+
+/// `s` on one line with no control character left: whitespace collapsed as [`one_line`] does,
+/// then what remains escaped as [`crate::shown::shown`] prints it. The last guard on every line
+/// the command prints to standard error, whichever message (a dependency's too) it holds.
+pub fn printable_line(s: &str) -> String {
+    crate::shown::shown(&one_line(s)).into_owned()
 }
 
 /// The message a panic was raised with, or `None` when its payload is not a string.
@@ -39,6 +46,15 @@ mod tests {
     fn the_error_chain_is_joined() {
         let e = anyhow::anyhow!("inner\nproblem").context("outer");
         assert_eq!(error_line(&e), "outer: inner problem");
+    }
+
+    #[test]
+    fn no_control_character_is_left() {
+        let e = anyhow::anyhow!("tensor 'a\x1b[2J'\n  at\tnode '\u{9b}1m'").context("outer");
+        assert_eq!(
+            error_line(&e),
+            "outer: tensor 'a\\x1b[2J' at node '\\u{9b}1m'"
+        );
     }
 
     #[test]

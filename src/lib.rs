@@ -11,6 +11,7 @@ pub mod policy;
 pub mod progress;
 pub mod report;
 pub mod rewrite;
+pub mod shown;
 pub mod targets;
 pub mod validate;
 
@@ -87,7 +88,7 @@ impl Config {
             if let Some(bad) = sel.iter().find(|&&s| s == 0 || s > found) {
                 bail!(
                     "--stages names stage {bad}, but '{}' has {found} stage(s), numbered 1 to {found}",
-                    self.model.display()
+                    shown::shown_path(&self.model)
                 );
             }
         }
@@ -113,19 +114,21 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
 pub fn run_reporting(cfg: &Config, progress: progress::Progress) -> Result<Outcome> {
     progress(progress::Phase::Load);
     let model = onnx::load(&cfg.model)?;
+    // The path as the report holds it, and as messages print it (control characters escaped).
     let shown = cfg.model.display().to_string();
+    let named = shown::shown_path(&cfg.model);
     let output = cfg.output_path();
     targets::check(&model, output.as_deref(), cfg.plot.as_deref())?;
     progress(progress::Phase::Analyse);
-    let view = graph::GraphView::new(model.graph()).with_context(|| format!("'{shown}'"))?;
-    let analysis = analysis::analyse(&view).with_context(|| format!("'{shown}'"))?;
+    let view = graph::GraphView::new(model.graph()).with_context(|| format!("'{named}'"))?;
+    let analysis = analysis::analyse(&view).with_context(|| format!("'{named}'"))?;
     cfg.check_stages(analysis.stages.len())?;
     // A report alone needs the new weights' dims, not their values.
     let splice = match output {
         Some(_) => rewrite::splice(&view, &analysis, &cfg.se),
         None => rewrite::plan(&view, &analysis, &cfg.se),
     };
-    let mut splice = splice.with_context(|| format!("'{shown}'"))?;
+    let mut splice = splice.with_context(|| format!("'{named}'"))?;
     policy::list_new_weights_as_inputs(&model, &mut splice);
     let mut rep = report::Report::new(
         &shown,
@@ -151,14 +154,14 @@ pub fn run_reporting(cfg: &Config, progress: progress::Progress) -> Result<Outco
             written,
         });
     };
-    policy::ensure_some_block_takes_se(&splice.decisions, &shown, &rep.position_name())?;
-    policy::ensure_broadcasting_mul(&model, &shown)?;
+    policy::ensure_some_block_takes_se(&splice.decisions, &named, &rep.position_name())?;
+    policy::ensure_broadcasting_mul(&model, &named)?;
     let rewritten = with_splice(&model, splice);
     if cfg.validate {
         let shapes =
             analysis::shapes::Shapes::infer(&view, &analysis.features, cfg.input_shape.as_deref());
         validate::budget::check(&view, &shapes, rewritten.graph(), cfg.budget)
-            .with_context(|| format!("validating '{shown}' in tract"))?;
+            .with_context(|| format!("validating '{named}' in tract"))?;
         let v = validate_both(cfg, &model, &rewritten, progress)?;
         let ok = v.ok;
         rep.validation = Some(v);
@@ -184,7 +187,7 @@ fn drawn(cfg: &Config, rep: &report::Report) -> Result<Option<(tempfile::NamedTe
         return Ok(None);
     };
     let tmp = onnx::commit::write_temp_file(onnx::io::folder_of(p), rep.to_svg().as_bytes())
-        .with_context(|| format!("cannot write the plot '{}'", p.display()))?;
+        .with_context(|| format!("cannot write the plot '{}'", crate::shown::shown_path(p)))?;
     Ok(Some((tmp, p.clone())))
 }
 
@@ -223,7 +226,7 @@ fn validate_both(
     .with_context(|| {
         format!(
             "validating '{}' in tract (--no-validate skips this)",
-            cfg.model.display()
+            shown::shown_path(&cfg.model)
         )
     })
 }

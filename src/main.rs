@@ -3,8 +3,9 @@
 
 mod cli;
 
-use se_inject::errors::{error_line, one_line, panic_message};
+use se_inject::errors::{error_line, panic_message, printable_line};
 use se_inject::progress::{Phase, Which};
+use se_inject::shown::shown_path;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,8 +38,8 @@ fn main() -> ExitCode {
             let what = panic_message(&*payload).unwrap_or_default();
             eprintln!(
                 "se-inject: error: internal failure while processing '{}': {}",
-                cfg.model.display(),
-                one_line(&what)
+                shown_path(&cfg.model),
+                printable_line(&what)
             );
             return ExitCode::from(1);
         }
@@ -51,7 +52,10 @@ fn main() -> ExitCode {
     if let Err(e) = print(&text) {
         // A reader that went away (`| head`) ends the output quietly; a full device is an error.
         if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("se-inject: error: cannot write the report to standard output: {e}");
+            eprintln!(
+                "se-inject: error: cannot write the report to standard output: {}",
+                printable_line(&e.to_string())
+            );
             return ExitCode::from(1);
         }
     }
@@ -63,26 +67,35 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!(
             "se-inject: validation failed, nothing written: {}",
-            one_line(&reason)
+            printable_line(&reason)
         );
         return ExitCode::from(3);
     }
     ExitCode::SUCCESS
 }
 
-/// On SIGINT or SIGTERM, removes the temporary files being written (after an output pair that
-/// is moving into place has moved) and exits as the signal would (128 + its number).
+/// On SIGINT, SIGTERM, SIGHUP (the terminal closed) or SIGQUIT, removes the temporary files
+/// being written (after an output pair that is moving into place has moved) and exits as the
+/// signal would (128 + its number).
 fn clean_up_on_signals() {
     #[cfg(unix)]
     {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+        let Ok(mut signals) =
+            signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
+        else {
             return;
         };
         std::thread::spawn(move || {
             if let Some(signal) = signals.forever().next() {
                 let _held = se_inject::onnx::commit::remove_temporaries();
-                eprintln!("\nse-inject: interrupted; its temporary files removed");
+                // Not eprintln!, which panics when standard error is gone (a terminal that hung
+                // up): the exit must follow whatever the write does.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\nse-inject: interrupted; its temporary files removed"
+                );
                 std::process::exit(128 + signal);
             }
         });

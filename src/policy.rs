@@ -23,15 +23,7 @@ const NUMPY_BROADCAST_OPSET: i64 = 7;
 /// Fails, naming the opset, when `model` imports the default domain at an opset whose Mul lacks
 /// the broadcasting the SE block's scaling needs.
 pub fn ensure_broadcasting_mul(model: &Model, shown: &str) -> Result<()> {
-    let opset = model
-        .proto
-        .opset_import
-        .iter()
-        .find(|o| {
-            o.domain.as_deref().unwrap_or("").is_empty() || o.domain.as_deref() == Some("ai.onnx")
-        })
-        .and_then(|o| o.version);
-    match opset {
+    match onnx::opset::default_opset(&model.proto.opset_import) {
         Some(v) if v < NUMPY_BROADCAST_OPSET => bail!(
             "'{shown}': opset {v} is older than {NUMPY_BROADCAST_OPSET}, whose Mul broadcasts the SE \
              gate over the map; convert the model to opset {NUMPY_BROADCAST_OPSET} or later first \
@@ -59,7 +51,7 @@ pub fn ensure_some_block_takes_se(
     }
     let why: Vec<String> = reasons
         .iter()
-        .map(|(r, n)| format!("{n} block(s): {r}"))
+        .map(|(r, n)| format!("{n} block(s): {}", crate::shown::shown(r)))
         .collect();
     bail!(
         "'{shown}': no block can take SE at position {position} ({})",

@@ -14,6 +14,7 @@
 use crate::onnx::commit::probe_folder;
 use crate::onnx::io::{folder_of, is_data_name};
 use crate::onnx::{Model, Storage};
+use crate::shown::shown_path;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -81,7 +82,7 @@ pub fn check(model: &Model, output: Option<&Path>, plot: Option<&Path>) -> Resul
         if o.canonical == p.canonical {
             bail!(
                 "--plot '{}' is the output model; give the picture a path of its own",
-                p.path.display()
+                shown_path(&p.path)
             );
         }
         if let (true, (Some(model_name), Some(plot_name))) = (same_folder, names) {
@@ -89,7 +90,7 @@ pub fn check(model: &Model, output: Option<&Path>, plot: Option<&Path>) -> Resul
                 bail!(
                     "--plot '{}' has the name of the output's data file; give the picture a path \
                      of its own",
-                    p.path.display()
+                    shown_path(&p.path)
                 );
             }
         }
@@ -112,14 +113,14 @@ fn check_data_name(model: &Model, out: &Target) -> Result<()> {
         bail!(
             "output path '{}' is not valid UTF-8, which the model's reference to its data file \
              must be",
-            out.path.display()
+            shown_path(&out.path)
         );
     };
     if name.len() + DATA_SUFFIX_LEN > NAME_MAX {
         bail!(
             "output name '{}' is {} bytes: its data file's name (the name and \
              '.<16 hex digits>.data') would exceed {NAME_MAX} bytes",
-            out.path.display(),
+            shown_path(&out.path),
             name.len()
         );
     }
@@ -129,7 +130,7 @@ fn check_data_name(model: &Model, out: &Target) -> Result<()> {
 /// One path checked for `role`, against the files the run reads.
 fn target(path: &Path, role: Role, read: &[PathBuf]) -> Result<Target> {
     let what = role.what();
-    let shown = path.display();
+    let shown = shown_path(path);
     let text = path.as_os_str().as_encoded_bytes();
     if text.ends_with(b"/") || text.ends_with(std::path::MAIN_SEPARATOR_STR.as_bytes()) {
         bail!("{what} '{shown}' is a folder: give a file name");

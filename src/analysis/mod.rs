@@ -45,6 +45,7 @@ pub fn analyse(view: &GraphView) -> Result<Analysis> {
         bail!("the graph has no input (every graph input is an initializer)");
     }
     let feats = Features::new(view);
+    crate::graph::attributes::check_channels(view.graph, &|t| feats.dims(t))?;
     let gates = existing::find(view, &feats);
     let det = blocks::detect(view, &feats, &gates);
     if det.blocks.is_empty() {
@@ -52,12 +53,16 @@ pub fn analyse(view: &GraphView) -> Result<Analysis> {
         for n in &view.graph.node {
             *ops.entry(op(n)).or_default() += 1;
         }
-        let found: Vec<String> = ops.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let found: Vec<String> = ops
+            .iter()
+            .map(|(k, v)| format!("{v} {}", crate::shown::shown(k)))
+            .collect();
         let why = match det.rejected.first() {
             Some((m, reason)) => format!(
                 "; {} merge(s) rejected, e.g. {}: {reason}",
                 det.rejected.len(),
-                crate::onnx::describe_node(view.node(*m))
+                crate::onnx::describe_node(view.node(*m)),
+                reason = crate::shown::shown(&reason.to_string())
             ),
             None => String::new(),
         };

@@ -1,13 +1,16 @@
 //! A read-only petgraph view of an ONNX graph: nodes are ONNX nodes, edges are tensors from a
 //! producer's output to a consumer's input. Graph inputs and initializers are sources outside the
 //! petgraph. Building the view checks the structure: every input has a producer, no tensor has
-//! two producers, the graph is acyclic. Constants behind names are in `constants.rs`, dominators
-//! and post-dominators in `dominators.rs`.
+//! two producers, the graph is acyclic, windowed ops carry valid attributes (`attributes.rs`).
+//! Constants behind names are in `constants.rs`, dominators and post-dominators in
+//! `dominators.rs`.
 
+pub mod attributes;
 mod constants;
 mod dominators;
 
 use crate::onnx::{describe_node, GraphProto, NodeProto};
+use crate::shown::shown;
 use anyhow::{bail, Result};
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::{HashMap, HashSet};
@@ -47,7 +50,7 @@ fn producers_of(graph: &GraphProto) -> Result<HashMap<&str, Source>> {
     for (i, t) in graph.initializer.iter().enumerate() {
         let name = t.name.as_deref().unwrap_or("");
         if producers.insert(name, Source::Initializer(i)).is_some() {
-            bail!("initializer '{name}' is defined twice");
+            bail!("initializer '{}' is defined twice", shown(name));
         }
     }
     for (i, t) in graph.sparse_initializer.iter().enumerate() {
@@ -60,7 +63,7 @@ fn producers_of(graph: &GraphProto) -> Result<HashMap<&str, Source>> {
             .insert(name, Source::SparseInitializer(i))
             .is_some()
         {
-            bail!("initializer '{name}' is defined twice");
+            bail!("initializer '{}' is defined twice", shown(name));
         }
     }
     for (i, v) in graph.input.iter().enumerate() {
@@ -82,7 +85,8 @@ fn producers_of(graph: &GraphProto) -> Result<HashMap<&str, Source>> {
                     }
                 };
                 bail!(
-                    "tensor '{out}' is produced twice: by {by} and by {}",
+                    "tensor '{}' is produced twice: by {by} and by {}",
+                    shown(out),
                     describe_node(node)
                 );
             }
@@ -105,8 +109,9 @@ fn link<'a>(graph: &'a GraphProto, producers: &HashMap<&str, Source>) -> Result<
             }
             match producers.get(inp.as_str()) {
                 None => bail!(
-                    "{} reads tensor '{inp}', which nothing produces",
-                    describe_node(node)
+                    "{} reads tensor '{}', which nothing produces",
+                    describe_node(node),
+                    shown(inp)
                 ),
                 Some(Source::Node { node: p, .. }) => {
                     dag.update_edge(NodeIndex::new(*p), NodeIndex::new(n), ());
@@ -124,10 +129,15 @@ impl<'a> GraphView<'a> {
     pub fn new(graph: &'a GraphProto) -> Result<Self> {
         let producers = producers_of(graph)?;
         let (dag, consumers) = link(graph, &producers)?;
+        let initializer_dims = |name: &str| match producers.get(name) {
+            Some(Source::Initializer(i)) => Some(graph.initializer[*i].dims.as_slice()),
+            _ => None,
+        };
+        attributes::check_graph(graph, &initializer_dims)?;
         for out in &graph.output {
             let name = out.name.as_deref().unwrap_or("");
             if !producers.contains_key(name) {
-                bail!("graph output '{name}' is produced by no node");
+                bail!("graph output '{}' is produced by no node", shown(name));
             }
         }
         let topo = match petgraph::algo::toposort(&dag, None) {

@@ -64,7 +64,10 @@ pub(super) fn create_temp(dir: &Path) -> Result<NamedTempFile> {
         let cause = text
             .rfind(" at path \"")
             .map_or(text.as_str(), |at| &text[..at]);
-        anyhow!("cannot create a file in '{}': {cause}", dir.display())
+        anyhow!(
+            "cannot create a file in '{}': {cause}",
+            crate::shown::shown_path(dir)
+        )
     })?;
     lock(tmp.as_file(), Wait::No);
     held.push(tmp.path().to_path_buf());
@@ -90,7 +93,7 @@ pub fn probe_folder(dir: &Path) -> Result<Option<u32>> {
 pub fn write_temp_file(dir: &Path, bytes: &[u8]) -> Result<NamedTempFile> {
     let mut tmp = create_temp(dir)?;
     std::io::Write::write_all(&mut tmp, bytes)
-        .with_context(|| format!("cannot write a file in '{}'", dir.display()))?;
+        .with_context(|| format!("cannot write a file in '{}'", crate::shown::shown_path(dir)))?;
     Ok(tmp)
 }
 
@@ -263,7 +266,7 @@ fn run(steps: Vec<Step>, held: &mut Vec<PathBuf>) -> Result<()> {
                     }
                     return Err(anyhow!(
                         "cannot move the written file into place at '{}': {}",
-                        to.display(),
+                        crate::shown::shown_path(&to),
                         e.error
                     ));
                 }

@@ -11,6 +11,7 @@ use super::map::MappedFile;
 use super::proto::tensor_proto::{DataLocation, DataType};
 use super::proto::{ModelProto, TensorProto};
 use super::tensor::{element_count, element_size, type_name};
+use crate::shown::{shown as shown_str, shown_path};
 use anyhow::{anyhow, bail, Context, Result};
 use prost::Message;
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,24 +64,70 @@ impl Model {
 
 /// Maps and decodes the model at `path`, resolving external data relative to its folder.
 pub fn load(path: &Path) -> Result<Model> {
-    let shown = path.display();
+    let shown = shown_path(path);
     let file = MappedFile::open(path, "model")?;
     if file.bytes().is_empty() {
         bail!("'{shown}' is empty: not an ONNX model");
     }
-    let proto = ModelProto::decode(file.bytes().clone())
-        .map_err(|e| anyhow!("'{shown}' is not an ONNX model: protobuf decoding failed ({e})"))?;
+    let proto = ModelProto::decode(file.bytes().clone()).map_err(|e| {
+        anyhow!(
+            "'{shown}' is not an ONNX model: protobuf decoding failed ({})",
+            decode_failure(&e)
+        )
+    })?;
     let mut model = from_proto(proto, path)?;
     model.sources.insert(0, file);
     Ok(model)
 }
 
+/// Where and why decoding failed: the fields from the model down to where decoding stopped
+/// (prost lists them from the innermost out), then why. A path through more than four fields (a
+/// model nested past prost's recursion limit of 100 would name every one) keeps its first two
+/// and its last.
+fn decode_failure(e: &prost::DecodeError) -> String {
+    let text = e.to_string();
+    let rest = text
+        .strip_prefix("failed to decode Protobuf message: ")
+        .unwrap_or(&text);
+    let parts: Vec<&str> = rest.split(": ").collect();
+    let is_field = |p: &&&str| {
+        p.split_once('.').is_some_and(|(m, f)| {
+            [m, f]
+                .iter()
+                .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        })
+    };
+    let depth = parts[..parts.len() - 1].iter().take_while(is_field).count();
+    let (fields, why) = parts.split_at(depth);
+    let mut path: Vec<String> = fields.iter().rev().map(|f| f.to_string()).collect();
+    if depth > 4 {
+        path.splice(2..depth - 1, [format!("({} more fields)", depth - 3)]);
+    }
+    path.push(why.join(": "));
+    path.join(": ")
+}
+
+#[cfg(test)]
+mod decode_tests {
+    use super::*;
+
+    #[test]
+    fn a_short_path_is_kept_whole_from_the_model_down() {
+        let e = ModelProto::decode(&[0x3a, 0x02, 0x0a, 0x05][..]).unwrap_err();
+        assert_eq!(
+            decode_failure(&e),
+            "ModelProto.graph: GraphProto.node: buffer underflow"
+        );
+    }
+}
+
 /// Checks a decoded model and resolves its external tensors; `path` is where it was read from.
 pub fn from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
-    let shown = path.display();
+    let shown = shown_path(path);
     if proto.ir_version.is_none() || proto.opset_import.is_empty() {
         bail!("'{shown}' is not an ONNX model: it has no IR version or no opset import");
     }
+    super::opset::check_imports(&proto.opset_import).with_context(|| format!("'{shown}'"))?;
     let Some(graph) = proto.graph.as_mut() else {
         bail!("'{shown}' is not an ONNX model: it has no graph");
     };
@@ -90,11 +137,13 @@ pub fn from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
     for t in graph.initializer.iter_mut() {
         let name = t.name.clone().unwrap_or_default();
         if t.data_location == Some(DataLocation::External as i32) {
-            resolve_external(t, dir, &mut files)
-                .with_context(|| format!("'{shown}': external data of tensor '{name}'"))?;
+            resolve_external(t, dir, &mut files).with_context(|| {
+                format!("'{shown}': external data of tensor '{}'", shown_str(&name))
+            })?;
             external_tensors.insert(name.clone());
         }
-        check_tensor_size(t).with_context(|| format!("'{shown}': tensor '{name}'"))?;
+        check_tensor_size(t)
+            .with_context(|| format!("'{shown}': tensor '{}'", shown_str(&name)))?;
     }
     for node in &graph.node {
         for a in &node.attribute {
@@ -108,7 +157,7 @@ pub fn from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
             }
         }
     }
-    refuse_external_elsewhere(&proto, &shown.to_string())?;
+    refuse_external_elsewhere(&proto, &shown)?;
     let storage = if external_tensors.is_empty() {
         Storage::Inline
     } else {
@@ -248,6 +297,7 @@ fn resolve_external(
 ) -> Result<()> {
     let location = external_entry(t, "location").ok_or_else(|| anyhow!("no 'location' entry"))?;
     let (base, full) = data_path(dir, location)?;
+    let named = crate::shown::shown(location);
     let parse = |key: &str| -> Result<Option<u64>> {
         external_entry(t, key)
             .map(|v| {
@@ -261,12 +311,16 @@ fn resolve_external(
     let length = parse("length")?;
     // Opened first, checked after: the file checked is the file read, whatever a swap of a
     // folder on the way does between the two.
-    let opened = MappedFile::open(&full, "external data file")
-        .with_context(|| format!("external data file '{}' is missing", full.display()))?;
+    let opened = MappedFile::open(&full, "external data file").with_context(|| {
+        format!(
+            "external data file '{}' is missing",
+            crate::shown::shown_path(&full)
+        )
+    })?;
     if !opened.path.starts_with(&base) {
         bail!(
-            "location '{location}' resolves outside the model's folder (to '{}')",
-            opened.path.display()
+            "location '{named}' resolves outside the model's folder (to '{}')",
+            crate::shown::shown_path(&opened.path)
         );
     }
     let file = opened.path.clone();
@@ -282,7 +336,7 @@ fn resolve_external(
     if offset > size || end > size {
         bail!(
             "'{}' holds {size} bytes but the tensor needs bytes {offset}..{end}",
-            file.display()
+            crate::shown::shown_path(&file)
         );
     }
     t.raw_data = Some(buf.slice(offset as usize..end as usize));
@@ -295,23 +349,24 @@ fn resolve_external(
 /// could name a file elsewhere by its spelling: absolute paths and `..` components. Where the path
 /// leads (through symbolic links) is checked on the file opened, by [`resolve_external`].
 fn data_path(dir: &Path, location: &str) -> Result<(PathBuf, PathBuf)> {
+    let named = crate::shown::shown(location);
     let rel = Path::new(location);
     if location.is_empty()
         || rel.is_absolute()
         || location.starts_with('/')
         || location.starts_with('\\')
     {
-        bail!("location '{location}' is not a relative path inside the model's folder");
+        bail!("location '{named}' is not a relative path inside the model's folder");
     }
     if rel
         .components()
         .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
     {
-        bail!("location '{location}' leaves the model's folder");
+        bail!("location '{named}' leaves the model's folder");
     }
     let base = dir
         .canonicalize()
-        .with_context(|| format!("cannot resolve folder '{}'", dir.display()))?;
+        .with_context(|| format!("cannot resolve folder '{}'", crate::shown::shown_path(dir)))?;
     let full = base.join(rel);
     Ok((base, full))
 }
@@ -319,6 +374,7 @@ fn data_path(dir: &Path, location: &str) -> Result<(PathBuf, PathBuf)> {
 /// The external data file `location` names inside `dir`, opened and checked as
 /// [`resolve_external`] does: its canonical path.
 pub fn safe_data_path(dir: &Path, location: &str) -> Result<PathBuf> {
+    let named = crate::shown::shown(location);
     let mut t = TensorProto {
         data_location: Some(DataLocation::External as i32),
         external_data: vec![super::proto::StringStringEntryProto {
@@ -332,7 +388,7 @@ pub fn safe_data_path(dir: &Path, location: &str) -> Result<PathBuf> {
     files
         .into_keys()
         .next()
-        .ok_or_else(|| anyhow!("location '{location}' named no file"))
+        .ok_or_else(|| anyhow!("location '{named}' named no file"))
 }
 
 /// The data file written beside `out` when a model is saved with external data, named by the

@@ -37,7 +37,7 @@ impl MappedFile {
     /// where the file that was opened is ([`opened_path`]), whatever the name led to before or
     /// after.
     pub fn open(path: &Path, what: &str) -> Result<Self> {
-        let shown = path.display();
+        let shown = crate::shown::shown_path(path);
         let cannot = || format!("cannot read {what} '{shown}'");
         // Refused before opening, as opening a FIFO would block; and again on the handle.
         let named = std::fs::metadata(path).with_context(cannot)?;
@@ -99,7 +99,10 @@ impl MappedFile {
         if copied != len {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
-                format!("'{}' shrank while it was read", self.path.display()),
+                format!(
+                    "'{}' shrank while it was read",
+                    crate::shown::shown_path(&self.path)
+                ),
             ));
         }
         Ok(())
@@ -128,7 +131,10 @@ fn opened_path(file: &File, path: &Path, meta: &std::fs::Metadata) -> Result<Pat
         use std::os::unix::fs::MetadataExt;
         let now = std::fs::metadata(&real)?;
         if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
-            bail!("'{}' changed while it was opened", path.display());
+            bail!(
+                "'{}' changed while it was opened",
+                crate::shown::shown_path(path)
+            );
         }
     }
     #[cfg(not(unix))]

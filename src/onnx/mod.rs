@@ -6,6 +6,7 @@ pub mod commit;
 pub mod io;
 pub mod map;
 pub mod op;
+pub mod opset;
 pub mod tensor;
 pub mod write;
 
@@ -91,14 +92,33 @@ pub fn node_name(node: &NodeProto) -> &str {
     node.name.as_deref().unwrap_or("")
 }
 
-/// A readable handle for a node in error messages: its name, else its op type and first output.
+/// A readable handle for a node in error messages: its name, else its op type and first output,
+/// each [`shown`](crate::shown::shown) with control characters escaped.
 pub fn describe_node(node: &NodeProto) -> String {
+    use crate::shown::shown;
     match node.name.as_deref() {
-        Some(n) if !n.is_empty() => format!("node '{n}' ({})", op(node)),
+        Some(n) if !n.is_empty() => format!("node '{}' ({})", shown(n), shown(op(node))),
         _ => format!(
             "{} node producing '{}'",
-            op(node),
-            node.output.first().map(String::as_str).unwrap_or("")
+            shown(op(node)),
+            shown(node.output.first().map(String::as_str).unwrap_or(""))
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::node;
+
+    #[test]
+    fn a_node_is_described_with_its_controls_escaped() {
+        let n = node("relu\x1b]0;t\x07\nnext", "Re\tlu", &["x"], "y\r");
+        assert_eq!(
+            describe_node(&n),
+            "node 'relu\\x1b]0;t\\x07\\nnext' (Re\\tlu)"
+        );
+        let unnamed = NodeProto { name: None, ..n };
+        assert_eq!(describe_node(&unnamed), "Re\\tlu node producing 'y\\r'");
     }
 }

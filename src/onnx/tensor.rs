@@ -71,7 +71,8 @@ pub fn float_tensor(
         Ok(DataType::Float16) => le_bytes(values, |v| half::f16::from_f32(v).to_le_bytes()),
         Ok(DataType::Bfloat16) => le_bytes(values, |v| half::bf16::from_f32(v).to_le_bytes()),
         _ => bail!(
-            "cannot build tensor '{name}' in element type {}: not a float type",
+            "cannot build tensor '{}' in element type {}: not a float type",
+            crate::shown::shown(name),
             type_name(data_type)
         ),
     };

@@ -185,7 +185,7 @@ pub fn save(model: &Model, out: &Path) -> Result<Vec<PathBuf>> {
 pub fn prepare(model: &Model, out: &Path) -> Result<Pending> {
     crate::targets::check(model, Some(out), None)?;
     let dir = folder_of(out);
-    let cannot = |p: &Path| format!("cannot write '{}'", p.display());
+    let cannot = |p: &Path| format!("cannot write '{}'", crate::shown::shown_path(p));
     let read = model.read_paths();
     let mode = input_mode(model);
     let files = match model.storage {
@@ -206,7 +206,12 @@ pub fn prepare(model: &Model, out: &Path) -> Result<Pending> {
             let location = data_path
                 .file_name()
                 .and_then(|n| n.to_str())
-                .ok_or_else(|| anyhow!("output name '{}' is not valid UTF-8", out.display()))?;
+                .ok_or_else(|| {
+                    anyhow!(
+                        "output name '{}' is not valid UTF-8",
+                        crate::shown::shown_path(out)
+                    )
+                })?;
             name_location(&mut proto, location);
             let tmp = write_temp(dir, mode, |f| {
                 encode_to(&proto, &model.sources, f).map(drop)

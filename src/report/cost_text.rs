@@ -4,6 +4,7 @@
 use super::compute::Cost;
 use super::text::{group, pct};
 use super::{percent, Report};
+use crate::shown::shown;
 use std::fmt::Write;
 
 /// One row of the per-stage compute table: before and added in each convention.
@@ -33,7 +34,7 @@ impl Report {
                 group(c.added.profiler),
                 c.increase_pct.profiler
             ),
-            (_, Some(note)) => format!("compute not counted: {note}\n"),
+            (_, Some(note)) => format!("compute not counted: {}\n", shown(note)),
             _ => String::new(),
         }
     }
@@ -91,7 +92,7 @@ impl Report {
             let _ = writeln!(
                 s,
                 "{:<20} {:>13} {:>15} {:>15}",
-                r.op,
+                shown(&r.op),
                 format!("{} → {}", r.nodes_before, r.nodes_after),
                 group(r.before.profiler),
                 group(r.after.profiler)

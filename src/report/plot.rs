@@ -33,9 +33,11 @@ struct Panel<'a> {
     bars: Vec<Bar>,
 }
 
-/// Text made safe for SVG.
+/// Text made safe for SVG: control characters shown as escapes (XML 1.0 forbids most of them,
+/// even as character references), then the markup characters as entities.
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
+    crate::shown::shown(s)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
@@ -280,6 +282,19 @@ mod tests {
         assert!(
             texts.contains(&"Parameters: 25.51M → 28.04M (+2.53M, +9.92%)"),
             "{texts:?}"
+        );
+    }
+
+    #[test]
+    fn control_characters_in_the_model_name_keep_the_svg_well_formed() {
+        let mut r = resnet50();
+        r.model = "m\x01\x1b[2J\u{fffe}<\n.onnx".into();
+        let svg = r.to_svg();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let title = doc.descendants().find(|n| n.has_tag_name("title"));
+        assert_eq!(
+            title.and_then(|t| t.text()),
+            Some("m\\x01\\x1b[2J\\u{fffe}<\\n.onnx: SE at standard, r = 16")
         );
     }
 

@@ -1,7 +1,11 @@
 //! The report as text: the per-stage parameter table, the per-block list, the header and the
-//! closing summary, with thousands grouped (the compute tables are in `cost_text.rs`).
+//! closing summary, with thousands grouped (the compute tables are in `cost_text.rs`). Every
+//! text the model or the command line gave (paths, node names, reasons naming tensors) is
+//! printed [`shown`], its control characters escaped, so that none can forge lines or reach a
+//! terminal raw.
 
 use super::Report;
+use crate::shown::shown;
 use crate::validate::{Timing, Validation};
 use serde::Serialize;
 use std::fmt::Write;
@@ -67,7 +71,7 @@ impl Report {
                 r.hidden,
                 r.compute.map_or("-".into(), |c| group(c.added.profiler)),
                 r.compute_share_pct.map_or("-".into(), pct),
-                r.first_node
+                shown(&r.first_node)
             );
         }
         let blocks: usize = self.stages.iter().map(|r| r.injected).sum();
@@ -100,13 +104,13 @@ impl Report {
         for b in &self.blocks {
             let se = match &b.skipped {
                 None => format!("added ({} params)", group(b.added_params)),
-                Some(why) => format!("skipped: {why}"),
+                Some(why) => format!("skipped: {}", shown(why)),
             };
             let _ = writeln!(
                 s,
                 "{:>5}  {:<40} {:>8} {:>6}  {:<10} {}",
                 b.stage,
-                b.name,
+                shown(&b.name),
                 b.channels,
                 b.hidden,
                 if b.projection {
@@ -144,7 +148,7 @@ impl Report {
                 s,
                 "existing SE gates: {} (first: {})",
                 self.existing_se.len(),
-                self.existing_se[0].node
+                shown(&self.existing_se[0].node)
             );
         }
         let skipped = self.blocks.iter().filter(|b| !b.injected).count();
@@ -160,10 +164,10 @@ impl Report {
         }
         match (&self.output, &self.data_file) {
             (Some(o), Some(d)) => {
-                let _ = writeln!(s, "written: {o} (its weights in {d})");
+                let _ = writeln!(s, "written: {} (its weights in {})", shown(o), shown(d));
             }
             (Some(o), None) => {
-                let _ = writeln!(s, "written: {o}");
+                let _ = writeln!(s, "written: {}", shown(o));
             }
             _ => {}
         }
@@ -184,7 +188,7 @@ impl Report {
                     0.0
                 }
             ),
-            (_, _, Some(note)) => format!("MACs not counted: {note}\n"),
+            (_, _, Some(note)) => format!("MACs not counted: {}\n", shown(note)),
             _ => String::new(),
         }
     }
@@ -198,7 +202,7 @@ impl Report {
     pub fn header(&self) -> String {
         format!(
             "{}: position {}, r = {}, {}, squeeze {}, gate {}, init {}\n",
-            self.model,
+            shown(&self.model),
             spelled(self.position),
             self.ratio,
             if self.bias {
@@ -225,7 +229,7 @@ fn validation_lines(v: &Validation) -> String {
         if v.ok {
             "ok".to_string()
         } else {
-            format!("FAILED: {}", v.reason.as_deref().unwrap_or(""))
+            format!("FAILED: {}", shown(v.reason.as_deref().unwrap_or("")))
         },
         v.ms_before,
         v.ms_after
@@ -240,7 +244,7 @@ fn validation_lines(v: &Validation) -> String {
         );
     }
     if let Some(note) = &v.note {
-        let _ = writeln!(s, "validation note: {note}");
+        let _ = writeln!(s, "validation note: {}", shown(note));
     }
     s
 }
@@ -252,7 +256,8 @@ fn timing_line(t: &Timing) -> String {
     let threads = if m.threads == 1 { "thread" } else { "threads" };
     let head = format!(
         "timing (tract, {} {threads}; {}, {cores} cores): ",
-        m.threads, m.cpu
+        m.threads,
+        shown(&m.cpu)
     );
     match t.after {
         Some(a) => format!(

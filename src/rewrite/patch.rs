@@ -101,13 +101,19 @@ impl Patch {
                         .iter()
                         .any(|i| i.takes_name_of == Some((node, slot)));
                     if taken {
-                        bail!("two SE blocks would both replace tensor '{tensor}'");
+                        bail!(
+                            "two SE blocks would both replace tensor '{}'",
+                            crate::shown::shown(tensor)
+                        );
                     }
                     takes_name_of = Some((node, slot));
                     Vec::new()
                 }
                 _ if view.is_graph_output(tensor) => {
-                    bail!("cannot scale graph input '{tensor}' that is also a graph output")
+                    bail!(
+                        "cannot scale graph input '{}' that is also a graph output",
+                        crate::shown::shown(tensor)
+                    )
                 }
                 _ => view.consumers(tensor).to_vec(),
             },

@@ -93,13 +93,15 @@ pub fn check_size(channels: usize, opts: &SeOptions, at: &str, added: u64) -> Re
     let params = block_params(channels, hidden_width(channels, opts.ratio), opts.bias);
     if params > MAX_BLOCK_PARAMS {
         anyhow::bail!(
-            "an SE block on {channels} channels at '{at}' would hold {params} parameters; that is not a CNN feature map"
+            "an SE block on {channels} channels at '{}' would hold {params} parameters; that is not a CNN feature map",
+            crate::shown::shown(at)
         );
     }
     let total = added.saturating_add(params);
     if total > MAX_TOTAL_PARAMS {
         anyhow::bail!(
-            "the SE blocks would add {total} parameters or more by '{at}' (at most {MAX_TOTAL_PARAMS}); that is not a CNN"
+            "the SE blocks would add {total} parameters or more by '{}' (at most {MAX_TOTAL_PARAMS}); that is not a CNN",
+            crate::shown::shown(at)
         );
     }
     Ok(params)

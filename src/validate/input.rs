@@ -28,11 +28,13 @@ pub(super) fn resolve_input(
     let graph = proto.graph.as_ref().context("the model has no graph")?;
     let input = single_input(graph)?;
     let name = input.name.clone();
+    // The name as messages print it.
+    let named = crate::shown::shown(&name);
     let pb::type_proto::Value::TensorType(tensor_type) = input
         .r#type
         .as_ref()
         .and_then(|t| t.value.as_ref())
-        .with_context(|| format!("input `{name}` has no tensor type"))?;
+        .with_context(|| format!("input `{named}` has no tensor type"))?;
     let datum_type = datum_type(&name, tensor_type.elem_type)?;
     let shape = match shape_override {
         Some(shape) => override_shape(&name, shape, tensor_type.shape.as_ref())?,
@@ -44,7 +46,7 @@ pub(super) fn resolve_input(
         .filter(|&n| n <= MAX_INPUT_ELEMENTS);
     if elements.is_none() {
         bail!(
-            "input `{name}` of shape {shape:?} is larger than validation runs ({MAX_INPUT_ELEMENTS} \
+            "input `{named}` of shape {shape:?} is larger than validation runs ({MAX_INPUT_ELEMENTS} \
              elements at most); pass a smaller --input-shape or --no-validate"
         );
     }
@@ -70,7 +72,7 @@ fn single_input(graph: &pb::GraphProto) -> anyhow::Result<&pb::ValueInfoProto> {
             "the model has {} graph inputs ({}); exactly one image input is supported",
             many.len(),
             many.iter()
-                .map(|i| format!("`{}`", i.name))
+                .map(|i| format!("`{}`", crate::shown::shown(&i.name)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -80,6 +82,7 @@ fn single_input(graph: &pb::GraphProto) -> anyhow::Result<&pb::ValueInfoProto> {
 /// The tract type of input `name` with ONNX element type `elem_type`: FLOAT, FLOAT16 or DOUBLE.
 fn datum_type(name: &str, elem_type: i32) -> anyhow::Result<DatumType> {
     use pb::tensor_proto::DataType;
+    let name = crate::shown::shown(name);
     Ok(match DataType::try_from(elem_type) {
         Ok(DataType::Float) => DatumType::F32,
         Ok(DataType::Float16) => DatumType::F16,
@@ -99,6 +102,7 @@ fn override_shape(
     shape: &[usize],
     declared: Option<&pb::TensorShapeProto>,
 ) -> anyhow::Result<Vec<usize>> {
+    let name = crate::shown::shown(name);
     if let Some(decl) = declared.filter(|d| d.dim.len() != shape.len()) {
         bail!(
             "input shape {shape:?} has rank {} but input `{name}` has rank {}",
@@ -118,6 +122,7 @@ fn declared_shape(
     declared: Option<&pb::TensorShapeProto>,
 ) -> anyhow::Result<Vec<usize>> {
     use pb::tensor_shape_proto::dimension::Value;
+    let name = crate::shown::shown(name);
     let Some(decl) = declared else {
         bail!("input `{name}` has no declared shape; pass --input-shape")
     };

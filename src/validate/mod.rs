@@ -288,9 +288,9 @@ impl Rewritten {
                 if spec.datum_type != want.datum_type {
                     bail!(
                         "input `{}` has type {:?} but the original's input `{}` has type {:?}",
-                        spec.name,
+                        crate::shown::shown(&spec.name),
                         spec.datum_type,
-                        want.name,
+                        crate::shown::shown(&want.name),
                         want.datum_type
                     );
                 }

@@ -635,3 +635,216 @@ fn a_folder_swapped_for_a_link_never_redirects_a_read() {
         "{redirected} of {loaded} loads read the other folder"
     );
 }
+
+/// An integer attribute.
+fn int_attr(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        i: Some(v),
+        r#type: Some(2),
+        ..Default::default()
+    }
+}
+
+/// Window attributes the operator specs forbid (zero strides, dilations and kernel sizes, pads
+/// too short, a group that does not fit the channels) are refused in one line naming the node,
+/// with or without validation, before tract sees them (it divided by zero, indexed past the pads
+/// or named no node). Nothing is written.
+#[test]
+fn invalid_window_attributes_are_refused_naming_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let pads = || ints_attr("pads", &[1, 1, 1, 1]);
+    // The block's second convolution, [4, 4, 3, 3] weights on 4 channels.
+    let conv = "node '/b/conv2/Conv' (Conv) has";
+    let convs: Vec<(&str, Vec<AttributeProto>, String)> = vec![
+        (
+            "strides",
+            vec![pads(), ints_attr("strides", &[0, 0])],
+            format!("{conv} strides [0, 0]: each stride must be at least 1"),
+        ),
+        (
+            "dilations",
+            vec![pads(), ints_attr("dilations", &[0, 1])],
+            format!("{conv} dilations [0, 1]: each dilation must be at least 1"),
+        ),
+        (
+            "kernel",
+            vec![pads(), ints_attr("kernel_shape", &[0, 0])],
+            format!("{conv} kernel_shape [0, 0]: each kernel size must be at least 1"),
+        ),
+        (
+            "short-pads",
+            vec![ints_attr("pads", &[1, 1])],
+            format!("{conv} pads [1, 1] for a 2-d window, which needs 4 of them"),
+        ),
+        (
+            "group0",
+            vec![pads(), int_attr("group", 0)],
+            format!("{conv} group 0: it must be at least 1"),
+        ),
+        (
+            "group3",
+            vec![pads(), int_attr("group", 3)],
+            format!("{conv} group 3, which does not divide its weight's 4 output channels"),
+        ),
+        (
+            "group2",
+            vec![pads(), int_attr("group", 2)],
+            "node '/b/conv2/Conv' (Conv) reads 4 channels but its weight [4, 4, 3, 3] and group \
+             2 take 8"
+                .into(),
+        ),
+    ];
+    let mut models = Vec::new();
+    for (name, attrs, line) in convs {
+        let mut m = residual_model(DataType::Float as i32);
+        m.graph.as_mut().unwrap().node[2].attribute = attrs;
+        models.push((name, m, line));
+    }
+    // A window after the block.
+    let heads: Vec<(&str, &str, Vec<AttributeProto>, &str)> = vec![
+        (
+            "maxpool-strides",
+            "MaxPool",
+            vec![
+                ints_attr("kernel_shape", &[2, 2]),
+                ints_attr("strides", &[0, 0]),
+            ],
+            "strides [0, 0]: each stride must be at least 1",
+        ),
+        (
+            "maxpool-kernel",
+            "MaxPool",
+            vec![ints_attr("kernel_shape", &[0, 0])],
+            "kernel_shape [0, 0]: each kernel size must be at least 1",
+        ),
+        (
+            "averagepool-strides",
+            "AveragePool",
+            vec![
+                ints_attr("kernel_shape", &[2, 2]),
+                ints_attr("strides", &[0, 1]),
+            ],
+            "strides [0, 1]: each stride must be at least 1",
+        ),
+        (
+            "maxpool-dilations",
+            "MaxPool",
+            vec![
+                ints_attr("kernel_shape", &[2, 2]),
+                ints_attr("dilations", &[0, 1]),
+            ],
+            "dilations [0, 1]: each dilation must be at least 1",
+        ),
+        (
+            "maxpool-no-kernel",
+            "MaxPool",
+            vec![],
+            "no kernel_shape, which MaxPool requires",
+        ),
+    ];
+    for (name, op, attrs, what) in heads {
+        let mut m = residual_model(DataType::Float as i32);
+        let g = m.graph.as_mut().unwrap();
+        let mut head = node("/head", op, &["y"], "z");
+        head.attribute = attrs;
+        g.node.push(head);
+        g.output = vec![value_info("z", DataType::Float as i32, &[])];
+        models.push((name, m, format!("node '/head' ({op}) has {what}")));
+    }
+    let mut t = residual_model(DataType::Float as i32);
+    let g = t.graph.as_mut().unwrap();
+    let mut head = node("/up", "ConvTranspose", &["y", "w1"], "z");
+    head.attribute = vec![ints_attr("strides", &[0, 0])];
+    g.node.push(head);
+    g.output = vec![value_info("z", DataType::Float as i32, &[])];
+    models.push((
+        "convtranspose",
+        t,
+        "node '/up' (ConvTranspose) has strides [0, 0]: each stride must be at least 1".into(),
+    ));
+    for (name, m, line) in models {
+        let p = write(dir.path(), &format!("{name}.onnx"), &m.encode_to_vec());
+        for flags in [&[][..], &["--no-validate"]] {
+            let o = run_on(&p, flags);
+            assert_eq!(o.status.code(), Some(1), "{name} {flags:?}");
+            assert_eq!(
+                stderr(&o),
+                format!("se-inject: error: '{}': {line}\n", p.display()),
+                "{name} {flags:?}"
+            );
+        }
+    }
+    assert!(
+        listing(dir.path())
+            .iter()
+            .all(|f| f.ends_with(".onnx") && f != "out.onnx"),
+        "{:?}",
+        listing(dir.path())
+    );
+}
+
+/// A model nested past prost's recursion limit (If nodes whose branches hold If nodes, 40
+/// deep) is refused in one short line, not one naming each of the hundred fields it went through.
+#[test]
+fn a_model_nested_too_deep_is_refused_in_a_short_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inner = GraphProto::default();
+    for _ in 0..40 {
+        let mut branch = node("if", "If", &["c"], "y");
+        branch.attribute.push(AttributeProto {
+            name: Some("then_branch".into()),
+            g: Some(inner),
+            r#type: Some(5),
+            ..Default::default()
+        });
+        inner = GraphProto {
+            node: vec![branch],
+            ..Default::default()
+        };
+    }
+    let p = write(
+        dir.path(),
+        "deep.onnx",
+        &model(inner, 8, 13).encode_to_vec(),
+    );
+    let o = run_on(&p, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "se-inject: error: '{}' is not an ONNX model: protobuf decoding failed \
+             (ModelProto.graph: GraphProto.node: (98 more fields): GraphProto.node: recursion \
+             limit reached)\n",
+            p.display()
+        )
+    );
+}
+
+/// Two imports of the default domain at different opsets (`""` and `"ai.onnx"` name the same
+/// domain) leave it open which opset the nodes follow: refused on load, nothing written.
+#[test]
+fn the_default_domain_imported_at_two_opsets_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = residual_model(DataType::Float as i32);
+    m.opset_import.push(OperatorSetIdProto {
+        domain: Some("ai.onnx".into()),
+        version: Some(11),
+    });
+    let p = write(dir.path(), "two.onnx", &m.encode_to_vec());
+    for flags in [&[][..], &["--no-validate"], &["--report", "params"]] {
+        let o = run_on(&p, flags);
+        assert_eq!(o.status.code(), Some(1), "{flags:?}");
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "se-inject: error: '{}': imports the default domain (\"\" and \"ai.onnx\" name \
+                 it) at two opsets, 13 and 11: runtimes differ on which its nodes follow; keep \
+                 one import\n",
+                p.display()
+            ),
+            "{flags:?}"
+        );
+    }
+    assert_eq!(listing(dir.path()), ["two.onnx"]);
+}

@@ -265,26 +265,29 @@ fn model_with_big_data(dir: &std::path::Path, big: u64) -> std::path::PathBuf {
     model
 }
 
-/// SIGTERM while a 256 MiB data file is being written: the run either finished (the model and
-/// its data file, both whole) or ends with 128 + 15 leaving no temporary file behind; never a
-/// model without its data, never a `.tmp` file.
+/// SIGINT, SIGTERM, SIGHUP (the terminal closed) and SIGQUIT while a 256 MiB data file is being
+/// written: the run either finished (the model and its data file, both whole) or ends with 128 +
+/// the signal leaving no temporary file behind; never a model without its data, never a `.tmp`
+/// file.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[test]
 fn a_signal_during_the_save_leaves_no_temporary_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = model_with_big_data(dir.path(), 256 << 20);
-    let mut child = spawn_unvalidated(&model, &dir.path().join("out.onnx"));
-    std::thread::sleep(std::time::Duration::from_millis(60));
-    // SAFETY: signalling our own child, which has not been waited for.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let code = child.wait().unwrap().code();
-    let files = listing(dir.path());
-    if code == Some(0) {
-        let data = data_name_of(&dir.path().join("out.onnx"));
-        assert_eq!(files, ["big.data", "ext.onnx", "out.onnx", &data, "w.data"]);
-    } else {
-        assert_eq!(code, Some(128 + 15));
-        assert_eq!(files, ["big.data", "ext.onnx", "w.data"]);
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        let dir = tempfile::tempdir().unwrap();
+        let model = model_with_big_data(dir.path(), 256 << 20);
+        let mut child = spawn_unvalidated(&model, &dir.path().join("out.onnx"));
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        // SAFETY: signalling our own child, which has not been waited for.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let code = child.wait().unwrap().code();
+        let files = listing(dir.path());
+        if code == Some(0) {
+            let data = data_name_of(&dir.path().join("out.onnx"));
+            assert_eq!(files, ["big.data", "ext.onnx", "out.onnx", &data, "w.data"]);
+        } else {
+            assert_eq!(code, Some(128 + signal), "signal {signal}");
+            assert_eq!(files, ["big.data", "ext.onnx", "w.data"], "signal {signal}");
+        }
     }
 }
 

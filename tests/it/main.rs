@@ -4,7 +4,8 @@
 //! - `cli`: the residual fixtures end to end (reports, outputs, options, paths, the JSON schema);
 //! - `families`, `family`: every CNN family fixture against its hand-derived table;
 //! - `recognition`: the architectures beyond the paper's families;
-//! - `hostile`, `limits`: broken and hostile input, and the bounds under attack;
+//! - `hostile`, `limits`, `forged`: broken and hostile input, the bounds under attack, and names
+//!   that would forge output;
 //! - `roundtrip`, `streaming`: load and save, byte for byte and by reference;
 //! - `fuzz`: mutated fixtures through the whole pipeline.
 
@@ -15,6 +16,7 @@ mod cli;
 mod common;
 mod families;
 mod family;
+mod forged;
 mod fuzz;
 mod hostile;
 mod limits;
