@@ -130,17 +130,20 @@ pub fn run_reporting(cfg: &Config, progress: progress::Progress) -> Result<Outco
     };
     let mut splice = splice.with_context(|| format!("'{named}'"))?;
     policy::list_new_weights_as_inputs(&model, &mut splice);
-    let mut rep = report::Report::new(
-        &shown,
-        &view,
-        &analysis,
-        &splice.decisions,
-        &splice.graph,
-        &cfg.se,
-    );
-    rep.count_compute(&view, &analysis, &splice.graph, cfg.input_shape.as_deref())?;
+    let parts = || report::Parts {
+        model: &shown,
+        view: &view,
+        analysis: &analysis,
+        splice: &splice,
+        opts: &cfg.se,
+        input_shape: cfg.input_shape.as_deref(),
+        validation: None,
+        output: None,
+        data_file: None,
+    };
     let Some(out) = output else {
         // A report alone is printed even when nothing can take SE: it says why.
+        let rep = report::Report::new(parts())?;
         let written = match drawn(cfg, &rep)? {
             Some(plot) => {
                 let to = vec![plot.1.clone()];
@@ -154,25 +157,34 @@ pub fn run_reporting(cfg: &Config, progress: progress::Progress) -> Result<Outco
             written,
         });
     };
-    policy::ensure_some_block_takes_se(&splice.decisions, &named, &rep.position_name())?;
+    let position = report::spelled(cfg.se.position);
+    policy::ensure_some_block_takes_se(&splice.decisions, &named, &position)?;
     policy::ensure_broadcasting_mul(&model, &named)?;
-    let rewritten = with_splice(&model, splice);
-    if cfg.validate {
+    let rewritten = with_splice(&model, &splice);
+    let validation = if cfg.validate {
         let shapes =
             analysis::shapes::Shapes::infer(&view, &analysis.features, cfg.input_shape.as_deref());
         validate::budget::check(&view, &shapes, rewritten.graph(), cfg.budget)
             .with_context(|| format!("validating '{named}' in tract"))?;
-        let v = validate_both(cfg, &model, &rewritten, progress)?;
-        let ok = v.ok;
-        rep.validation = Some(v);
-        if !ok {
-            return Ok(Outcome::unwritten(rep));
-        }
+        Some(validate_both(cfg, &model, &rewritten, progress)?)
+    } else {
+        None
+    };
+    if validation.as_ref().is_some_and(|v| !v.ok) {
+        let rep = report::Report::new(report::Parts {
+            validation,
+            ..parts()
+        })?;
+        return Ok(Outcome::unwritten(rep));
     }
     progress(progress::Phase::Write);
     let pending = onnx::write::prepare(&rewritten, &out)?;
-    rep.output = Some(out.display().to_string());
-    rep.data_file = pending.data_file().map(|d| d.display().to_string());
+    let rep = report::Report::new(report::Parts {
+        validation,
+        output: Some(&out),
+        data_file: pending.data_file(),
+        ..parts()
+    })?;
     // The picture is put in place first, so a picture that cannot be written leaves the output.
     let written = pending.commit(drawn(cfg, &rep)?)?;
     Ok(Outcome {
@@ -192,11 +204,13 @@ fn drawn(cfg: &Config, rep: &report::Report) -> Result<Option<(tempfile::NamedTe
 }
 
 /// `model` with the spliced graph; a model with external data keeps the new weights external.
-fn with_splice(model: &onnx::Model, splice: rewrite::Splice) -> onnx::Model {
+fn with_splice(model: &onnx::Model, splice: &rewrite::Splice) -> onnx::Model {
     let mut rewritten = model.clone();
-    rewritten.proto.graph = Some(splice.graph);
+    rewritten.proto.graph = Some(splice.graph.clone());
     if rewritten.storage == onnx::Storage::External {
-        rewritten.external_tensors.extend(splice.added_initializers);
+        rewritten
+            .external_tensors
+            .extend(splice.added_initializers.iter().cloned());
     }
     rewritten
 }

@@ -1,7 +1,7 @@
 //! The compute of both graphs, node by node, set per stage. A node of the original belongs to
 //! the first stage whose blocks cover it (the stem, the head and what lies between blocks belong
 //! to none); what the rewrite added is each SE block's nodes, which belong to the stage of the
-//! block whose site they read or whose map they scale.
+//! block the patch added them for.
 
 use super::compute::{node_cost, Cost};
 use crate::analysis::blocks::activation_after;
@@ -11,7 +11,6 @@ use crate::graph::GraphView;
 use crate::onnx::op::Op;
 use crate::onnx::tensor::{is_float, numel};
 use crate::onnx::{describe_node, op};
-use crate::rewrite::{rule, site, Position};
 use std::collections::{HashMap, HashSet};
 
 /// A graph's compute, node by node: None where a node computes but its shapes are unknown.
@@ -124,86 +123,19 @@ pub(super) fn stage_of_nodes(view: &GraphView, analysis: &Analysis) -> Vec<Optio
     of
 }
 
-/// The tensor each injected block's SE reads, with the block's stage (a position in
-/// `analysis.stages`).
-pub(super) fn site_stages(
-    view: &GraphView,
+/// The stage (a position in `analysis.stages`) of every node the rewrite added, by its index in
+/// the rewritten graph: the stage of the block its SE block serves, as the patch recorded it.
+pub(super) fn stage_of_added(
     analysis: &Analysis,
-    position: Position,
-    injected: &[bool],
-) -> HashMap<String, usize> {
-    let cx = site::Context {
-        view,
-        feats: &analysis.features,
-    };
-    let mut map = HashMap::new();
-    for (s, stage) in analysis.stages.iter().enumerate() {
-        for &b in stage.blocks.iter().filter(|&&b| injected[b]) {
-            let block = &analysis.blocks[b];
-            if let Ok(site) = rule(block.kind, position).resolve(block, position, &cx) {
-                map.entry(site.tensor().to_string()).or_insert(s);
-            }
-        }
-    }
-    map
-}
-
-/// The nodes of the rewritten graph `after` that the rewrite added (named, under a name no
-/// node of the original has), each with the stage of its SE block: the first of `sites` among
-/// the tensors its block reads or writes.
-pub(super) fn added_nodes(
-    before: &GraphView,
-    after: &GraphView,
-    sites: &HashMap<String, usize>,
-) -> Vec<(usize, Option<usize>)> {
-    let old: HashSet<&str> = before
-        .graph
-        .node
+    inserted: &[crate::rewrite::patch::Inserted],
+) -> HashMap<usize, Option<usize>> {
+    let stage_of_block = |b: usize| analysis.stages.iter().position(|s| s.blocks.contains(&b));
+    inserted
         .iter()
-        .filter_map(|n| n.name.as_deref())
-        .collect();
-    let added: Vec<usize> = (0..after.graph.node.len())
-        .filter(|&n| {
-            after
-                .node(n)
-                .name
-                .as_deref()
-                .is_some_and(|m| !m.is_empty() && !old.contains(m))
+        .flat_map(|ins| {
+            let stage = stage_of_block(ins.block);
+            ins.nodes.iter().map(move |&n| (n, stage))
         })
-        .collect();
-    let is_added: HashSet<usize> = added.iter().copied().collect();
-    // Union-find over the added nodes joined by the tensors they pass each other.
-    let mut parent: HashMap<usize, usize> = added.iter().map(|&n| (n, n)).collect();
-    fn root(parent: &mut HashMap<usize, usize>, mut n: usize) -> usize {
-        while let Some(&p) = parent.get(&n).filter(|&&p| p != n) {
-            n = p;
-        }
-        n
-    }
-    for &n in &added {
-        for t in &after.node(n).input {
-            if let Some(p) = after.producer_node(t).filter(|p| is_added.contains(p)) {
-                let (a, b) = (root(&mut parent, n), root(&mut parent, p));
-                parent.insert(a, b);
-            }
-        }
-    }
-    let mut stage_of_root: HashMap<usize, usize> = HashMap::new();
-    for &n in &added {
-        let node = after.node(n);
-        if let Some(&s) = node
-            .input
-            .iter()
-            .chain(&node.output)
-            .find_map(|t| sites.get(t))
-        {
-            let r = root(&mut parent, n);
-            stage_of_root.entry(r).or_insert(s);
-        }
-    }
-    added
-        .iter()
-        .map(|&n| (n, stage_of_root.get(&root(&mut parent, n)).copied()))
         .collect()
 }
 

@@ -1,12 +1,12 @@
 //! The compute section of the report: both graphs counted node by node (`compute.rs`), in total,
 //! per op and per stage (`breakdown.rs`), with the relative increase.
 
-use super::breakdown::{added_nodes, site_stages, stage_of_nodes, GraphCost};
+use super::breakdown::{stage_of_added, stage_of_nodes, GraphCost};
 use super::compute::Cost;
 use super::Report;
 use crate::analysis::{Analysis, Features};
 use crate::graph::GraphView;
-use crate::onnx::GraphProto;
+use crate::rewrite::Splice;
 use anyhow::Context;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -118,15 +118,15 @@ impl Report {
     /// Counts the compute of the original graph (`view`) and of the rewritten one, in total, per
     /// op and per stage, and records it with the MAC counts; fails only when the rewritten graph
     /// is malformed.
-    pub fn count_compute(
+    pub(super) fn count_compute(
         &mut self,
         view: &GraphView,
         analysis: &Analysis,
-        after: &GraphProto,
+        splice: &Splice,
         input_shape: Option<&[usize]>,
     ) -> anyhow::Result<()> {
         let before = GraphCost::count(view, &analysis.features, input_shape);
-        let after_view = GraphView::new(after).context("the rewritten graph")?;
+        let after_view = GraphView::new(&splice.graph).context("the rewritten graph")?;
         let after_cost = GraphCost::count(&after_view, &Features::new(&after_view), input_shape);
         self.set_macs(before.macs(), after_cost.macs());
         let (b, a) = match both(before.total(), after_cost.total()) {
@@ -137,10 +137,7 @@ impl Report {
             }
         };
         let stage_of = stage_of_nodes(view, analysis);
-        let injected: Vec<bool> = self.blocks.iter().map(|r| r.injected).collect();
-        let sites = site_stages(view, analysis, self.position, &injected);
-        let added: HashMap<usize, Option<usize>> =
-            added_nodes(view, &after_view, &sites).into_iter().collect();
+        let added: HashMap<usize, Option<usize>> = stage_of_added(analysis, &splice.inserted);
         let added_in = |s: Option<usize>| after_cost.known(|n| added.get(&n) == Some(&s));
         let outside = Change::new(before.known(|n| stage_of[n].is_none()), added_in(None));
         let total = Compute::new(b, a, outside, by_op(&before, &after_cost));

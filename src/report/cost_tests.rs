@@ -7,7 +7,7 @@
 //! - profiler: the MACs, the FCs' bias adds h + C, the squeeze C·H·W + 4·C (a division per
 //!   channel), the ReLU h, the sigmoid 32·C, the scaling C·H·W: 2·C·h + 2·h + 37·C + 2·C·H·W.
 
-use super::{Cost, Report};
+use super::{Cost, Parts, Report};
 use crate::analysis::analyse;
 use crate::graph::GraphView;
 use crate::onnx::GraphProto;
@@ -23,9 +23,18 @@ fn report(g: &GraphProto, position: Position) -> Report {
         ..SeOptions::default()
     };
     let s = splice(&view, &analysis, &opts).unwrap();
-    let mut r = Report::new("m", &view, &analysis, &s.decisions, &s.graph, &opts);
-    r.count_compute(&view, &analysis, &s.graph, None).unwrap();
-    r
+    Report::new(Parts {
+        model: "m",
+        view: &view,
+        analysis: &analysis,
+        splice: &s,
+        opts: &opts,
+        input_shape: None,
+        validation: None,
+        output: None,
+        data_file: None,
+    })
+    .unwrap()
 }
 
 /// What SE on C channels of H·W positions with hidden width h adds (the module comment).

@@ -16,15 +16,16 @@ mod text;
 
 pub use compute::Cost;
 pub use cost::{percent, Change, Compute, OpCompute, Percent};
-pub use text::group;
+pub use text::{group, spelled};
 
 use crate::analysis::Analysis;
 use crate::graph::GraphView;
 use crate::onnx::tensor::{is_float, numel};
 use crate::onnx::{op, GraphProto};
-use crate::rewrite::{Decision, SeOptions};
+use crate::rewrite::{Decision, SeOptions, Splice};
 use crate::validate::Validation;
 use serde::{Serialize, Serializer};
+use std::path::Path;
 
 /// A parameter count from the formula: a whole number when it is one.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -226,22 +227,44 @@ fn stage_rows(
         .collect()
 }
 
+/// What a report is made of, each part from the step of the run that knows it.
+pub struct Parts<'a> {
+    /// The model's path, as given.
+    pub model: &'a str,
+    pub view: &'a GraphView<'a>,
+    pub analysis: &'a Analysis,
+    pub splice: &'a Splice,
+    pub opts: &'a SeOptions,
+    /// The input shape compute is counted at (None: the declared one).
+    pub input_shape: Option<&'a [usize]>,
+    pub validation: Option<Validation>,
+    /// The output model and its data file, once they are known.
+    pub output: Option<&'a Path>,
+    pub data_file: Option<&'a Path>,
+}
+
 impl Report {
-    /// Builds the report of a splice.
-    pub fn new(
-        model: &str,
-        view: &GraphView,
-        analysis: &Analysis,
-        decisions: &[Decision],
-        after: &GraphProto,
-        opts: &SeOptions,
-    ) -> Self {
-        let blocks = block_rows(view, analysis, decisions);
+    /// The report of a run, built in one place from its parts: the options, the blocks and
+    /// stages with their decisions, the parameters, the compute (both graphs counted), the
+    /// output and the validation. Fails only when the rewritten graph is malformed.
+    pub fn new(parts: Parts<'_>) -> anyhow::Result<Self> {
+        let Parts {
+            model,
+            view,
+            analysis,
+            splice,
+            opts,
+            input_shape,
+            validation,
+            output,
+            data_file,
+        } = parts;
+        let blocks = block_rows(view, analysis, &splice.decisions);
         let stages = stage_rows(view, analysis, &blocks, opts.ratio);
         let total = stages.iter().map(|s| s.formula_params.0).sum();
         let before = count_params(view.graph);
-        let after_count = count_params(after);
-        Report {
+        let after_count = count_params(&splice.graph);
+        let mut report = Report {
             model: model.to_string(),
             ratio: opts.ratio,
             position: opts.position,
@@ -262,10 +285,12 @@ impl Report {
             compute: None,
             compute_note: None,
             existing_se: analysis.gates.clone(),
-            output: None,
-            data_file: None,
-            validation: None,
-        }
+            output: output.map(|p| p.display().to_string()),
+            data_file: data_file.map(|p| p.display().to_string()),
+            validation,
+        };
+        report.count_compute(view, analysis, splice, input_shape)?;
+        Ok(report)
     }
 
     /// The report as pretty JSON.

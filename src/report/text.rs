@@ -280,7 +280,7 @@ fn timing_line(t: &Timing) -> String {
 }
 
 /// How an option value is spelled on the command line (its serde name).
-fn spelled<T: Serialize>(v: T) -> String {
+pub fn spelled<T: Serialize>(v: T) -> String {
     serde_json::to_value(v)
         .ok()
         .and_then(|v| v.as_str().map(String::from))

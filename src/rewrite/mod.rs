@@ -40,6 +40,8 @@ pub struct Splice {
     pub decisions: Vec<Decision>,
     /// Names of the initializers added.
     pub added_initializers: Vec<String>,
+    /// What each SE block put in the graph, in the order of the blocks.
+    pub inserted: Vec<patch::Inserted>,
 }
 
 /// Where SE goes in block `i` of the analysis, or why it goes nowhere: the stage selection, the
@@ -149,7 +151,7 @@ fn splice_with(
             &mut rng,
         )?;
         let params = se.initializers.iter().map(crate::onnx::tensor::numel).sum();
-        patch.insert(view, site, se)?;
+        patch.insert(view, i, site, se)?;
         planned.push(i);
         decisions.push(Decision {
             channels: c,
@@ -163,6 +165,7 @@ fn splice_with(
         graph: applied.graph,
         decisions,
         added_initializers: applied.added_initializers,
+        inserted: applied.inserted,
     })
 }
 

@@ -41,6 +41,8 @@ impl Site {
 
 /// One SE block to splice in, and where.
 struct Insert {
+    /// The block of the analysis it serves.
+    block: usize,
     site: Site,
     /// The original node the block's nodes follow (None: before every node).
     after: Option<usize>,
@@ -57,10 +59,22 @@ pub struct Patch {
     rewires: HashMap<(usize, usize), usize>,
 }
 
-/// The patched graph and the names of the initializers the patch added.
+/// The patched graph, the names of the initializers the patch added, and what each insert did.
 pub struct Applied {
     pub graph: GraphProto,
     pub added_initializers: Vec<String>,
+    pub inserted: Vec<Inserted>,
+}
+
+/// What one insert put in the graph: for which block, on which tensor, and its nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inserted {
+    /// The block of the analysis.
+    pub block: usize,
+    /// The tensor SE reads, as the original graph names it.
+    pub tensor: String,
+    /// The nodes it added, as indices into the rewritten graph's node list.
+    pub nodes: Vec<usize>,
 }
 
 impl Patch {
@@ -88,7 +102,13 @@ impl Patch {
     /// Plans SE block `se` at `site`: which readers switch to its output and, for a site on a
     /// node's output, that the block takes over the output's name, so that every reader, graph
     /// outputs and value_info included, then sees the scaled map.
-    pub fn insert(&mut self, view: &GraphView, site: Site, se: SeBlock) -> Result<()> {
+    pub fn insert(
+        &mut self,
+        view: &GraphView,
+        block: usize,
+        site: Site,
+        se: SeBlock,
+    ) -> Result<()> {
         let index = self.inserts.len();
         let after = view.producer_node(site.tensor());
         let mut takes_name_of = None;
@@ -128,6 +148,7 @@ impl Patch {
             }
         }
         self.inserts.push(Insert {
+            block,
             site,
             after,
             takes_name_of,
@@ -145,6 +166,8 @@ impl Patch {
         let mut renames: HashMap<(usize, usize), String> = HashMap::new();
         let mut outputs = Vec::with_capacity(self.inserts.len());
         let mut initializers = Vec::new();
+        // Per insert: its block, its tensor and the names of its nodes.
+        let mut made: Vec<(usize, String, Vec<String>)> = Vec::with_capacity(self.inserts.len());
         for ins in self.inserts {
             let tensor = ins.site.tensor();
             let (input, output) = match ins.takes_name_of {
@@ -156,6 +179,8 @@ impl Patch {
                 None => (tensor.to_string(), None),
             };
             let (nodes, inits, out) = ins.se.settle(&input, output.as_deref(), &mut names);
+            let node_names = nodes.iter().filter_map(|n| n.name.clone()).collect();
+            made.push((ins.block, tensor.to_string(), node_names));
             after.entry(ins.after).or_default().extend(nodes);
             initializers.extend(inits);
             outputs.push(out);
@@ -189,9 +214,29 @@ impl Patch {
         if !check.is_ordered() {
             bail!("the rewritten graph's node list is not in topological order");
         }
+        // New node names are fresh (settled against every name of the graph), so each names one
+        // node of the result.
+        let index: HashMap<&str, usize> = graph
+            .node
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| Some((n.name.as_deref()?, i)))
+            .collect();
+        let inserted = made
+            .into_iter()
+            .map(|(block, tensor, nodes)| Inserted {
+                block,
+                tensor,
+                nodes: nodes
+                    .iter()
+                    .filter_map(|n| index.get(n.as_str()).copied())
+                    .collect(),
+            })
+            .collect();
         Ok(Applied {
             graph,
             added_initializers,
+            inserted,
         })
     }
 }

@@ -351,3 +351,44 @@ proptest::proptest! {
         proptest::prop_assert_eq!(s.graph.node.len(), g.node.len() + 6 * injected);
     }
 }
+
+/// The splice says what each SE block put in the graph: one record per injected block, in
+/// block order, each naming the block's site and the nodes it added. Together they are every
+/// node the rewrite added, each once.
+#[test]
+fn each_insert_records_its_block_site_and_nodes() {
+    let g = GraphBuilder::resnet_bottleneck(&[2, 1], 16, 1);
+    let view = GraphView::new(&g).unwrap();
+    let a = analyse(&view).unwrap();
+    for position in [Position::Standard, Position::Post, Position::Identity] {
+        let s = splice(&view, &a, &opts(position, true)).unwrap();
+        let injected: Vec<usize> = (0..a.blocks.len())
+            .filter(|&b| s.decisions[b].skipped.is_none())
+            .collect();
+        let blocks: Vec<usize> = s.inserted.iter().map(|i| i.block).collect();
+        assert_eq!(blocks, injected, "{position:?}");
+        let mut all: Vec<usize> = s.inserted.iter().flat_map(|i| i.nodes.clone()).collect();
+        // SE blocks of this build: squeeze, two FCs, ReLU, sigmoid, scale.
+        assert!(
+            s.inserted.iter().all(|i| i.nodes.len() == 6),
+            "{position:?}"
+        );
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), s.graph.node.len() - g.node.len(), "{position:?}");
+        let old: std::collections::HashSet<_> = g.node.iter().map(|n| n.name.clone()).collect();
+        assert!(all.iter().all(|&n| !old.contains(&s.graph.node[n].name)));
+        for ins in &s.inserted {
+            // It reads the site, or takes over its name and writes the scaled map under it.
+            let node = |n: &usize| &s.graph.node[*n];
+            let touches = |n: &usize| {
+                node(n).input.contains(&ins.tensor) || node(n).output.contains(&ins.tensor)
+            };
+            assert!(
+                ins.nodes.iter().any(touches),
+                "{position:?}: {}",
+                ins.tensor
+            );
+        }
+    }
+}
