@@ -111,9 +111,16 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
 /// [`run`], reporting each phase to `progress` as it begins.
 pub fn run_reporting(cfg: &Config, progress: progress::Progress) -> Result<Outcome> {
     progress(progress::Phase::Load);
-    let model = onnx::load(&cfg.model)?;
     let shown = cfg.model.display().to_string();
     let output = cfg.output_path();
+    // Validation runs when there is an output to write; its bounds on counts bite before
+    // decoding, which costs memory per node.
+    let validating = cfg.validate && output.is_some();
+    let model = onnx::load_within(&cfg.model, &|counts| match validating {
+        true => validate::budget::check_counts(counts, cfg.budget)
+            .with_context(|| format!("validating '{shown}' in tract")),
+        false => Ok(()),
+    })?;
     if let Some(out) = &output {
         onnx::io::check_output_path(&model, out)?;
     }

@@ -7,6 +7,8 @@
 mod constants;
 mod dominators;
 
+pub use dominators::Dominators;
+
 use crate::onnx::{describe_node, GraphProto, NodeProto};
 use anyhow::{bail, Result};
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -98,6 +100,9 @@ fn link<'a>(graph: &'a GraphProto, producers: &HashMap<&str, Source>) -> Result<
         dag.add_node(i);
     }
     let mut consumers: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
+    // Each dependency once, in the order first seen (petgraph's update_edge would look through
+    // the producer's edges on every input: a map read by n Concats costs n² there).
+    let mut linked: HashSet<(usize, usize)> = HashSet::new();
     for (n, node) in graph.node.iter().enumerate() {
         for (slot, inp) in node.input.iter().enumerate() {
             if inp.is_empty() {
@@ -109,7 +114,9 @@ fn link<'a>(graph: &'a GraphProto, producers: &HashMap<&str, Source>) -> Result<
                     describe_node(node)
                 ),
                 Some(Source::Node { node: p, .. }) => {
-                    dag.update_edge(NodeIndex::new(*p), NodeIndex::new(n), ());
+                    if linked.insert((*p, n)) {
+                        dag.add_edge(NodeIndex::new(*p), NodeIndex::new(n), ());
+                    }
                 }
                 Some(_) => {}
             }

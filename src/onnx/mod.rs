@@ -5,6 +5,7 @@
 pub mod commit;
 pub mod io;
 pub mod map;
+pub mod scan;
 pub mod tensor;
 pub mod write;
 
@@ -14,7 +15,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
 }
 
-pub use io::{load, Model, Storage};
+pub use io::{load, load_within, Model, Storage};
 pub use proto::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
 pub use write::save;
 
