@@ -1,4 +1,17 @@
 //! Read-only analysis: feature maps and their channels, blocks, stages.
+//!
+//! What each phase costs, for a graph of N nodes and E edges (node inputs):
+//! - shape inference ([`facts`], [`shapes`]) and feature maps ([`features`]): one pass in
+//!   topological order, each node's rule reading its inputs once: O(N + E), plus the values of
+//!   small integer tensors (at most [`ops::MAX_VALUES`] per tensor);
+//! - SE gates already there ([`existing`]): per Mul of two maps a walk of at most 24 nodes: O(E);
+//! - dominators and post-dominators ([`crate::graph::GraphView::dominators`]): one topological
+//!   pass with binary-lifting common ancestors, O((N + E) · log N);
+//! - block detection ([`blocks`]): per merge, walks of the paths into it from its fork. Every
+//!   step is counted, and detection stops at [`MAX_ANALYSIS_WORK`] steps: that bound, not the
+//!   graph's shape, is what limits it. The CNNs it was written for cost about one step per edge
+//!   (nested residual blocks are walked once per merge, a dense block once in all);
+//! - stages ([`stages`]): linear in the blocks' nodes, which detection walked.
 
 pub mod blocks;
 #[cfg(test)]

@@ -12,6 +12,17 @@
 //!
 //! A new kind of block is one more file here, a [`BlockKind`] and its row in
 //! `crate::rewrite::site::rule`.
+//!
+//! Cost: a merge's block is found by walking the feature paths back from its inputs to its fork
+//! (the merge's immediate dominator), each tensor and edge once per walk. A residual merge walks
+//! its block; a Concat walks all its inputs in one walk, and Concats are looked at last first so
+//! that those inside a module already found (a dense block's layers, an Inception module's split
+//! branches) are not walked again: a dense block of n layers written one Concat per layer (n²/2
+//! edges) costs one walk, where a walk per Concat and input cost n⁴. Filtering nested blocks
+//! (`outermost`) and joining dense runs are linear in the blocks' nodes. Every step is counted
+//! in [`Detection::work`] against a budget; a graph whose merges each reach back over most of it
+//! (n Adds each merging the input with the previous one's output: n² steps) spends it and
+//! detection stops.
 
 mod activation;
 mod block;
