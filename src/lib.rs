@@ -113,11 +113,18 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
 /// [`run`], reporting each phase to `progress` as it begins.
 pub fn run_reporting(cfg: &Config, progress: progress::Progress) -> Result<Outcome> {
     progress(progress::Phase::Load);
-    let model = onnx::load(&cfg.model)?;
     // The path as the report holds it, and as messages print it (control characters escaped).
     let shown = cfg.model.display().to_string();
     let named = shown::shown_path(&cfg.model);
     let output = cfg.output_path();
+    // Validation runs when there is an output to write; its bounds on counts bite before
+    // decoding, which costs memory per node.
+    let validating = cfg.validate && output.is_some();
+    let model = onnx::load_within(&cfg.model, &|counts| match validating {
+        true => validate::budget::check_counts(counts, cfg.budget)
+            .with_context(|| format!("validating '{named}' in tract")),
+        false => Ok(()),
+    })?;
     targets::check(&model, output.as_deref(), cfg.plot.as_deref())?;
     progress(progress::Phase::Analyse);
     let view = graph::GraphView::new(model.graph()).with_context(|| format!("'{named}'"))?;
@@ -164,7 +171,8 @@ pub fn run_reporting(cfg: &Config, progress: progress::Progress) -> Result<Outco
     let validation = if cfg.validate {
         let shapes =
             analysis::shapes::Shapes::infer(&view, &analysis.features, cfg.input_shape.as_deref());
-        validate::budget::check(&view, &shapes, rewritten.graph(), cfg.budget)
+        validate::budget::check_input_shape(&view, cfg.input_shape.as_deref())
+            .and_then(|()| validate::budget::check(&view, &shapes, rewritten.graph(), cfg.budget))
             .with_context(|| format!("validating '{named}' in tract"))?;
         Some(validate_both(cfg, &model, &rewritten, progress)?)
     } else {

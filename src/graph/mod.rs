@@ -4,10 +4,15 @@
 //! two producers, the graph is acyclic, windowed ops carry valid attributes (`attributes.rs`).
 //! Constants behind names are in `constants.rs`, dominators and post-dominators in
 //! `dominators.rs`.
+//!
+//! Building the view is O(N + E) for N nodes and E node inputs (hash maps of tensor names; each
+//! node-to-node dependency added once, however many tensors carry it).
 
 pub mod attributes;
 mod constants;
 mod dominators;
+
+pub use dominators::Dominators;
 
 use crate::onnx::{describe_node, GraphProto, NodeProto};
 use crate::shown::shown;
@@ -102,6 +107,9 @@ fn link<'a>(graph: &'a GraphProto, producers: &HashMap<&str, Source>) -> Result<
         dag.add_node(i);
     }
     let mut consumers: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
+    // Each dependency once, in the order first seen (petgraph's update_edge would look through
+    // the producer's edges on every input: a map read by n Concats costs n² there).
+    let mut linked: HashSet<(usize, usize)> = HashSet::new();
     for (n, node) in graph.node.iter().enumerate() {
         for (slot, inp) in node.input.iter().enumerate() {
             if inp.is_empty() {
@@ -114,7 +122,9 @@ fn link<'a>(graph: &'a GraphProto, producers: &HashMap<&str, Source>) -> Result<
                     shown(inp)
                 ),
                 Some(Source::Node { node: p, .. }) => {
-                    dag.update_edge(NodeIndex::new(*p), NodeIndex::new(n), ());
+                    if linked.insert((*p, n)) {
+                        dag.add_edge(NodeIndex::new(*p), NodeIndex::new(n), ());
+                    }
                 }
                 Some(_) => {}
             }

@@ -64,11 +64,21 @@ impl Model {
 
 /// Maps and decodes the model at `path`, resolving external data relative to its folder.
 pub fn load(path: &Path) -> Result<Model> {
+    load_within(path, &|_| Ok(()))
+}
+
+/// [`load`], first passing the counts read from the file's bytes ([`super::scan`]) to
+/// `before_decode`, whose error ends the load before the model is decoded.
+pub fn load_within(
+    path: &Path,
+    before_decode: &dyn Fn(&super::scan::Counts) -> Result<()>,
+) -> Result<Model> {
     let shown = shown_path(path);
     let file = MappedFile::open(path, "model")?;
     if file.bytes().is_empty() {
         bail!("'{shown}' is empty: not an ONNX model");
     }
+    before_decode(&super::scan::counts(file.bytes()))?;
     let proto = ModelProto::decode(file.bytes().clone()).map_err(|e| {
         anyhow!(
             "'{shown}' is not an ONNX model: protobuf decoding failed ({})",

@@ -7,6 +7,7 @@ pub mod io;
 pub mod map;
 pub mod op;
 pub mod opset;
+pub mod scan;
 pub mod tensor;
 pub mod write;
 
@@ -16,7 +17,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
 }
 
-pub use io::{load, Model, Storage};
+pub use io::{load, load_within, Model, Storage};
 pub use proto::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
 pub use write::save;
 

@@ -187,3 +187,114 @@ pub fn relu_mul_on(inputs: Vec<ValueInfoProto>, k: f32) -> ModelProto {
     ];
     small_model(nodes, inputs, vec![float_scalar("k", k)])
 }
+
+/// A Constant node `name` writing `output`: a 1-D INT64 tensor of `values`, or a scalar when
+/// `values` has one value and `scalar` is set.
+pub fn int_constant(name: &str, output: &str, values: &[i64], scalar: bool) -> NodeProto {
+    let dims = if scalar {
+        vec![]
+    } else {
+        vec![values.len() as i64]
+    };
+    constant_node(
+        name,
+        output,
+        TensorProto {
+            dims,
+            data_type: Some(DataType::Int64 as i32),
+            int64_data: values.to_vec(),
+            ..Default::default()
+        },
+    )
+}
+
+/// A Constant node `name` writing `output`: a FLOAT tensor of `values`, a scalar when `values`
+/// has one value and `scalar` is set.
+pub fn float_constant(name: &str, output: &str, values: &[f32], scalar: bool) -> NodeProto {
+    let dims = if scalar {
+        vec![]
+    } else {
+        vec![values.len() as i64]
+    };
+    constant_node(
+        name,
+        output,
+        TensorProto {
+            dims,
+            data_type: Some(DataType::Float as i32),
+            float_data: values.to_vec(),
+            ..Default::default()
+        },
+    )
+}
+
+/// A Constant node holding `value`.
+fn constant_node(name: &str, output: &str, value: TensorProto) -> NodeProto {
+    let mut n = node(name, "Constant", &[], output);
+    n.attribute.push(AttributeProto {
+        name: Some("value".into()),
+        t: Some(value),
+        r#type: Some(4),
+        ..Default::default()
+    });
+    n
+}
+
+/// A DenseNet block of `layers` layers written one Concat per layer, runnable in tract: `x`
+/// [1, 4, 8, 8]; layer i reads `Concat(x, l1, …, li−1)` (x alone for the first) and is a 1×1
+/// convolution to 2 channels (weights with data) and a Relu; the output `y` is the Concat of
+/// every map, 4 + 2·layers wide. Its size grows as layers² (each Concat lists every map before
+/// it): 500 layers are about 3 MB.
+pub fn dense_concat_model(layers: usize) -> ModelProto {
+    let elem = DataType::Float as i32;
+    let mut maps = vec!["x".to_string()];
+    let (mut nodes, mut weights) = (Vec::new(), Vec::new());
+    let concat = |name: &str, inputs: &[String], out: &str| {
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let mut n = node(name, "Concat", &refs, out);
+        n.attribute.push(AttributeProto {
+            name: Some("axis".into()),
+            i: Some(1),
+            r#type: Some(2),
+            ..Default::default()
+        });
+        n
+    };
+    for i in 0..layers {
+        let input = if i == 0 {
+            "x".to_string()
+        } else {
+            let out = format!("cat{i}");
+            nodes.push(concat(&format!("/dense/{i}/Concat"), &maps, &out));
+            out
+        };
+        let cin = 4 + 2 * i as i64;
+        let (w, b, c, r) = (
+            format!("w{i}"),
+            format!("b{i}"),
+            format!("c{i}"),
+            format!("l{i}"),
+        );
+        weights.push(tensor(&w, &[2, cin, 1, 1], elem, i as u32));
+        weights.push(tensor(&b, &[2], elem, i as u32 + 1));
+        nodes.push(node(
+            &format!("/dense/{i}/Conv"),
+            "Conv",
+            &[&input, &w, &b],
+            &c,
+        ));
+        nodes.push(node(&format!("/dense/{i}/Relu"), "Relu", &[&c], &r));
+        maps.push(r);
+    }
+    nodes.push(concat("/dense/out/Concat", &maps, "y"));
+    let c = 4 + 2 * layers as i64;
+    let graph = GraphProto {
+        name: Some("dense".into()),
+        node: nodes,
+        initializer: weights,
+        input: vec![value_info("x", elem, &[1, 4, 8, 8])],
+        output: vec![value_info("y", elem, &[1, c, 8, 8])],
+        ..Default::default()
+    };
+    model(graph, 8, 13)
+}

@@ -4,9 +4,19 @@
 //! abort, which nothing can catch), and windows padded near i64::MAX make it spin. So validation
 //! refuses, in one line saying how to raise the bound or skip validation:
 //! - a graph of more nodes than [`Budget::nodes`], or a node of more than [`MAX_NODE_INPUTS`]
-//!   inputs;
+//!   inputs (both counted on the file's bytes before it is decoded, [`check_counts`], and again
+//!   on the rewritten graph);
 //! - a window attribute (pads, strides, dilations, kernel_shape) beyond [`MAX_WINDOW`];
-//! - a feature map that shape inference sizes beyond [`MAX_MAP_ELEMENTS`] elements.
+//! - a tensor that shape inference sizes beyond [`MAX_MAP_ELEMENTS`] elements;
+//! - a tensor that shape inference cannot size at all: one whose size is computed from values
+//!   only known at run time (a ConstantOfShape, Range, Tile, Expand, Reshape, Resize or OneHot
+//!   fed by anything the rules of [`crate::analysis::ops`] do not fold), or the output of an op
+//!   those rules do not know. tract would allocate it at whatever size it turns out to be (2^29
+//!   elements from a 1.5 KB model), so what cannot be bounded is not run.
+//!
+//! Every output of every node of the original model is checked, side outputs and tensors no
+//! output depends on included; the rewritten model adds only SE blocks, sized from the maps they
+//! read.
 //!
 //! The wall time, [`Budget::seconds`], is enforced by the front end while validation runs.
 
@@ -47,8 +57,74 @@ impl Default for Budget {
 
 const HOW: &str = "--no-validate skips validation";
 
+/// Checks the counts read from a model's bytes before it is decoded (see
+/// [`crate::onnx::scan`]) against `budget` and [`MAX_NODE_INPUTS`]: a graph far beyond what
+/// validation takes is refused before decoding makes its nodes cost memory.
+pub fn check_counts(counts: &crate::onnx::scan::Counts, budget: Budget) -> Result<()> {
+    nodes_within("the model", counts.nodes, budget)?;
+    if counts.widest_node > MAX_NODE_INPUTS {
+        let node = crate::onnx::NodeProto {
+            name: counts.widest_name.clone(),
+            op_type: counts.widest_op.clone(),
+            output: counts.widest_output.iter().cloned().collect(),
+            ..Default::default()
+        };
+        bail!(
+            "{} has {} inputs, more than validation takes ({MAX_NODE_INPUTS}; {HOW})",
+            describe_node(&node),
+            counts.widest_node
+        );
+    }
+    Ok(())
+}
+
+/// Fails when `which` has more than `budget.nodes` nodes.
+fn nodes_within(which: &str, nodes: usize, budget: Budget) -> Result<()> {
+    if nodes > budget.nodes {
+        bail!(
+            "{which} has {nodes} nodes, more than validation takes ({}; --validate-nodes raises \
+             it, {HOW})",
+            budget.nodes
+        );
+    }
+    Ok(())
+}
+
 /// Checks the original graph (`view`, its feature maps sized by `shapes`) and the rewritten one
 /// against `budget` and the fixed bounds.
+/// Refuses an `--input-shape` whose rank is not that of the model's one image input, before any
+/// tensor is sized from it (sized from a shape of the wrong rank, every map would be unknown).
+pub fn check_input_shape(view: &GraphView, shape: Option<&[usize]>) -> Result<()> {
+    let Some(shape) = shape else { return Ok(()) };
+    let g = view.graph;
+    let stored: std::collections::HashSet<&str> = g
+        .initializer
+        .iter()
+        .filter_map(|t| t.name.as_deref())
+        .collect();
+    let inputs: Vec<_> = g
+        .input
+        .iter()
+        .filter(|i| !stored.contains(i.name.as_deref().unwrap_or("")))
+        .collect();
+    let [input] = inputs.as_slice() else {
+        return Ok(()); // validation names what it cannot take
+    };
+    use crate::onnx::proto::type_proto::Value;
+    let declared = input.r#type.as_ref().and_then(|t| match &t.value {
+        Some(Value::TensorType(t)) => t.shape.as_ref().map(|s| s.dim.len()),
+        _ => None,
+    });
+    if let Some(rank) = declared.filter(|&r| r != shape.len()) {
+        bail!(
+            "input shape {shape:?} has rank {} but input `{}` has rank {rank}",
+            shape.len(),
+            crate::shown::shown(input.name.as_deref().unwrap_or(""))
+        );
+    }
+    Ok(())
+}
+
 pub fn check(
     view: &GraphView,
     shapes: &Shapes,
@@ -56,14 +132,7 @@ pub fn check(
     budget: Budget,
 ) -> Result<()> {
     for (which, g) in [("the model", view.graph), ("the model with SE", rewritten)] {
-        if g.node.len() > budget.nodes {
-            bail!(
-                "{which} has {} nodes, more than validation takes ({}; --validate-nodes raises \
-                 it, {HOW})",
-                g.node.len(),
-                budget.nodes
-            );
-        }
+        nodes_within(which, g.node.len(), budget)?;
     }
     for node in &view.graph.node {
         if node.input.len() > MAX_NODE_INPUTS {
@@ -83,11 +152,20 @@ pub fn check(
             }
         }
         for o in node.output.iter().filter(|o| !o.is_empty()) {
-            let Some(dims) = shapes.get(o) else { continue };
+            let Some(dims) = shapes.get(o) else {
+                bail!(
+                    "'{}' of {} cannot be sized from the stored tensors and the input shape (its \
+                     size is computed at run time, or the op is not known), so validation cannot \
+                     bound it ({HOW})",
+                    crate::shown::shown(o),
+                    describe_node(node)
+                );
+            };
             if product(dims.iter().copied()).is_none_or(|n| n > MAX_MAP_ELEMENTS) {
                 bail!(
-                    "'{o}' of {} would be {dims:?}, more elements than validation allocates \
+                    "'{}' of {} would be {dims:?}, more elements than validation allocates \
                      ({MAX_MAP_ELEMENTS}; {HOW})",
+                    crate::shown::shown(o),
                     describe_node(node)
                 );
             }

@@ -156,8 +156,8 @@ fn the_input_name_in_a_validation_refusal_is_escaped() {
     assert_eq!(
         stderr(&o),
         format!(
-            "se-inject: error: validating '{}' in tract (--no-validate skips this): original \
-             model input: input shape [1, 4, 8] has rank 3 but input \
+            "se-inject: error: validating '{}' in tract: input shape [1, 4, 8] has rank 3 but \
+             input \
              `x\\n{TITLE_AND_CLEAR_SHOWN}` has rank 4\n",
             p.display()
         )

@@ -7,9 +7,11 @@ use crate::common::hostile::{external_model, run_on, write};
 use crate::common::{assert_error, data_file_of, data_name_of, fixture, listing, run, stderr};
 use prost::Message;
 use se_inject::onnx::proto::tensor_proto::{DataLocation, DataType};
+use se_inject::onnx::proto::NodeProto;
 use se_inject::onnx::proto::{AttributeProto, GraphProto, StringStringEntryProto, TensorProto};
 use se_inject::testutil::{
-    ints_attr, model, node, residual_graph, residual_model, tensor, value_info,
+    float_constant, int_constant, ints_attr, model, node, residual_graph, residual_model, tensor,
+    value_info, value_info_shape,
 };
 
 /// Validation's bounds, checked before tract sees the model: one error line naming the bound
@@ -54,6 +56,157 @@ fn validation_refuses_what_would_hang_or_abort_tract() {
         ],
     );
     assert_eq!(listing(dir.path()), vec!["m.onnx", "padded.onnx"]);
+}
+
+/// Nodes writing the INT64 tensor `out` of `values` through a Floor and a Cast, which the op
+/// rules do not fold: its values are known only at run time.
+fn hidden(prefix: &str, out: &str, values: &[f32], scalar: bool) -> Vec<NodeProto> {
+    let (f, fl) = (format!("{prefix}_f"), format!("{prefix}_fl"));
+    let mut cast = node(&format!("{prefix}/Cast"), "Cast", &[&fl], out);
+    cast.attribute.push(AttributeProto {
+        name: Some("to".into()),
+        i: Some(DataType::Int64 as i64),
+        r#type: Some(2),
+        ..Default::default()
+    });
+    vec![
+        float_constant(&format!("{prefix}/Constant"), &f, values, scalar),
+        node(&format!("{prefix}/Floor"), "Floor", &[&f], &fl),
+        cast,
+    ]
+}
+
+/// The residual model with `nodes` added and their tensor `side` a second graph output.
+fn with_side_output(nodes: Vec<NodeProto>, side: &str) -> Vec<u8> {
+    let mut m = residual_model(DataType::Float as i32);
+    let g = m.graph.as_mut().unwrap();
+    g.node.extend(nodes);
+    g.output
+        .push(value_info_shape(side, DataType::Float as i32, None));
+    m.encode_to_vec()
+}
+
+/// Tensors whose size is computed from values (ConstantOfShape, RandomNormal, OneHot, Range,
+/// Tile, Expand, Resize) are sized from the constants they come from and refused when too
+/// large, or refused as unsizable when their size is known only at run time; each in one line
+/// naming the node, before tract allocates anything, nothing written. A 1.5 KB model with
+/// `ConstantOfShape(Abs([16384, 32768]))` as a side output used to take 16.8 GB.
+#[test]
+fn tensors_sized_by_values_are_bounded_before_tract() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = "more elements than validation allocates";
+    let unsized_ = "cannot be sized from the stored tensors and the input shape";
+    let mut random = node("/side/RandomNormal", "RandomNormal", &[], "big");
+    random.attribute.push(ints_attr("shape", &[16384, 32768]));
+    let range = |limit: Vec<NodeProto>| {
+        let mut nodes = vec![
+            float_constant("/side/start", "start", &[0.0], true),
+            float_constant("/side/delta", "delta", &[1.0], true),
+        ];
+        nodes.extend(limit);
+        nodes.push(node(
+            "/side/Range",
+            "Range",
+            &["start", "l", "delta"],
+            "big",
+        ));
+        nodes
+    };
+    let cases: Vec<(&str, Vec<NodeProto>, Vec<&str>)> = vec![
+        (
+            "abs",
+            vec![
+                int_constant("/side/dims", "d", &[16384, 32768], false),
+                node("/side/Abs", "Abs", &["d"], "a"),
+                node("/side/ConstantOfShape", "ConstantOfShape", &["a"], "big"),
+            ],
+            vec!["/side/ConstantOfShape", "[16384, 32768]", big],
+        ),
+        (
+            "hidden_fill",
+            [
+                hidden("/side/dims", "a", &[16384.0, 32768.0], false),
+                vec![node(
+                    "/side/ConstantOfShape",
+                    "ConstantOfShape",
+                    &["a"],
+                    "big",
+                )],
+            ]
+            .concat(),
+            vec!["'big' of node '/side/ConstantOfShape'", unsized_],
+        ),
+        (
+            "random",
+            vec![random],
+            vec!["/side/RandomNormal", "[16384, 32768]", big],
+        ),
+        (
+            "one_hot",
+            [
+                hidden("/side/depth", "k", &[536870912.0], true),
+                vec![
+                    int_constant("/side/idx", "i", &[0, 1], false),
+                    float_constant("/side/values", "v", &[0.0, 1.0], false),
+                    node("/side/OneHot", "OneHot", &["i", "k", "v"], "big"),
+                ],
+            ]
+            .concat(),
+            vec!["/side/OneHot", unsized_],
+        ),
+        (
+            "float_range",
+            range(vec![float_constant("/side/limit", "l", &[6e8], true)]),
+            vec!["/side/Range", "[600000000]", big],
+        ),
+        (
+            "hidden_range",
+            range(vec![
+                float_constant("/side/limit_f", "lf", &[6e8], true),
+                node("/side/limit/Floor", "Floor", &["lf"], "l"),
+            ]),
+            vec!["/side/Range", unsized_],
+        ),
+        (
+            "tile",
+            [
+                hidden("/side/reps", "r", &[1.0, 1.0, 4096.0, 4096.0], false),
+                vec![node("/side/Tile", "Tile", &["y", "r"], "big")],
+            ]
+            .concat(),
+            vec!["/side/Tile", unsized_],
+        ),
+        (
+            "expand",
+            [
+                hidden("/side/shape", "e", &[1.0, 4.0, 16384.0, 16384.0], false),
+                vec![node("/side/Expand", "Expand", &["y", "e"], "big")],
+            ]
+            .concat(),
+            vec!["/side/Expand", unsized_],
+        ),
+        (
+            "resize",
+            [
+                hidden("/side/sizes", "z", &[1.0, 4.0, 16384.0, 16384.0], false),
+                vec![node("/side/Resize", "Resize", &["y", "", "", "z"], "big")],
+            ]
+            .concat(),
+            vec!["/side/Resize", unsized_],
+        ),
+    ];
+    for (name, nodes, needles) in cases {
+        let file = format!("{name}.onnx");
+        let p = write(dir.path(), &file, &with_side_output(nodes, "big"));
+        let o = run_on(&p, &[]);
+        let mut all = needles.clone();
+        all.extend([file.as_str(), "--no-validate skips"]);
+        assert_error(&o, &all);
+        assert!(!dir.path().join("out.onnx").exists(), "{name}");
+    }
+    // Without validation nothing is allocated: the model is written.
+    let p = dir.path().join("abs.onnx");
+    assert_eq!(run_on(&p, &["--no-validate"]).status.code(), Some(0));
 }
 
 /// A validation that outlives `--validate-timeout` stops the run with one line, nothing
@@ -367,4 +520,155 @@ fn an_output_ending_in_a_separator_is_a_folder() {
         &["newdir/", "is a folder"],
     );
     assert!(listing(dir.path()).is_empty());
+}
+
+/// The binary run on `model` (writing `out.onnx` beside it) with its address space limited to
+/// `bytes`: an allocation beyond it fails and the process aborts.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn run_in_address_space(model: &std::path::Path, bytes: u64) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let out = model.with_file_name("out.onnx");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_se-inject"));
+    cmd.arg(model).arg("-o").arg(out);
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: setrlimit is async-signal-safe and touches nothing of the parent's state.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    cmd.output().unwrap()
+}
+
+/// 300,000 Identity nodes (about 11 MiB) decode to about 900 MiB: the node count is read from
+/// the file's bytes and refused before decoding, so the run ends with the one line of the node
+/// limit within an address space of 512 MiB (the program itself maps about 100 MiB). A node of
+/// 5,000 inputs is refused the same way, named. The nodes are encoded one by one and appended
+/// as a second `graph` field, which protobuf merges into the first.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn node_counts_are_refused_before_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = |n: usize| {
+        let mut graph = Vec::new();
+        for i in 0..n {
+            let from = if i == 0 {
+                "y".to_string()
+            } else {
+                format!("i{}", i - 1)
+            };
+            let id = node(&format!("/id/{i}"), "Identity", &[&from], &format!("i{i}"));
+            // GraphProto.node is field 1, length-delimited.
+            graph.push(0x0a);
+            prost::encoding::encode_varint(id.encoded_len() as u64, &mut graph);
+            id.encode(&mut graph).unwrap();
+        }
+        graph
+    };
+    let with_graph = |graph: Vec<u8>| {
+        let mut bytes = residual_model(DataType::Float as i32).encode_to_vec();
+        // ModelProto.graph is field 7, length-delimited.
+        bytes.push(0x3a);
+        prost::encoding::encode_varint(graph.len() as u64, &mut bytes);
+        bytes.extend(graph);
+        bytes
+    };
+    let p = write(dir.path(), "identities.onnx", &with_graph(chain(300_000)));
+    assert!(std::fs::metadata(&p).unwrap().len() > 10 << 20);
+    let o = run_in_address_space(&p, 512 << 20);
+    assert_error(
+        &o,
+        &[
+            "identities.onnx",
+            "the model has 300005 nodes, more than validation takes (20000",
+        ],
+    );
+
+    let mut cat = node("/wide/Concat", "Concat", &[], "w");
+    cat.input = vec!["y".into(); 5000];
+    cat.attribute.push(AttributeProto {
+        name: Some("axis".into()),
+        i: Some(1),
+        r#type: Some(2),
+        ..Default::default()
+    });
+    let mut graph = vec![0x0a];
+    prost::encoding::encode_varint(cat.encoded_len() as u64, &mut graph);
+    cat.encode(&mut graph).unwrap();
+    let p = write(dir.path(), "wide.onnx", &with_graph(graph));
+    let o = run_in_address_space(&p, 512 << 20);
+    assert_error(
+        &o,
+        &["node '/wide/Concat' (Concat) has 5000 inputs, more than validation takes (4096"],
+    );
+    assert_eq!(listing(dir.path()), vec!["identities.onnx", "wide.onnx"]);
+}
+
+/// The binary run with `args`, killed if it has not finished within `secs` (a safety net for
+/// a run that would otherwise go on for minutes, not a measure of speed): its output, or None
+/// when it was killed.
+fn run_or_kill(args: &[&std::ffi::OsStr], secs: u64) -> Option<std::process::Output> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_se-inject"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
+/// A DenseNet block of 500 layers written one Concat per layer (2.8 MB, 125,000 Concat inputs)
+/// is one dense block, found with work linear in the graph's edges: block detection walks the
+/// block once, not once per layer and input (which made it grow as layers⁴: 87 s). Through the
+/// binary the report comes out (the kill after 10 minutes is only a safety net).
+#[test]
+fn a_dense_block_written_one_concat_per_layer_is_analysed_in_linear_work() {
+    let m = se_inject::testutil::dense_concat_model(500);
+    let g = m.graph.as_ref().unwrap();
+    let edges: usize = g.node.iter().map(|n| n.input.len()).sum();
+    assert!(edges > 125_000);
+    let view = se_inject::graph::GraphView::new(g).unwrap();
+    let a = se_inject::analysis::analyse(&view).unwrap();
+    assert_eq!(a.blocks.len(), 1);
+    assert_eq!(a.blocks[0].kind, se_inject::analysis::BlockKind::Dense);
+    assert_eq!(a.blocks[0].channels, 1004);
+    assert!(
+        a.work < 2 * edges as u64,
+        "{} steps for {edges} edges",
+        a.work
+    );
+    // Under a budget below that work, the analysis stops and says so in one line.
+    let e = se_inject::analysis::analyse_within(&view, edges as u64)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.starts_with("block detection stopped after "), "{e}");
+    assert!(e.contains(&format!("its budget ({edges})")), "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "dense.onnx", &m.encode_to_vec());
+    let o = run_or_kill(
+        &[p.as_os_str(), "--report".as_ref(), "params".as_ref()],
+        600,
+    )
+    .expect("the report comes out");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("dense"));
 }

@@ -159,6 +159,23 @@ impl Block {
             || self.shortcut().is_some_and(|s| s.nodes.contains(&n))
     }
 
+    /// Every node [`Block::covers`], listed (a node may appear twice).
+    pub fn covered(&self) -> impl Iterator<Item = usize> + '_ {
+        let joins = match &self.form {
+            Form::DualPath { joins, .. } => joins.as_slice(),
+            _ => &[],
+        };
+        self.merge()
+            .into_iter()
+            .chain(self.nodes.iter().copied())
+            .chain(joins.iter().copied())
+            .chain(
+                self.shortcut()
+                    .into_iter()
+                    .flat_map(|s| s.nodes.iter().copied()),
+            )
+    }
+
     /// Name of the block's first node in topological order.
     pub fn first_node(&self, view: &GraphView) -> String {
         let merge = self.merge();

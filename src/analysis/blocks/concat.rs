@@ -7,7 +7,6 @@
 use super::naming::merge_block_name;
 use super::{Block, BlockKind, Cx, Form, Found, Rejection};
 use crate::onnx::attr_i;
-use std::collections::BTreeSet;
 
 impl Cx<'_, '_> {
     /// The inception module or dense block whose Concat is node `m`; Ok(None) for shape
@@ -37,18 +36,12 @@ impl Cx<'_, '_> {
             return Ok(Some(b));
         }
         let dense = inputs.iter().any(|i| **i == fork);
-        let mut all = BTreeSet::new();
-        let mut regions = Vec::new();
-        for i in &inputs {
-            let r = self.region(i, &fork, fork_node)?;
-            all.extend(r.iter().copied());
-            regions.push(r);
-        }
+        // The union of the paths from the fork to every input, in one walk: a dense block's
+        // Concat reads every earlier layer, and a walk per input would cost layers × block.
         // Branches may share a stem (a 1×1 conv feeding both a 1×3 and a 3×1 whose outputs the
         // exporter concatenated straight into the module's Concat): such inputs are one branch.
-        if !dense && regions.iter().any(BTreeSet::is_empty) {
-            return Err(Rejection::EmptyBranch);
-        }
+        // An input's own path is empty only when it is the fork, which makes the block dense.
+        let all = self.region_of(inputs.iter().map(|i| i.as_str()), &fork, fork_node)?;
         if self.convs(&all) == 0 {
             return Err(Rejection::NoConvInBranches);
         }
@@ -70,20 +63,34 @@ impl Cx<'_, '_> {
     pub(super) fn join_dense_runs(&self, mut modules: Vec<Block>) -> Vec<Block> {
         modules.sort_by_key(|b| b.merge().map_or(0, |m| self.view.rank[m]));
         let mut out: Vec<Block> = Vec::with_capacity(modules.len());
+        // Whether out's last block was joined to and its nodes need ordering (once, at the end
+        // of its run: ordering at every join would cost layers² on a long run).
+        let mut joined_last = false;
         for b in modules {
             match out.last_mut() {
                 Some(prev) if self.continues(prev, &b) => {
-                    let joined = prev.merge().into_iter().chain(b.nodes.iter().copied());
-                    let nodes = self.order(prev.nodes.iter().copied().chain(joined));
-                    prev.nodes = nodes;
+                    self.charge(prev.nodes.len() + b.nodes.len());
+                    let merge = prev.merge();
+                    prev.nodes.extend(merge);
+                    prev.nodes.extend(b.nodes.iter().copied());
+                    joined_last = true;
                     prev.name = b.name;
                     prev.output = b.output;
                     prev.end = b.end;
                     prev.channels = b.channels;
                     prev.form = b.form;
                 }
-                _ => out.push(b),
+                _ => {
+                    if let Some(prev) = out.last_mut().filter(|_| joined_last) {
+                        prev.nodes = self.order(std::mem::take(&mut prev.nodes));
+                    }
+                    joined_last = false;
+                    out.push(b);
+                }
             }
+        }
+        if let Some(prev) = out.last_mut().filter(|_| joined_last) {
+            prev.nodes = self.order(std::mem::take(&mut prev.nodes));
         }
         out
     }

@@ -4,7 +4,6 @@
 
 use super::{tail, Block, BlockKind, Cx};
 use crate::onnx::op::Op;
-use petgraph::algo::dominators::Dominators;
 use petgraph::graph::NodeIndex;
 
 impl Cx<'_, '_> {
@@ -20,7 +19,7 @@ impl Cx<'_, '_> {
     }
 
     /// The first convolution unit up the dominator tree `doms` from node `from`.
-    fn first_conv(&self, doms: &Dominators<NodeIndex>, from: usize) -> Option<usize> {
+    fn first_conv(&self, doms: &crate::graph::Dominators, from: usize) -> Option<usize> {
         let mut n = from;
         for _ in 0..64 {
             n = doms.immediate_dominator(NodeIndex::new(n))?.index();

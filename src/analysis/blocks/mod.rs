@@ -12,6 +12,17 @@
 //!
 //! A new kind of block is one more file here, a [`BlockKind`] and its row in
 //! `crate::rewrite::site::rule`.
+//!
+//! Cost: a merge's block is found by walking the feature paths back from its inputs to its fork
+//! (the merge's immediate dominator), each tensor and edge once per walk. A residual merge walks
+//! its block; a Concat walks all its inputs in one walk, and Concats are looked at last first so
+//! that those inside a module already found (a dense block's layers, an Inception module's split
+//! branches) are not walked again: a dense block of n layers written one Concat per layer (n²/2
+//! edges) costs one walk, where a walk per Concat and input cost n⁴. Filtering nested blocks
+//! (`outermost`) and joining dense runs are linear in the blocks' nodes. Every step is counted
+//! in [`Detection::work`] against a budget; a graph whose merges each reach back over most of it
+//! (n Adds each merging the input with the previous one's output: n² steps) spends it and
+//! detection stops.
 
 mod activation;
 mod block;
@@ -35,9 +46,9 @@ pub use rejection::Rejection;
 use super::features::{conv_weight, Features};
 use crate::graph::{GraphView, Source};
 use crate::onnx::{attr_i, describe_node, op};
-use petgraph::algo::dominators::Dominators;
 use petgraph::graph::NodeIndex;
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::cell::Cell;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 /// What the detection found, including merges that did not qualify as blocks.
 #[derive(Debug, Default)]
@@ -45,10 +56,20 @@ pub struct Detection {
     pub blocks: Vec<Block>,
     /// Merge nodes looked at and rejected, with the reason.
     pub rejected: Vec<(usize, Rejection)>,
+    /// Steps of work the detection did (tensors and edges walked, nodes ordered).
+    pub work: u64,
+    /// Whether it stopped because the work reached its budget (its blocks are then incomplete).
+    pub over_budget: bool,
 }
 
-/// Finds the blocks of the graph, in topological order of their outputs.
-pub fn detect(view: &GraphView, feats: &Features, gates: &[super::existing::SeGate]) -> Detection {
+/// Finds the blocks of the graph, in topological order of their outputs, doing at most `budget`
+/// steps of work (see [`Detection::work`]).
+pub fn detect(
+    view: &GraphView,
+    feats: &Features,
+    gates: &[super::existing::SeGate],
+    budget: u64,
+) -> Detection {
     let doms = view.dominators(|t| feats.is_feature(t));
     let pdoms = view.post_dominators(|t| feats.is_feature(t));
     let cx = Cx {
@@ -58,6 +79,8 @@ pub fn detect(view: &GraphView, feats: &Features, gates: &[super::existing::SeGa
         doms: &doms,
         pdoms: &pdoms,
         root: view.graph.node.len(),
+        work: Cell::new(0),
+        budget,
     };
     let mut det = Detection::default();
     let mut order: Vec<usize> = (0..view.graph.node.len()).collect();
@@ -70,19 +93,29 @@ pub fn detect(view: &GraphView, feats: &Features, gates: &[super::existing::SeGa
     // Parallel paths of one input merged by a chain of Adds (RepVGG's 3×3 + 1×1 + identity):
     // the inner merge is part of the outer block.
     det.blocks = outermost(std::mem::take(&mut det.blocks), true);
-    let mut modules = Vec::new();
-    for &m in &order {
-        if op(view.node(m)) == "Concat" {
-            if det.blocks.iter().any(|b| b.covers(m)) {
-                continue; // a Concat inside a residual branch (Inception-ResNet) belongs to it
-            }
+    // A Concat inside a residual branch (Inception-ResNet) belongs to it; one inside a module
+    // found from a later Concat (a dense layer's Concat inside its dense block, a split branch
+    // inside an Inception module) is part of that module. Concats are looked at last first, so
+    // the nodes of every module found cover the earlier Concats inside it, which are not looked
+    // at: a dense block of n layers is walked once, not n times.
+    let mut covered: HashSet<usize> = det.blocks.iter().flat_map(Block::covered).collect();
+    let (mut modules, mut rejected) = (Vec::new(), Vec::new());
+    for &m in order.iter().rev() {
+        if op(view.node(m)) == "Concat" && !covered.contains(&m) {
             let found = match cx.shuffle(m) {
                 Ok(None) => cx.concat(m),
                 other => other,
             };
-            cx.keep(found, m, &mut modules, &mut det.rejected);
+            if let Ok(Some(b)) = &found {
+                cx.charge(b.nodes.len());
+                covered.extend(b.covered().filter(|&n| n != m));
+            }
+            cx.keep(found, m, &mut modules, &mut rejected);
         }
     }
+    modules.reverse();
+    rejected.reverse();
+    det.rejected.extend(rejected);
     // A module whose Concat lies inside a bigger module (Inception v3's split 1×3 / 3×1
     // branches), or a dense-layer Concat inside its dense block, is part of that block.
     det.blocks
@@ -97,19 +130,29 @@ pub fn detect(view: &GraphView, feats: &Features, gates: &[super::existing::SeGa
         b.merge()
             .map_or_else(|| end_rank(view, &b.end), |m| view.rank[m])
     });
+    det.work = cx.work.get();
+    det.over_budget = det.work > budget;
     det
 }
 
 /// `blocks` without those whose merge lies in another one's transformation (with
 /// `same_input`, another starting from the same tensor): they are part of it.
 fn outermost(blocks: Vec<Block>, same_input: bool) -> Vec<Block> {
-    let inside = |b: &Block, of: &Block| {
-        (!same_input || b.input == of.input) && b.merge().is_some_and(|m| of.nodes.contains(&m))
+    // Per node, the inputs of the blocks whose transformation holds it (one pass over the
+    // blocks' nodes, rather than every block against every other).
+    let mut holders: HashMap<usize, HashSet<&str>> = HashMap::new();
+    for o in &blocks {
+        for &n in &o.nodes {
+            holders.entry(n).or_default().insert(o.input.as_str());
+        }
+    }
+    let inside = |b: &Block| {
+        let Some(held) = b.merge().and_then(|m| holders.get(&m)) else {
+            return false;
+        };
+        !same_input || held.contains(b.input.as_str())
     };
-    let keep: Vec<bool> = blocks
-        .iter()
-        .map(|b| !blocks.iter().any(|o| inside(b, o)))
-        .collect();
+    let keep: Vec<bool> = blocks.iter().map(|b| !inside(b)).collect();
     blocks
         .into_iter()
         .zip(keep)
@@ -128,10 +171,14 @@ struct Cx<'v, 'a> {
     feats: &'v Features,
     /// Nodes of SE gates already in the graph: transparent where a path is classified.
     gate_nodes: HashSet<usize>,
-    doms: &'v Dominators<NodeIndex>,
-    pdoms: &'v Dominators<NodeIndex>,
+    doms: &'v crate::graph::Dominators,
+    pdoms: &'v crate::graph::Dominators,
     /// The virtual root of `doms` and exit of `pdoms`.
     root: usize,
+    /// Steps of work done so far (tensors and edges walked, nodes ordered), and the most the
+    /// analysis may do.
+    work: Cell<u64>,
+    budget: u64,
 }
 
 /// A detector's answer for one merge node: a block, not a block, or rejected with a reason.
@@ -155,6 +202,7 @@ impl Cx<'_, '_> {
 
     fn order(&self, r: impl IntoIterator<Item = usize>) -> Vec<usize> {
         let mut v: Vec<usize> = r.into_iter().collect();
+        self.charge(v.len());
         v.sort_by_key(|&n| self.view.rank[n]);
         v.dedup();
         v
@@ -217,8 +265,20 @@ impl Cx<'_, '_> {
         fork: &str,
         fork_node: Option<usize>,
     ) -> Result<BTreeSet<usize>, Rejection> {
+        self.region_of([tensor], fork, fork_node)
+    }
+
+    /// The nodes on feature paths from `fork` to any of `tensors` (exclusive of the fork's
+    /// producer): one walk back from all of them, each tensor and edge visited once and charged
+    /// to the analysis budget.
+    fn region_of<'t>(
+        &'t self,
+        tensors: impl IntoIterator<Item = &'t str>,
+        fork: &str,
+        fork_node: Option<usize>,
+    ) -> Result<BTreeSet<usize>, Rejection> {
         let mut seen = BTreeSet::new();
-        let mut queue: VecDeque<&str> = VecDeque::from([tensor]);
+        let mut queue: VecDeque<&str> = tensors.into_iter().collect();
         let mut visited: HashSet<&str> = HashSet::new();
         while let Some(t) = queue.pop_front() {
             if t == fork || !visited.insert(t) {
@@ -230,7 +290,11 @@ impl Cx<'_, '_> {
                 }
                 Some(Source::Node { node, .. }) => {
                     seen.insert(node);
-                    for i in &self.view.node(node).input {
+                    let inputs = &self.view.node(node).input;
+                    if !self.charge(1 + inputs.len()) {
+                        return Err(Rejection::Budget);
+                    }
+                    for i in inputs {
                         if self.feats.is_feature(i) {
                             queue.push_back(i);
                         }
@@ -240,6 +304,13 @@ impl Cx<'_, '_> {
             }
         }
         Ok(seen)
+    }
+
+    /// Adds `steps` to the work done; false once the analysis budget is spent.
+    fn charge(&self, steps: usize) -> bool {
+        let done = self.work.get().saturating_add(steps as u64);
+        self.work.set(done);
+        done <= self.budget
     }
 
     /// Convolutions in `r`, the FCs of SE gates already there not counted.

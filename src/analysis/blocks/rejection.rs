@@ -34,4 +34,6 @@ pub enum Rejection {
     SplitWithoutInput,
     #[error("neither half of the unit holds a convolution")]
     NoConvInHalves,
+    #[error("the analysis budget is spent")]
+    Budget,
 }

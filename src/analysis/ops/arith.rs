@@ -126,7 +126,8 @@ pub(super) fn gather(at: &At) -> Outs {
     }])
 }
 
-/// Range over integers: start, start + delta, … up to limit.
+/// Range: start, start + delta, … up to limit; over integers with the values, over floats the
+/// length alone (max(0, ceil((limit − start) / delta)), as ONNX defines it).
 pub(super) fn range(at: &At) -> Outs {
     let scalar = |i: usize| at.ints(i).and_then(|v| v.first().copied());
     let (start, limit, delta) = (scalar(0), scalar(1), scalar(2));
@@ -136,7 +137,7 @@ pub(super) fn range(at: &At) -> Outs {
             let n = (span + i128::from(d) - i128::from(d.signum())) / i128::from(d);
             Some(usize::try_from(n.max(0)).ok()?)
         }
-        _ => None,
+        _ => float_range_len(at),
     };
     let ints = n.filter(|&n| n <= MAX_VALUES).and_then(|n| {
         let (s, d) = (start?, delta?);
@@ -149,6 +150,36 @@ pub(super) fn range(at: &At) -> Outs {
         ints,
         floats: None,
     }])
+}
+
+/// A unary op of [`super::INTEGER_UNARY`]: the input's dims, and its integer values mapped.
+pub(super) fn unary(at: &At) -> Outs {
+    let x = at.input(0)?;
+    let f: fn(i64) -> Option<i64> = match op(at.node) {
+        "Abs" => i64::checked_abs,
+        "Neg" => i64::checked_neg,
+        "Relu" => |v| Some(v.max(0)),
+        "Sign" => |v| Some(v.signum()),
+        _ => Some,
+    };
+    let ints = x
+        .ints
+        .as_ref()
+        .map(|v| v.iter().map(|v| v.and_then(f)).collect());
+    Some(vec![Fact {
+        dims: Some(x.dims.clone()?),
+        ints,
+        floats: None,
+    }])
+}
+
+/// The length of a Range over float scalars whose values are known; None when not known or
+/// not finite.
+fn float_range_len(at: &At) -> Option<usize> {
+    let scalar = |i: usize| at.input(i)?.floats.as_ref()?.first().copied();
+    let (s, l, d) = (scalar(0)?, scalar(1)?, scalar(2)?);
+    let n = ((l - s) / d).ceil().max(0.0);
+    (n.is_finite() && d != 0.0 && n < usize::MAX as f64).then_some(n as usize)
 }
 
 /// Elementwise ops: numpy broadcasting of every operand's dims; for integer arithmetic of two

@@ -273,6 +273,31 @@ pub(super) fn tile(at: &At) -> Outs {
         .collect())
 }
 
+/// RandomNormal / RandomUniform: the dims of the `shape` attribute.
+pub(super) fn random(at: &At) -> Outs {
+    let dims = sizes(attr_ints(at.node, "shape")?)?;
+    one(dims.into_iter().map(Some).collect())
+}
+
+/// OneHot: the indices' dims with the depth (input 1's value) inserted at `axis` (default −1,
+/// the end).
+pub(super) fn one_hot(at: &At) -> Outs {
+    let idx = at.dims(0)?;
+    let depth = at.input(1)?;
+    let depth = match depth.known_ints() {
+        Some(v) => *v.first()?,
+        None => {
+            let f = *depth.floats.as_ref()?.first()?;
+            (f.is_finite() && f.abs() < i64::MAX as f64).then_some(f as i64)?
+        }
+    };
+    let depth = usize::try_from(depth).ok()?;
+    let axis = axis_of(at.attr("axis", -1), idx.len() + 1)?;
+    let mut dims = idx.to_vec();
+    dims.insert(axis, Some(depth));
+    one(dims)
+}
+
 /// MatMul (numpy: batch dims broadcast, [.., M, K] × [.., K, N]) and Gemm (2-D, optionally
 /// transposed).
 pub(super) fn matrix_product(at: &At) -> Outs {

@@ -273,3 +273,65 @@ fn products_splits_and_resizes() {
         [[1, 10, 8, 8]]
     );
 }
+
+/// Ops whose output size comes from values: an integer shape through Abs is folded and sizes a
+/// ConstantOfShape; RandomNormal is sized by its attribute, OneHot by its depth, a float Range
+/// by ⌈(limit − start) / delta⌉; a float shape through Floor is not folded, so what it feeds
+/// stays unsized.
+#[test]
+fn sizes_computed_from_values_are_folded() {
+    use crate::testutil::{float_constant, int_constant, node as named};
+    let f = |t: &[f32]| Fact {
+        dims: Some(vec![]),
+        floats: Some(t.iter().map(|&v| f64::from(v)).collect()),
+        ..Fact::default()
+    };
+    let d = int_constant("d", "d", &[-3, 4], false);
+    let dims = constant(&d).unwrap().remove(0);
+    let abs = apply(&named("a", "Abs", &["d"], "a"), &[Some(&dims)]).unwrap();
+    assert_eq!(abs[0].known_ints(), Some(vec![3, 4]));
+    let filled = apply(
+        &named("c", "ConstantOfShape", &["a"], "c"),
+        &[Some(&abs[0])],
+    );
+    assert_eq!(filled.unwrap()[0].known_dims(), Some(vec![3, 4]));
+
+    let mut random = named("r", "RandomNormal", &[], "r");
+    random.attribute.push(ints("shape", &[2, 5]));
+    assert_eq!(
+        apply(&random, &[]).unwrap()[0].known_dims(),
+        Some(vec![2, 5])
+    );
+
+    let idx = Fact::of_dims(vec![Some(3)]);
+    let depth = constant(&int_constant("k", "k", &[7], true))
+        .unwrap()
+        .remove(0);
+    let hot = apply(
+        &named("h", "OneHot", &["i", "k", "v"], "h"),
+        &[Some(&idx), Some(&depth), None],
+    );
+    assert_eq!(hot.unwrap()[0].known_dims(), Some(vec![3, 7]));
+
+    let range = named("g", "Range", &["s", "l", "d"], "g");
+    let (s, l, step) = (f(&[0.0]), f(&[2.5]), f(&[0.5]));
+    let out = apply(&range, &[Some(&s), Some(&l), Some(&step)]).unwrap();
+    assert_eq!(out[0].known_dims(), Some(vec![5]));
+
+    let fl = constant(&float_constant("f", "f", &[3.0, 4.0], false))
+        .unwrap()
+        .remove(0);
+    let floor = apply(&named("fl", "Floor", &["f"], "fl"), &[Some(&fl)]).unwrap();
+    let mut cast = named("ca", "Cast", &["fl"], "ca");
+    cast.attribute.push(AttributeProto {
+        name: Some("to".into()),
+        i: Some(7),
+        ..Default::default()
+    });
+    let cast = apply(&cast, &[Some(&floor[0])]).unwrap();
+    let hidden = apply(
+        &named("c", "ConstantOfShape", &["ca"], "c"),
+        &[Some(&cast[0])],
+    );
+    assert_eq!(hidden, None);
+}
