@@ -4,7 +4,7 @@
 //! the values of integer tensors: shapes, axes, bounds and pads; node and tensor names made hostile:
 //! control characters, newlines, paths, 300 bytes; external data locations pointing elsewhere),
 //! with the picture asked at paths the run must not replace. Every case must end in Ok or a clean
-//! Err, never a panic; the input model and its data file are the same bytes afterwards, and the
+//! Err, never a panic, its message free of control characters (names escaped where they are printed); the input model and its data file are the same bytes afterwards, and the
 //! folder holds nothing but them and what the run may write. `SE_FUZZ_CASES=N cargo test
 //! --release --test it fuzz::` runs longer.
 
@@ -139,6 +139,11 @@ fn pipeline_plotting(
         }
         Ok(Err(e)) => {
             let message = format!("{e:#}");
+            // Names are escaped where messages print them, not only by the guard on the line.
+            assert!(
+                !message.chars().any(char::is_control),
+                "an error with control characters on {fixture}: {message:?}"
+            );
             assert!(
                 !message.is_empty(),
                 "an error without a message on {fixture}"
