@@ -12,25 +12,18 @@
 //!
 //! Other ops keep their attributes unchecked here: tract's own messages name their node.
 
-use crate::onnx::{attr_i, attr_ints, describe_node, op, GraphProto, NodeProto};
+use crate::onnx::op::{Class, Op};
+use crate::onnx::{attr_i, attr_ints, describe_node, GraphProto, NodeProto};
 use anyhow::{bail, Result};
-
-/// Convolutions: a weight at input 1, a `group` attribute.
-const CONVOLUTIONS: [&str; 5] = [
-    "Conv",
-    "ConvInteger",
-    "QLinearConv",
-    "ConvTranspose",
-    "DeformConv",
-];
-
-/// Pools, which need a kernel_shape.
-const POOLS: [&str; 4] = ["MaxPool", "AveragePool", "LpPool", "MaxUnpool"];
 
 /// Where a convolution reads its weight: input 3 for QLinearConv (x, x_scale, x_zero_point, w),
 /// input 1 otherwise.
 fn weight_input(node: &NodeProto) -> Option<&str> {
-    let at = if op(node) == "QLinearConv" { 3 } else { 1 };
+    let at = if Op::of(node) == Op::QLinearConv {
+        3
+    } else {
+        1
+    };
     node.input
         .get(at)
         .map(String::as_str)
@@ -70,8 +63,8 @@ pub fn check_graph<'a>(
 /// Checks one node's window attributes; `weight` is the dims of its convolution weight when
 /// they are known.
 pub fn check_node(node: &NodeProto, weight: Option<&[i64]>) -> Result<()> {
-    let kind = op(node);
-    if matches!(kind, "DepthToSpace" | "SpaceToDepth") {
+    let kind = Op::of(node);
+    if matches!(kind, Op::DepthToSpace | Op::SpaceToDepth) {
         if let Some(b) = attr_i(node, "blocksize").filter(|&b| b < 1) {
             bail!(
                 "{} has blocksize {b}; it must be at least 1",
@@ -80,8 +73,8 @@ pub fn check_node(node: &NodeProto, weight: Option<&[i64]>) -> Result<()> {
         }
         return Ok(());
     }
-    let convolution = CONVOLUTIONS.contains(&kind);
-    if !convolution && !POOLS.contains(&kind) {
+    let convolution = kind.is_convolution();
+    if !convolution && kind.class() != Class::Pool {
         return Ok(());
     }
     let who = || describe_node(node);
@@ -151,7 +144,7 @@ pub fn check_node(node: &NodeProto, weight: Option<&[i64]>) -> Result<()> {
         );
     }
     if w[0] % group != 0 {
-        let which = if kind == "ConvTranspose" {
+        let which = if kind == Op::ConvTranspose {
             "input"
         } else {
             "output"
@@ -169,7 +162,7 @@ pub fn check_node(node: &NodeProto, weight: Option<&[i64]>) -> Result<()> {
 /// for Conv (and the other convolutions), C = W[0] for ConvTranspose. `dims` gives a tensor's
 /// inferred dims; a convolution whose input or weight dims are unknown is not checked.
 pub fn check_channels(graph: &GraphProto, dims: &dyn Fn(&str) -> Option<Vec<usize>>) -> Result<()> {
-    for node in graph.node.iter().filter(|n| CONVOLUTIONS.contains(&op(n))) {
+    for node in graph.node.iter().filter(|n| Op::of(n).is_convolution()) {
         let (Some(x), Some(w)) = (
             node.input.first().and_then(|x| dims(x)),
             weight_input(node).and_then(dims),
@@ -180,7 +173,7 @@ pub fn check_channels(graph: &GraphProto, dims: &dyn Fn(&str) -> Option<Vec<usiz
             continue;
         };
         let group = usize::try_from(attr_i(node, "group").unwrap_or(1)).unwrap_or(1);
-        let takes = if op(node) == "ConvTranspose" {
+        let takes = if Op::of(node) == Op::ConvTranspose {
             Some(w0)
         } else {
             w1.checked_mul(group)

@@ -83,19 +83,24 @@ pub struct Flags {
     pub strides: bool,
     /// A gate: the sigmoid of an attention module, or of an activation written as `x · gate(x)`.
     pub gate: bool,
+    /// A unary op whose integer values shape arithmetic folds (a shape computed through it stays
+    /// known).
+    pub folds: bool,
 }
 
 const NONE: Flags = Flags {
     strides: false,
     gate: false,
+    folds: false,
 };
 const STRIDES: Flags = Flags {
     strides: true,
-    gate: false,
+    ..NONE
 };
-const GATE: Flags = Flags {
-    strides: false,
-    gate: true,
+const GATE: Flags = Flags { gate: true, ..NONE };
+const FOLDS: Flags = Flags {
+    folds: true,
+    ..NONE
 };
 
 /// One row of the table.
@@ -139,7 +144,7 @@ use Cost::{Free, Input, Macs, Output, OutputOnce, Window};
 // these unit costs where onnx-tool does not weigh an op (see `report::compute`).
 ops! {
     // Activations.
-    Relu: Activation, Same, Output(1), NONE;
+    Relu: Activation, Same, Output(1), FOLDS;
     Clip: Activation, Same, OutputOnce(2), NONE;
     LeakyRelu: Activation, Same, Output(2), NONE;
     PRelu: Activation, Same, OutputOnce(2), NONE;
@@ -154,6 +159,8 @@ ops! {
     Swish: Activation, Same, Output(33), NONE;
     Tanh: Activation, Same, Output(76), NONE;
     Softplus: Activation, Same, Output(76), NONE;
+    Softsign: Math, Same, Free, NONE;
+    Shrink: Math, Same, Free, NONE;
     Gelu: Activation, Same, Output(34), NONE;
     Mish: Activation, Same, Output(115), NONE;
     // Normalisations.
@@ -161,6 +168,8 @@ ops! {
     InstanceNormalization: Normalization, Same, OutputOnce(14), NONE;
     LayerNormalization: Normalization, Same, OutputOnce(7), NONE;
     LRN: Normalization, Same, Output(1), NONE;
+    MeanVarianceNormalization: Normalization, Same, Free, NONE;
+    GroupNormalization: Normalization, Same, Free, NONE;
     // Channel-mixing products.
     Conv: Linear, Own, Macs, STRIDES;
     ConvInteger: Linear, Own, Macs, STRIDES;
@@ -169,10 +178,13 @@ ops! {
     MatMulInteger: Linear, Own, Macs, NONE;
     Gemm: Linear, Own, Macs, NONE;
     Einsum: Linear, Own, Macs, NONE;
+    QLinearConv: Linear, Unknown, Macs, STRIDES;
+    DeformConv: Linear, Unknown, Macs, STRIDES;
     // Pools and reductions.
     MaxPool: Pool, Window, Window(1), STRIDES;
     AveragePool: Pool, Window, Window(1), STRIDES;
     LpPool: Pool, Window, Window(1), STRIDES;
+    MaxUnpool: Pool, Unknown, Free, STRIDES;
     GlobalAveragePool: GlobalPool, Global, Input(1), NONE;
     GlobalMaxPool: GlobalPool, Global, Input(1), NONE;
     GlobalLpPool: GlobalPool, Global, Input(1), NONE;
@@ -200,17 +212,42 @@ ops! {
     Greater: Elementwise, Broadcast, Free, NONE;
     And: Elementwise, Broadcast, Free, NONE;
     Or: Elementwise, Broadcast, Free, NONE;
+    Xor: Elementwise, Broadcast, Free, NONE;
+    GreaterOrEqual: Elementwise, Broadcast, Free, NONE;
+    LessOrEqual: Elementwise, Broadcast, Free, NONE;
+    BitShift: Elementwise, Broadcast, Free, NONE;
+    BitwiseAnd: Elementwise, Broadcast, Free, NONE;
+    BitwiseOr: Elementwise, Broadcast, Free, NONE;
+    BitwiseXor: Elementwise, Broadcast, Free, NONE;
     // Unary math.
     Erf: Math, Same, Output(0), NONE;
     Exp: Math, Same, Output(32), NONE;
     Log: Math, Same, Output(43), NONE;
     Sqrt: Math, Same, Output(24), NONE;
     Reciprocal: Math, Same, Output(4), NONE;
-    Neg: Math, Same, Output(1), NONE;
-    Abs: Math, Same, Output(1), NONE;
-    Floor: Math, Same, Free, NONE;
-    Ceil: Math, Same, Free, NONE;
-    Round: Math, Same, Free, NONE;
+    Neg: Math, Same, Output(1), FOLDS;
+    Abs: Math, Same, Output(1), FOLDS;
+    Sign: Math, Same, Free, FOLDS;
+    Floor: Math, Same, Free, FOLDS;
+    Ceil: Math, Same, Free, FOLDS;
+    Round: Math, Same, Free, FOLDS;
+    Not: Math, Same, Free, NONE;
+    BitwiseNot: Math, Same, Free, NONE;
+    IsNaN: Math, Same, Free, NONE;
+    IsInf: Math, Same, Free, NONE;
+    Sin: Math, Same, Free, NONE;
+    Cos: Math, Same, Free, NONE;
+    Tan: Math, Same, Free, NONE;
+    Asin: Math, Same, Free, NONE;
+    Acos: Math, Same, Free, NONE;
+    Atan: Math, Same, Free, NONE;
+    Sinh: Math, Same, Free, NONE;
+    Cosh: Math, Same, Free, NONE;
+    Asinh: Math, Same, Free, NONE;
+    Acosh: Math, Same, Free, NONE;
+    Atanh: Math, Same, Free, NONE;
+    Hardmax: Math, Same, Free, NONE;
+    CumSum: Math, Same, Free, NONE;
     Softmax: Math, Same, Output(36), NONE;
     LogSoftmax: Math, Same, Output(80), NONE;
     QuantizeLinear: Math, Same, Free, NONE;
@@ -233,6 +270,7 @@ ops! {
     Pad: Movement, Own, Free, NONE;
     DepthToSpace: Movement, Own, Free, NONE;
     SpaceToDepth: Movement, Own, Free, NONE;
+    Trilu: Movement, Same, Free, NONE;
     Resize: Movement, Own, OutputOnce(1), NONE;
     Upsample: Movement, Own, OutputOnce(1), NONE;
     // Shapes, constants and generated tensors.
@@ -241,6 +279,13 @@ ops! {
     Size: Source, Own, Free, NONE;
     ConstantOfShape: Source, Own, Free, NONE;
     Range: Source, Own, Free, NONE;
+    RandomNormal: Source, Own, Free, NONE;
+    RandomUniform: Source, Own, Free, NONE;
+    RandomNormalLike: Source, Same, Free, NONE;
+    RandomUniformLike: Source, Same, Free, NONE;
+    EyeLike: Source, Same, Free, NONE;
+    Bernoulli: Source, Same, Free, NONE;
+    OneHot: Source, Own, Free, NONE;
     // Subgraphs.
     If: Control, Unknown, Free, NONE;
     Loop: Control, Unknown, Free, NONE;
@@ -313,6 +358,17 @@ impl Op {
         self.row().flags.strides
     }
 
+    /// Whether it is a convolution: a window of weights over the spatial axes, its weight's dims
+    /// and its `group` checked against its input.
+    pub fn is_convolution(self) -> bool {
+        self.mixes_channels() && self.strides()
+    }
+
+    /// Whether shape arithmetic folds its integer values (a unary op on a shape).
+    pub fn folds_ints(self) -> bool {
+        self.row().flags.folds
+    }
+
     /// Whether it squeezes a map to one value per channel: a global pool, or a mean or max
     /// reduction (the squeeze of an SE block already there).
     pub fn squeezes(self) -> bool {
@@ -380,6 +436,9 @@ mod tests {
             if r.flags.gate {
                 assert_eq!(r.class, Class::Activation, "{}", r.name);
             }
+            if r.flags.folds {
+                assert_eq!(r.shape, Shape::Same, "{}", r.name);
+            }
         }
         let strided: Vec<&str> = TABLE
             .iter()
@@ -392,10 +451,62 @@ mod tests {
                 "Conv",
                 "ConvInteger",
                 "ConvTranspose",
+                "QLinearConv",
+                "DeformConv",
                 "MaxPool",
                 "AveragePool",
-                "LpPool"
+                "LpPool",
+                "MaxUnpool"
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod names_stay_here {
+    use super::TABLE;
+    use std::path::Path;
+
+    /// Files that emit nodes and so spell the ops they emit, besides the table itself.
+    const BUILDERS: [&str; 3] = ["onnx/op.rs", "rewrite/se.rs", "testutil/"];
+
+    fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                sources(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+
+    /// No op name is written as a string outside the table and the builders: everything else
+    /// asks the table. Test code (files of tests, and what follows `#[cfg(test)]`) builds
+    /// graphs and may spell ops.
+    #[test]
+    fn no_op_name_is_spelt_outside_the_table() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&src, &mut files);
+        let mut found = Vec::new();
+        for f in files {
+            let rel = f
+                .strip_prefix(&src)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            if BUILDERS.iter().any(|b| rel.starts_with(b)) || rel.ends_with("tests.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for row in TABLE {
+                if code.contains(&format!("\"{}\"", row.name)) {
+                    found.push(format!("{rel}: \"{}\"", row.name));
+                }
+            }
+        }
+        assert!(found.is_empty(), "op names outside the table: {found:#?}");
     }
 }

@@ -11,8 +11,14 @@ pub(super) fn node_macs(shapes: &Shapes, node: &NodeProto) -> Option<usize> {
     let dims = |d: &[usize]| product(d.iter().copied());
     match Op::of(node) {
         // Every output element sums C_in/group · kernel products.
-        Op::Conv | Op::ConvInteger => {
-            let w = shapes.get(node.input.get(1)?)?;
+        Op::Conv | Op::ConvInteger | Op::DeformConv | Op::QLinearConv => {
+            // QLinearConv reads (x, x_scale, x_zero_point, w, ...).
+            let at = if Op::of(node) == Op::QLinearConv {
+                3
+            } else {
+                1
+            };
+            let w = shapes.get(node.input.get(at)?)?;
             product(out()?.iter().copied())?.checked_mul(dims(w.get(1..)?)?)
         }
         // Every input element spreads over C_out/group · kernel outputs.

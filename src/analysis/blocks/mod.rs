@@ -45,7 +45,8 @@ pub use rejection::Rejection;
 
 use super::features::{conv_weight, Features};
 use crate::graph::{GraphView, Source};
-use crate::onnx::{attr_i, describe_node, op};
+use crate::onnx::op::Op;
+use crate::onnx::{attr_i, describe_node};
 use petgraph::graph::NodeIndex;
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -86,7 +87,7 @@ pub fn detect(
     let mut order: Vec<usize> = (0..view.graph.node.len()).collect();
     order.sort_by_key(|&n| view.rank[n]);
     for &m in &order {
-        if matches!(op(view.node(m)), "Add" | "Sum") {
+        if Op::of(view.node(m)).adds() {
             cx.keep(cx.residual(m), m, &mut det.blocks, &mut det.rejected);
         }
     }
@@ -101,7 +102,7 @@ pub fn detect(
     let mut covered: HashSet<usize> = det.blocks.iter().flat_map(Block::covered).collect();
     let (mut modules, mut rejected) = (Vec::new(), Vec::new());
     for &m in order.iter().rev() {
-        if op(view.node(m)) == "Concat" && !covered.contains(&m) {
+        if Op::of(view.node(m)) == Op::Concat && !covered.contains(&m) {
             let found = match cx.shuffle(m) {
                 Ok(None) => cx.concat(m),
                 other => other,
@@ -316,7 +317,7 @@ impl Cx<'_, '_> {
     /// Convolutions in `r`, the FCs of SE gates already there not counted.
     fn convs(&self, r: &BTreeSet<usize>) -> usize {
         r.iter()
-            .filter(|&&n| op(self.view.node(n)) == "Conv" && !self.gate_nodes.contains(&n))
+            .filter(|&&n| Op::of(self.view.node(n)) == Op::Conv && !self.gate_nodes.contains(&n))
             .count()
     }
 
@@ -324,7 +325,7 @@ impl Cx<'_, '_> {
     fn is_depthwise(&self, n: usize) -> bool {
         let depthwise = |c: usize| {
             let node = self.view.node(c);
-            op(node) == "Conv"
+            Op::of(node) == Op::Conv
                 && attr_i(node, "group").unwrap_or(1) > 1
                 && conv_weight(self.feats, self.view, c).is_some_and(|d| d.get(1) == Some(&1))
         };
@@ -335,7 +336,7 @@ impl Cx<'_, '_> {
     fn is_pointwise(&self, n: usize) -> bool {
         let pointwise = |c: usize| {
             let node = self.view.node(c);
-            op(node) == "Conv"
+            Op::of(node) == Op::Conv
                 && attr_i(node, "group").unwrap_or(1) == 1
                 && conv_weight(self.feats, self.view, c)
                     .is_some_and(|d| d.len() > 2 && d.iter().skip(2).all(|&k| k == 1))
@@ -408,7 +409,7 @@ pub(super) mod tests {
         let (a, b) = (format!("{x}_half0"), format!("{x}_half1"));
         g.graph.node.push(NodeProto {
             name: Some(format!("{x}_split")),
-            op_type: Some("Split".into()),
+            op_type: Some(Op::Split.name().into()),
             input: vec![x.to_string(), sizes],
             output: vec![a.clone(), b.clone()],
             attribute: vec![AttributeProto {

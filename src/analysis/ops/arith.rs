@@ -2,9 +2,10 @@
 //! elementwise integer math, Cast, Range, ConstantOfShape) and the ops that rearrange or select
 //! elements (Reshape, Flatten, Squeeze, Unsqueeze, Slice), which carry values along.
 
-use super::shape::{broadcast, known_product, one};
+use super::values::{broadcast, known_product, one, pick_values};
 use super::{axes_of, axis_of, At, Dim, Fact, Outs, MAX_VALUES};
-use crate::onnx::{attr_i, attr_ints, attr_t, op};
+use crate::onnx::op::Op;
+use crate::onnx::{attr_i, attr_ints, attr_t};
 
 /// The ONNX integer element types (values are tracked through Casts to these).
 const INTEGER_TYPES: &[i64] = &[2, 3, 4, 5, 6, 7, 12, 13];
@@ -152,14 +153,14 @@ pub(super) fn range(at: &At) -> Outs {
     }])
 }
 
-/// A unary op of [`super::INTEGER_UNARY`]: the input's dims, and its integer values mapped.
+/// A unary op whose integer values are folded ([`Op::folds_ints`]): the input's dims, and its integer values mapped.
 pub(super) fn unary(at: &At) -> Outs {
     let x = at.input(0)?;
-    let f: fn(i64) -> Option<i64> = match op(at.node) {
-        "Abs" => i64::checked_abs,
-        "Neg" => i64::checked_neg,
-        "Relu" => |v| Some(v.max(0)),
-        "Sign" => |v| Some(v.signum()),
+    let f: fn(i64) -> Option<i64> = match Op::of(at.node) {
+        Op::Abs => i64::checked_abs,
+        Op::Neg => i64::checked_neg,
+        Op::Relu => |v| Some(v.max(0)),
+        Op::Sign => |v| Some(v.signum()),
         _ => Some,
     };
     let ints = x
@@ -197,7 +198,7 @@ pub(super) fn elementwise(at: &At) -> Outs {
         at.input(0).and_then(|f| f.ints.as_ref()),
         at.input(1).and_then(|f| f.ints.as_ref()),
     ) {
-        (Some(a), Some(b)) if at.node.input.len() == 2 => integer_math(op(at.node), a, b),
+        (Some(a), Some(b)) if at.node.input.len() == 2 => integer_math(Op::of(at.node), a, b),
         _ => None,
     };
     Some(vec![Fact {
@@ -208,19 +209,19 @@ pub(super) fn elementwise(at: &At) -> Outs {
 }
 
 /// `a op b` elementwise, one operand repeated when it has a single value.
-fn integer_math(o: &str, a: &[Option<i64>], b: &[Option<i64>]) -> Option<Vec<Option<i64>>> {
+fn integer_math(o: Op, a: &[Option<i64>], b: &[Option<i64>]) -> Option<Vec<Option<i64>>> {
     let n = a.len().max(b.len());
     if (a.len() != n && a.len() != 1) || (b.len() != n && b.len() != 1) {
         return None;
     }
     let f: fn(i64, i64) -> Option<i64> = match o {
-        "Add" => i64::checked_add,
-        "Sub" => i64::checked_sub,
-        "Mul" => i64::checked_mul,
-        "Div" => i64::checked_div,
-        "Mod" => i64::checked_rem_euclid,
-        "Max" => |x, y| Some(x.max(y)),
-        "Min" => |x, y| Some(x.min(y)),
+        Op::Add => i64::checked_add,
+        Op::Sub => i64::checked_sub,
+        Op::Mul => i64::checked_mul,
+        Op::Div => i64::checked_div,
+        Op::Mod => i64::checked_rem_euclid,
+        Op::Max => |x, y| Some(x.max(y)),
+        Op::Min => |x, y| Some(x.min(y)),
         _ => return None,
     };
     let at = |v: &[Option<i64>], i: usize| if v.len() == 1 { v[0] } else { v[i] };
@@ -329,54 +330,23 @@ pub(super) fn slice(at: &At) -> Outs {
     }])
 }
 
-/// The values of a tensor of dims `to` taken from `values` (dims `from`, both row-major): the
-/// element at output index `o` (one index per axis) is the input's at `index(o)`.
-pub(super) fn pick_values(
-    values: &[Option<i64>],
-    from: &[usize],
-    to: &[usize],
-    index: impl Fn(&[usize]) -> Option<Vec<usize>>,
-) -> Option<Vec<Option<i64>>> {
-    let count = |d: &[usize]| d.iter().try_fold(1usize, |acc, &v| acc.checked_mul(v));
-    let n = count(to)?;
-    if n > MAX_VALUES || values.len() != count(from)? {
-        return None;
-    }
-    let mut o = vec![0usize; to.len()];
-    (0..n)
-        .map(|flat| {
-            let mut rest = flat;
-            for i in (0..to.len()).rev() {
-                o[i] = rest % to[i];
-                rest /= to[i];
-            }
-            let k = index(&o)?;
-            let mut at = 0usize;
-            for (j, &kj) in k.iter().enumerate() {
-                at = at * from.get(j)? + Some(kj).filter(|&v| v < from[j])?;
-            }
-            values.get(at).copied()
-        })
-        .collect()
-}
-
 /// The ops that keep the elements in order and change the dims: Reshape, Flatten, Squeeze,
 /// Unsqueeze; the values come along.
 pub(super) fn rearranged(at: &At) -> Outs {
     let x = at.input(0)?;
     let dims = x.dims.as_ref()?;
-    let out = match op(at.node) {
-        "Reshape" => reshape(
+    let out = match Op::of(at.node) {
+        Op::Reshape => reshape(
             dims,
             at.input(1)?.ints.as_ref()?,
             at.attr("allowzero", 0) != 0,
         )?,
-        "Flatten" => {
+        Op::Flatten => {
             let axis = axis_of(at.attr("axis", 1), dims.len() + 1)?;
             let part = |d: &[Dim]| d.iter().try_fold(1usize, |a, v| a.checked_mul((*v)?));
             vec![part(&dims[..axis]), part(&dims[axis..])]
         }
-        "Squeeze" => squeeze(dims, at.ints_or_input("axes", 1))?,
+        Op::Squeeze => squeeze(dims, at.ints_or_input("axes", 1))?,
         _ => {
             let axes = at.ints_or_input("axes", 1)?;
             let rank = dims.len() + axes.len();

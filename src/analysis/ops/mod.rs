@@ -7,9 +7,11 @@
 
 mod arith;
 mod shape;
+mod values;
 
+use crate::onnx::op::{Op, Shape as OpShape};
 use crate::onnx::tensor::int_values;
-use crate::onnx::{attr_i, attr_ints, attr_t, op, NodeProto, TensorProto};
+use crate::onnx::{attr_i, attr_ints, attr_t, NodeProto, TensorProto};
 
 /// A dimension: its size when known (None: symbolic, or not derivable).
 pub type Dim = Option<usize>;
@@ -47,7 +49,7 @@ impl Fact {
             .collect();
         let small = dims
             .as_ref()
-            .and_then(|d| shape::known_product(d))
+            .and_then(|d| values::known_product(d))
             .is_some_and(|n| n <= MAX_VALUES);
         let ints = small
             .then(|| int_values(t))
@@ -99,124 +101,6 @@ fn float_values(t: &TensorProto) -> Option<Vec<f64>> {
         _ => None,
     }
 }
-
-/// Ops whose first output has the shape of their first input (activations, normalisations,
-/// dropout, casts, quantisation, unary math).
-pub const SAME_SHAPE: &[&str] = &[
-    "BatchNormalization",
-    "Relu",
-    "Clip",
-    "LeakyRelu",
-    "PRelu",
-    "Sigmoid",
-    "HardSigmoid",
-    "HardSwish",
-    "Tanh",
-    "Elu",
-    "Selu",
-    "Celu",
-    "Softplus",
-    "Gelu",
-    "Mish",
-    "Erf",
-    "Dropout",
-    "Identity",
-    "Cast",
-    "LRN",
-    "InstanceNormalization",
-    "LayerNormalization",
-    "Softmax",
-    "LogSoftmax",
-    "Sqrt",
-    "Neg",
-    "Exp",
-    "Log",
-    "Abs",
-    "Reciprocal",
-    "Floor",
-    "Ceil",
-    "Round",
-    "ThresholdedRelu",
-    "Relu6",
-    "Swish",
-    "QuantizeLinear",
-    "DequantizeLinear",
-    "Sign",
-    "Not",
-    "IsNaN",
-    "IsInf",
-    "Sin",
-    "Cos",
-    "Tan",
-    "Asin",
-    "Acos",
-    "Atan",
-    "Sinh",
-    "Cosh",
-    "Asinh",
-    "Acosh",
-    "Atanh",
-    "Softsign",
-    "Shrink",
-    "Hardmax",
-    "MeanVarianceNormalization",
-    "GroupNormalization",
-    "CumSum",
-    "Trilu",
-    "BitwiseNot",
-    "RandomNormalLike",
-    "RandomUniformLike",
-    "EyeLike",
-    "Bernoulli",
-];
-
-/// The unary ops among [`SAME_SHAPE`] whose integer values are folded (a shape computed through
-/// them stays known).
-pub const INTEGER_UNARY: &[&str] = &["Abs", "Neg", "Relu", "Sign", "Floor", "Ceil", "Round"];
-
-/// Elementwise ops with numpy broadcasting.
-pub const BROADCAST: &[&str] = &[
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Sum",
-    "Max",
-    "Min",
-    "Mean",
-    "Pow",
-    "Where",
-    "Equal",
-    "Less",
-    "Greater",
-    "And",
-    "Or",
-    "Mod",
-    "GreaterOrEqual",
-    "LessOrEqual",
-    "Xor",
-    "BitShift",
-    "BitwiseAnd",
-    "BitwiseOr",
-    "BitwiseXor",
-];
-
-/// The ops that slide a window over the spatial axes.
-pub const POOLS: &[&str] = &["MaxPool", "AveragePool", "LpPool"];
-
-/// The ops that pool each channel's whole map to one value.
-pub const GLOBAL_POOLS: &[&str] = &["GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"];
-
-/// The reductions, over given axes or all.
-pub const REDUCTIONS: &[&str] = &[
-    "ReduceMean",
-    "ReduceMax",
-    "ReduceMin",
-    "ReduceSum",
-    "ReduceL2",
-    "ReduceL1",
-    "ReduceProd",
-];
 
 /// One node and what is known of its inputs.
 pub struct At<'a> {
@@ -272,38 +156,41 @@ impl<'a> At<'a> {
 /// The rules, by op: what a node's outputs are, from what is known of its inputs.
 pub fn apply(node: &NodeProto, ins: &[Option<&Fact>]) -> Outs {
     let at = At { node, ins };
-    match op(node) {
-        "Constant" => constant(node),
-        "Identity" => Some(vec![at.input(0)?.clone()]),
-        "Cast" => arith::cast(&at),
-        "Shape" => arith::shape_of(&at),
-        "Size" => arith::size_of(&at),
-        "ConstantOfShape" => arith::constant_of_shape(&at),
-        "Gather" => arith::gather(&at),
-        "Range" => arith::range(&at),
-        o if BROADCAST.contains(&o) => arith::elementwise(&at),
-        o if INTEGER_UNARY.contains(&o) => arith::unary(&at),
-        o if SAME_SHAPE.contains(&o) => at.each(at.dims(0)?),
-        "RandomNormal" | "RandomUniform" => shape::random(&at),
-        "OneHot" => shape::one_hot(&at),
-        "Conv" | "ConvInteger" => shape::conv(&at),
-        "ConvTranspose" => shape::conv_transpose(&at),
-        o if POOLS.contains(&o) => shape::pool(&at),
-        o if GLOBAL_POOLS.contains(&o) => shape::global_pool(&at),
-        o if REDUCTIONS.contains(&o) => shape::reduce(&at),
-        "Concat" => arith::concat(&at),
-        "Split" => shape::split(&at),
-        "Slice" => arith::slice(&at),
-        "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => arith::rearranged(&at),
-        "Transpose" => shape::transpose(&at),
-        "Expand" => shape::expand(&at),
-        "Tile" => shape::tile(&at),
-        "MatMul" | "MatMulInteger" | "Gemm" => shape::matrix_product(&at),
-        "Einsum" => shape::einsum(&at),
-        "Pad" => shape::pad(&at),
-        "Resize" | "Upsample" => shape::resize(&at),
-        "DepthToSpace" | "SpaceToDepth" => shape::depth_space(&at),
-        _ => None,
+    let kind = Op::of(node);
+    match kind {
+        Op::Constant => constant(node),
+        Op::Identity => Some(vec![at.input(0)?.clone()]),
+        Op::Cast => arith::cast(&at),
+        Op::Shape => arith::shape_of(&at),
+        Op::Size => arith::size_of(&at),
+        Op::ConstantOfShape => arith::constant_of_shape(&at),
+        Op::Gather => arith::gather(&at),
+        Op::Range => arith::range(&at),
+        Op::Concat => arith::concat(&at),
+        Op::Slice => arith::slice(&at),
+        Op::Reshape | Op::Flatten | Op::Squeeze | Op::Unsqueeze => arith::rearranged(&at),
+        Op::RandomNormal | Op::RandomUniform => shape::random(&at),
+        Op::OneHot => shape::one_hot(&at),
+        Op::Conv | Op::ConvInteger => shape::conv(&at),
+        Op::ConvTranspose => shape::conv_transpose(&at),
+        Op::Split => shape::split(&at),
+        Op::Transpose => shape::transpose(&at),
+        Op::Expand => shape::expand(&at),
+        Op::Tile => shape::tile(&at),
+        Op::MatMul | Op::MatMulInteger | Op::Gemm => shape::matrix_product(&at),
+        Op::Einsum => shape::einsum(&at),
+        Op::Pad => shape::pad(&at),
+        Op::Resize | Op::Upsample => shape::resize(&at),
+        Op::DepthToSpace | Op::SpaceToDepth => shape::depth_space(&at),
+        _ => match kind.shape() {
+            OpShape::Broadcast => arith::elementwise(&at),
+            OpShape::Same if kind.folds_ints() => arith::unary(&at),
+            OpShape::Same => at.each(at.dims(0)?),
+            OpShape::Window => shape::pool(&at),
+            OpShape::Global => shape::global_pool(&at),
+            OpShape::Reduce => shape::reduce(&at),
+            OpShape::Own | OpShape::Unknown => None,
+        },
     }
 }
 

@@ -1,43 +1,14 @@
 //! The rules that derive dims only: convolutions and pools (sliding windows), reductions,
 //! splits, transposes, broadcasting, matrix products, padding and resizing.
 
+use super::values::{broadcast, one, pick_values};
 use super::{axes_of, axis_of, At, Dim, Fact, Outs};
-use crate::onnx::{attr_ints, op, NodeProto};
-
-/// A node's single output.
-pub(super) fn one(dims: Vec<Dim>) -> Outs {
-    Some(vec![Fact::of_dims(dims)])
-}
-
-/// The product of `dims` when all are known, or None (unknown, or overflow).
-pub fn known_product(dims: &[Dim]) -> Option<usize> {
-    dims.iter()
-        .try_fold(1usize, |acc, d| acc.checked_mul((*d)?))
-}
+use crate::onnx::op::Op;
+use crate::onnx::{attr_ints, NodeProto};
 
 /// Dims as sizes; None when one is negative.
 fn sizes(v: &[i64]) -> Option<Vec<usize>> {
     v.iter().map(|&k| usize::try_from(k).ok()).collect()
-}
-
-/// Numpy broadcasting of `shapes`; an unknown dim takes the other operands' size when theirs is
-/// not 1. None when two known sizes disagree.
-pub(super) fn broadcast<'s>(shapes: impl IntoIterator<Item = &'s [Dim]>) -> Option<Vec<Dim>> {
-    let shapes: Vec<&[Dim]> = shapes.into_iter().collect();
-    let rank = shapes.iter().map(|s| s.len()).max()?;
-    let mut out: Vec<Dim> = vec![Some(1); rank];
-    for s in shapes {
-        for (i, &d) in s.iter().enumerate() {
-            let o = &mut out[rank - s.len() + i];
-            *o = match (*o, d) {
-                (Some(1), d) | (d, Some(1)) => d,
-                (Some(a), Some(b)) if a != b => return None,
-                (Some(a), _) | (_, Some(a)) => Some(a),
-                (None, None) => None,
-            };
-        }
-    }
-    Some(out)
 }
 
 /// Output spatial size of a sliding window, as ONNX defines it for Conv and the pools.
@@ -226,7 +197,7 @@ pub(super) fn transpose(at: &At) -> Outs {
     let ints = at.input(0)?.ints.as_ref().and_then(|v| {
         let from = to_known(x)?;
         // Output axis i is input axis perm[i].
-        super::arith::pick_values(v, &from, &to_known(&dims)?, |o| {
+        pick_values(v, &from, &to_known(&dims)?, |o| {
             let mut k = vec![0; o.len()];
             for (i, &p) in perm.iter().enumerate() {
                 k[p] = o[i];
@@ -302,7 +273,7 @@ pub(super) fn one_hot(at: &At) -> Outs {
 /// transposed).
 pub(super) fn matrix_product(at: &At) -> Outs {
     let (a, b) = (at.dims(0)?, at.dims(1)?);
-    if op(at.node) == "Gemm" {
+    if Op::of(at.node) == Op::Gemm {
         let m = if at.attr("transA", 0) == 1 {
             a.get(1)?
         } else {
@@ -397,7 +368,11 @@ pub(super) fn pad(at: &At) -> Outs {
 /// Resize / Upsample: the `sizes` input, or each dim times its scale (rounded down).
 pub(super) fn resize(at: &At) -> Outs {
     let x = at.dims(0)?;
-    let scales_at = if op(at.node) == "Upsample" { 1 } else { 2 };
+    let scales_at = if Op::of(at.node) == Op::Upsample {
+        1
+    } else {
+        2
+    };
     if let Some(s) = at.ints(3) {
         if s.len() == x.len() {
             return one(sizes(&s)?.into_iter().map(Some).collect());
@@ -429,7 +404,7 @@ pub(super) fn depth_space(at: &At) -> Outs {
     let b = usize::try_from(at.attr("blocksize", 0))
         .ok()
         .filter(|&b| b > 0)?;
-    let to_space = op(at.node) == "DepthToSpace";
+    let to_space = Op::of(at.node) == Op::DepthToSpace;
     let bb = b.checked_mul(b)?;
     type Scale = fn(usize, usize) -> Option<usize>;
     let (c, sp): (Scale, Scale) = if to_space {

@@ -1,7 +1,8 @@
 //! The op rules on small graphs and single nodes: sliding windows, broadcasting, shape
 //! arithmetic folded to values, weights computed by constant subgraphs.
 
-use super::shape::{broadcast, window_for_tests};
+use super::shape::window_for_tests;
+use super::values::broadcast;
 use super::*;
 use crate::onnx::AttributeProto;
 
