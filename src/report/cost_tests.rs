@@ -7,7 +7,7 @@
 //! - profiler: the MACs, the FCs' bias adds h + C, the squeeze C·H·W + 4·C (a division per
 //!   channel), the ReLU h, the sigmoid 32·C, the scaling C·H·W: 2·C·h + 2·h + 37·C + 2·C·H·W.
 
-use super::{Cost, Parts, Report};
+use super::{Cost, Report};
 use crate::analysis::analyse;
 use crate::graph::GraphView;
 use crate::onnx::GraphProto;
@@ -23,18 +23,7 @@ fn report(g: &GraphProto, position: Position) -> Report {
         ..SeOptions::default()
     };
     let s = splice(&view, &analysis, &opts).unwrap();
-    Report::new(Parts {
-        model: "m",
-        view: &view,
-        analysis: &analysis,
-        splice: &s,
-        opts: &opts,
-        input_shape: None,
-        validation: None,
-        output: None,
-        data_file: None,
-    })
-    .unwrap()
+    crate::testutil::report_of(&view, &analysis, &s, &opts, "m")
 }
 
 /// What SE on C channels of H·W positions with hidden width h adds (the module comment).

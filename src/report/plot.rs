@@ -202,18 +202,7 @@ mod tests {
         let analysis = crate::analysis::analyse(&view).unwrap();
         let opts = crate::rewrite::SeOptions::default();
         let s = crate::rewrite::splice(&view, &analysis, &opts).unwrap();
-        let mut r = Report::new(crate::report::Parts {
-            model: "a<b>&c.onnx",
-            view: &view,
-            analysis: &analysis,
-            splice: &s,
-            opts: &opts,
-            input_shape: None,
-            validation: None,
-            output: None,
-            data_file: None,
-        })
-        .unwrap();
+        let mut r = crate::testutil::report_of(&view, &analysis, &s, &opts, "a<b>&c.onnx");
         let row = r.stages[0].clone();
         r.stages = [
             (213_312, 25_392, 4_869_984),

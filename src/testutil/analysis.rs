@@ -31,3 +31,26 @@ pub fn blocks_and_stages(g: &GraphProto) -> anyhow::Result<Found> {
     let a = analysis_of(g)?;
     Ok((kinds(&a), stage_shapes(&a)))
 }
+
+/// The report of `splice` (no validation, nothing written), compute counted at the declared
+/// input shape.
+pub fn report_of(
+    view: &crate::graph::GraphView,
+    analysis: &crate::analysis::Analysis,
+    splice: &crate::rewrite::Splice,
+    opts: &crate::rewrite::SeOptions,
+    model: &str,
+) -> crate::report::Report {
+    crate::report::Report::new(crate::report::Parts {
+        model,
+        view,
+        analysis,
+        splice,
+        opts,
+        input_shape: None,
+        validation: None,
+        output: None,
+        data_file: None,
+    })
+    .expect("the rewritten graph is well formed")
+}

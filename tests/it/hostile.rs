@@ -15,7 +15,6 @@ use se_inject::onnx::proto::{
 use se_inject::testutil::{
     ints_attr, model, node, residual_graph, residual_model, tensor, value_info,
 };
-use std::path::PathBuf;
 
 #[test]
 fn the_generated_model_itself_is_accepted() {
@@ -310,15 +309,6 @@ fn nhwc_graphs_are_refused_with_a_reason() {
     }
 }
 
-/// Unmounts the small file system when the test ends, however it ends.
-struct Mounted(PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_leaves_no_partial_file_and_the_old_output_alone() {
     // A 120 KiB tmpfs cannot hold the rewritten model (about 170 KB). Mounting needs root: where
@@ -326,16 +316,10 @@ fn a_full_disk_leaves_no_partial_file_and_the_old_output_alone() {
     let dir = tempfile::tempdir().unwrap();
     let small = dir.path().join("small");
     std::fs::create_dir(&small).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=120k", "tmpfs"])
-        .arg(&small)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(_mounted) = common::mount_tmpfs(&small, "size=120k") else {
         eprintln!("cannot mount a tmpfs here (not root?): full-disk case not exercised");
         return;
-    }
-    let _guard = Mounted(small.clone());
+    };
     let out = small.join("out.onnx");
     std::fs::write(&out, b"precious").unwrap();
     let model = fixture("resnet_basic_ts");

@@ -247,16 +247,10 @@ fn output_names_that_cannot_be_written_are_refused_up_front() {
 
     let ro = dir.path().join("ro");
     std::fs::create_dir(&ro).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs"])
-        .arg(&ro)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(_mounted) = mount_tmpfs(&ro, "ro,size=64k") else {
         eprintln!("cannot mount a tmpfs here (not root?): read-only case not exercised");
         return;
-    }
-    let _guard = Unmount(ro.clone());
+    };
     let o = run_to(&model, &ro.join("o.onnx"), &[]);
     let e = assert_error(&o, &["o.onnx", "cannot be written"]);
     assert!(!e.contains(".se-inject-"), "{e}");
@@ -265,13 +259,4 @@ fn output_names_that_cannot_be_written_are_refused_up_front() {
         "refused before validation: {}",
         stderr(&o)
     );
-}
-
-/// Unmounts a file system when the test ends, however it ends.
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
 }

@@ -347,3 +347,23 @@ pub fn stage_landing(
     let formula = (2 * injected * channels * channels) as f64 / 16.0;
     (mine, injected, formula)
 }
+
+/// A small tmpfs mounted at `dir` with `options` (`size=120k`, `ro,size=64k`), unmounted when the
+/// guard is dropped, however the test ends; None where mounting is refused (not root).
+pub fn mount_tmpfs(dir: &Path, options: &str) -> Option<Mounted> {
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    mounted.then(|| Mounted(dir.to_path_buf()))
+}
+
+/// A mounted file system, unmounted when dropped.
+pub struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
