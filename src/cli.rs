@@ -97,7 +97,10 @@ fn parse_stages(s: &str) -> Result<StageSelection, String> {
         .split(',')
         .map(|p| match p.trim().parse::<usize>() {
             Ok(n) if n >= 1 => Ok(n),
-            _ => Err(format!("'{p}' is not a stage number (1, 2, ...)")),
+            _ => Err(format!(
+                "'{}' is not a stage number (1, 2, ...)",
+                se_inject::shown::shown(p)
+            )),
         })
         .collect();
     Ok(StageSelection::Some(v?))
@@ -107,7 +110,10 @@ fn parse_shape(s: &str) -> Result<Vec<usize>, String> {
     s.split(',')
         .map(|p| match p.trim().parse::<usize>() {
             Ok(n) if n >= 1 => Ok(n),
-            _ => Err(format!("'{p}' is not a positive dimension")),
+            _ => Err(format!(
+                "'{}' is not a positive dimension",
+                se_inject::shown::shown(p)
+            )),
         })
         .collect()
 }

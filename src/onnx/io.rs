@@ -214,7 +214,7 @@ fn refuse_external_elsewhere(proto: &ModelProto, shown: &str) -> Result<()> {
             bail!(
                 "'{shown}': tensor '{}' keeps its data in external data inside a subgraph, a sparse \
                  initializer or training_info, which is not supported",
-                t.name.as_deref().unwrap_or("")
+                shown_str(t.name.as_deref().unwrap_or(""))
             );
         }
         for node in &g.node {
@@ -229,7 +229,7 @@ fn refuse_external_elsewhere(proto: &ModelProto, shown: &str) -> Result<()> {
                         "'{shown}': {} keeps its attribute '{}' in external data, which is not \
                          supported",
                         super::describe_node(node),
-                        a.name.as_deref().unwrap_or("")
+                        shown_str(a.name.as_deref().unwrap_or(""))
                     );
                 }
                 graphs.extend(a.g.iter().chain(&a.graphs).map(|g| (g, false)));
@@ -313,7 +313,7 @@ fn resolve_external(
             .map(|v| {
                 v.trim()
                     .parse::<u64>()
-                    .map_err(|_| anyhow!("'{key}' is not a number: '{v}'"))
+                    .map_err(|_| anyhow!("'{key}' is not a number: '{}'", shown_str(v)))
             })
             .transpose()
     };
