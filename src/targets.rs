@@ -52,9 +52,6 @@ pub struct Target {
     pub path: PathBuf,
     /// Its folder canonicalized, its name kept.
     pub canonical: PathBuf,
-    pub role: Role,
-    /// The owner of the files the run creates in its folder (unix).
-    owner: Option<u32>,
 }
 
 /// The paths of one run, checked.
@@ -179,17 +176,7 @@ fn target(path: &Path, role: Role, read: &[PathBuf]) -> Result<Target> {
     Ok(Target {
         path: path.to_path_buf(),
         canonical,
-        role,
-        owner,
     })
-}
-
-impl Target {
-    /// Whether the file at `path` (not followed if a link) belongs to the user this run creates
-    /// files as; true where ownership is not known.
-    pub fn owns(&self, path: &Path) -> bool {
-        owns(self.owner, path)
-    }
 }
 
 /// Whether the file at `path` (not followed) belongs to `owner`; true when `owner` is unknown.

@@ -143,20 +143,19 @@ pub fn commit(files: Vec<(NamedTempFile, PathBuf)>, sweep: Option<Sweep<'_>>) ->
 /// in the folder refers to it, and it belongs to the user the run creates files as; and of every
 /// temporary file in the folder that no run holds and that belongs to that user.
 fn plan(files: Vec<(NamedTempFile, PathBuf)>, sweep: Option<Sweep<'_>>) -> Vec<Step> {
-    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     let owner = files
         .first()
         .and_then(|(tmp, _)| tmp.as_file().metadata().ok())
         .and_then(|m| crate::targets::owner_of(&m));
-    let mut keep: Vec<PathBuf> = files.iter().map(|(_, to)| canonical(to)).collect();
+    let mut keep: Vec<PathBuf> = files.iter().map(|(_, to)| canonical_or(to)).collect();
     // This run's own temporaries, unlocked once they become paths to move.
-    keep.extend(files.iter().map(|(tmp, _)| canonical(tmp.path())));
+    keep.extend(files.iter().map(|(tmp, _)| canonical_or(tmp.path())));
     let mut removals = Vec::new();
     if let Some(sweep) = sweep {
-        keep.extend(sweep.read.iter().map(|p| canonical(p)));
+        keep.extend(sweep.read.iter().map(|p| canonical_or(p)));
         let unreferenced = referenced_data(sweep.out)
             .into_iter()
-            .filter(|p| !keep.contains(&canonical(p)))
+            .filter(|p| !keep.contains(&canonical_or(p)))
             .filter(|p| !referenced_elsewhere(p, sweep.out, &keep));
         removals = unreferenced
             .chain(abandoned_temporaries(sweep.out))
@@ -238,6 +237,7 @@ fn referenced_elsewhere(data: &Path, out: &Path, skip: &[PathBuf]) -> bool {
     false
 }
 
+/// The canonical form of `p`, or `p` when it cannot be resolved (it does not exist yet).
 fn canonical_or(p: &Path) -> PathBuf {
     p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
 }

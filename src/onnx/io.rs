@@ -381,26 +381,6 @@ fn data_path(dir: &Path, location: &str) -> Result<(PathBuf, PathBuf)> {
     Ok((base, full))
 }
 
-/// The external data file `location` names inside `dir`, opened and checked as
-/// [`resolve_external`] does: its canonical path.
-pub fn safe_data_path(dir: &Path, location: &str) -> Result<PathBuf> {
-    let named = crate::shown::shown(location);
-    let mut t = TensorProto {
-        data_location: Some(DataLocation::External as i32),
-        external_data: vec![super::proto::StringStringEntryProto {
-            key: Some("location".into()),
-            value: Some(location.into()),
-        }],
-        ..Default::default()
-    };
-    let mut files = BTreeMap::new();
-    resolve_external(&mut t, dir, &mut files)?;
-    files
-        .into_keys()
-        .next()
-        .ok_or_else(|| anyhow!("location '{named}' named no file"))
-}
-
 /// The data file written beside `out` when a model is saved with external data, named by the
 /// fingerprint of the model file that refers to it: `<out>.<16 hex digits>.data` (see
 /// `write::fingerprint`). A new output's data takes the name of the data the output it replaces
@@ -468,6 +448,26 @@ pub fn files_beside(path: &Path, wanted: impl Fn(&str) -> bool) -> Vec<PathBuf> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The external data file `location` names inside `dir`, opened and checked as
+    /// `resolve_external` does: its canonical path.
+    fn safe_data_path(dir: &Path, location: &str) -> Result<PathBuf> {
+        let named = crate::shown::shown(location);
+        let mut t = TensorProto {
+            data_location: Some(DataLocation::External as i32),
+            external_data: vec![crate::onnx::proto::StringStringEntryProto {
+                key: Some("location".into()),
+                value: Some(location.into()),
+            }],
+            ..Default::default()
+        };
+        let mut files = BTreeMap::new();
+        resolve_external(&mut t, dir, &mut files)?;
+        files
+            .into_keys()
+            .next()
+            .ok_or_else(|| anyhow!("location '{named}' named no file"))
+    }
 
     #[test]
     fn refuses_escaping_locations() {

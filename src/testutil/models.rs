@@ -191,11 +191,7 @@ pub fn relu_mul_on(inputs: Vec<ValueInfoProto>, k: f32) -> ModelProto {
 /// A Constant node `name` writing `output`: a 1-D INT64 tensor of `values`, or a scalar when
 /// `values` has one value and `scalar` is set.
 pub fn int_constant(name: &str, output: &str, values: &[i64], scalar: bool) -> NodeProto {
-    let dims = if scalar {
-        vec![]
-    } else {
-        vec![values.len() as i64]
-    };
+    let dims = vector_dims(values.len(), scalar);
     constant_node(
         name,
         output,
@@ -211,11 +207,7 @@ pub fn int_constant(name: &str, output: &str, values: &[i64], scalar: bool) -> N
 /// A Constant node `name` writing `output`: a FLOAT tensor of `values`, a scalar when `values`
 /// has one value and `scalar` is set.
 pub fn float_constant(name: &str, output: &str, values: &[f32], scalar: bool) -> NodeProto {
-    let dims = if scalar {
-        vec![]
-    } else {
-        vec![values.len() as i64]
-    };
+    let dims = vector_dims(values.len(), scalar);
     constant_node(
         name,
         output,
@@ -229,6 +221,15 @@ pub fn float_constant(name: &str, output: &str, values: &[f32], scalar: bool) ->
 }
 
 /// A Constant node holding `value`.
+/// The dims of `len` values: a scalar's (none) when `scalar`, else one axis of `len`.
+fn vector_dims(len: usize, scalar: bool) -> Vec<i64> {
+    if scalar {
+        vec![]
+    } else {
+        vec![len as i64]
+    }
+}
+
 fn constant_node(name: &str, output: &str, value: TensorProto) -> NodeProto {
     let mut n = node(name, "Constant", &[], output);
     n.attribute.push(AttributeProto {
