@@ -93,7 +93,11 @@ pub fn analyse_within(view: &GraphView, work: u64) -> Result<Analysis> {
             .iter()
             .map(|(k, v)| format!("{v} {}", crate::shown::shown(k)))
             .collect();
-        let why = match det.rejected.first() {
+        let why = match det
+            .rejected
+            .first()
+            .and_then(|(m, r)| Some((m, r.first()?)))
+        {
             Some((m, reason)) => format!(
                 "; {} merge(s) rejected, e.g. {}: {reason}",
                 det.rejected.len(),

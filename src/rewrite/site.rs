@@ -1,12 +1,11 @@
-//! Where SE goes: one table from (kind of block, position) to a [`Rule`], and each rule
-//! resolved against a detected block to the tensor SE reads and the readers that take its
-//! output ([`Site`]), or the reason the block gets none ([`SkipReason`]).
-//!
-//! A new position is one more column in [`rule`]; a new kind of block one more row (and its
-//! detector in `crate::analysis::blocks`). The README's table is held against [`rule`] by a test.
+//! Where SE goes: [`rule`] reads a kind's placement (its row of `crate::analysis::blocks::KINDS`)
+//! at a position, and each rule is resolved against a detected block to the tensor SE reads and
+//! the readers that take its output ([`Site`]), or the reason the block gets none
+//! ([`SkipReason`]). The README's table is held against [`rule`] by a test.
 
 use super::options::Position;
 use super::patch::Site;
+pub use crate::analysis::blocks::Rule;
 use crate::analysis::blocks::{
     after_activation, split_conv, tail, unit_of_part, Block, BlockKind, Form,
 };
@@ -15,60 +14,16 @@ use crate::graph::GraphView;
 use crate::onnx::op::Op;
 use std::collections::HashSet;
 
-/// Where SE goes in a block, independently of any particular block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
-    /// The transformation's output: before the merge when another path enters it (residual
-    /// blocks, ShuffleNet units), else for every reader (after a Concat, after a chain's last
-    /// activation).
-    BranchOutput,
-    /// The path beside the transformation, just before the merge: a residual block's shortcut
-    /// after its projection, the half of a ShuffleNet unit the branch does not take.
-    Shortcut,
-    /// The block input, for the transformation's readers only.
-    BlockInput,
-    /// The half of the input the branch takes after a split (the whole input when the unit
-    /// does not split it), for the branch's readers only.
-    HalfInput,
-    /// After the block's output and the activation that directly follows it.
-    AfterMerge,
-    /// After the transformation's first spatial convolution, its normalisation and activation.
-    AfterSpatialConv,
-    /// The position has no meaning for the kind.
-    Skip,
-}
-
-impl Rule {
-    /// The words the README's table starts each cell with.
-    pub fn label(self) -> &'static str {
-        match self {
-            Rule::BranchOutput => "branch output",
-            Rule::Shortcut => "shortcut",
-            Rule::BlockInput => "block input",
-            Rule::HalfInput => "half input",
-            Rule::AfterMerge => "after the merge",
-            Rule::AfterSpatialConv => "after the spatial conv",
-            Rule::Skip => "skipped",
-        }
-    }
-}
-
-/// The placement table: the rule for a kind of block at a position.
-#[rustfmt::skip]
+/// The placement table: the rule for a kind of block at a position, from the kind's row.
 pub fn rule(kind: BlockKind, position: Position) -> Rule {
-    use Rule::*;
-    let row = match kind {
-        //                              standard      pre         post        identity  inner
-        BlockKind::Residual         => [BranchOutput, BlockInput, AfterMerge, Shortcut, AfterSpatialConv],
-        BlockKind::InvertedResidual => [BranchOutput, BlockInput, AfterMerge, Shortcut, AfterSpatialConv],
-        BlockKind::Inception        => [BranchOutput, BlockInput, AfterMerge, Skip,     Skip],
-        BlockKind::Dense            => [BranchOutput, BlockInput, AfterMerge, Skip,     Skip],
-        BlockKind::Shuffle          => [BranchOutput, HalfInput,  AfterMerge, Shortcut, AfterSpatialConv],
-        BlockKind::DualPath         => [BranchOutput, BlockInput, AfterMerge, Shortcut, AfterSpatialConv],
-        BlockKind::Plain            => [BranchOutput, BlockInput, AfterMerge, Skip,     Skip],
-    };
-    let column = Position::ALL.iter().position(|&p| p == position);
-    column.map_or(Skip, |c| row[c])
+    let p = &kind.row().placement;
+    match position {
+        Position::Standard => p.standard,
+        Position::Pre => p.pre,
+        Position::Post => p.post,
+        Position::Identity => p.identity,
+        Position::Inner => p.inner,
+    }
 }
 
 /// The kinds of block and the placement table as text, for the command's long help.
@@ -366,16 +321,9 @@ mod tests {
     #[test]
     fn only_kinds_with_a_shortcut_take_identity() {
         for kind in BlockKind::ALL {
-            let has_shortcut = matches!(
-                kind,
-                BlockKind::Residual
-                    | BlockKind::InvertedResidual
-                    | BlockKind::Shuffle
-                    | BlockKind::DualPath
-            );
             assert_eq!(
                 rule(kind, Position::Identity) == Rule::Shortcut,
-                has_shortcut,
+                kind.has_shortcut(),
                 "{}",
                 kind.as_str()
             );

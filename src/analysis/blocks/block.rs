@@ -1,66 +1,8 @@
 //! What a detected block is: its kind, the fields every block has, and what its kind adds.
 
+use super::BlockKind;
 use crate::graph::GraphView;
 use crate::onnx::node_name;
-
-/// The kinds of block the analysis recognises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BlockKind {
-    Residual,
-    InvertedResidual,
-    Inception,
-    Dense,
-    Shuffle,
-    DualPath,
-    Plain,
-}
-
-impl BlockKind {
-    /// Every kind, in the order the README's table lists them.
-    pub const ALL: [BlockKind; 7] = [
-        BlockKind::Residual,
-        BlockKind::InvertedResidual,
-        BlockKind::Inception,
-        BlockKind::Dense,
-        BlockKind::Shuffle,
-        BlockKind::DualPath,
-        BlockKind::Plain,
-    ];
-
-    /// What a block of this kind is, in one line.
-    pub fn describe(self) -> &'static str {
-        match self {
-            BlockKind::Residual => "a branch with convolutions and a shortcut merged by Add/Sum (ResNet, ResNeXt, RegNet)",
-            BlockKind::InvertedResidual => "expand 1x1, depthwise, project 1x1, with or without the Add (MobileNet v2/v3, EfficientNet)",
-            BlockKind::Inception => "branches from one input joined by a Concat (GoogLeNet, Inception v3/v4)",
-            BlockKind::Dense => "layers concatenated onto one growing map, up to the Concat that gathers them (DenseNet)",
-            BlockKind::Shuffle => "two halves, a Concat and a channel shuffle (ShuffleNet v2)",
-            BlockKind::DualPath => "a branch and a shortcut each cut in two: first parts added, the rest concatenated (DPN)",
-            BlockKind::Plain => "a convolution with its activation, or a depthwise-separable pair (VGG, MobileNet v1)",
-        }
-    }
-
-    /// "a" or "an", as the kind's name is spoken.
-    pub fn article(self) -> &'static str {
-        match self {
-            BlockKind::InvertedResidual | BlockKind::Inception => "an",
-            _ => "a",
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BlockKind::Residual => "residual",
-            BlockKind::InvertedResidual => "inverted-residual",
-            BlockKind::Inception => "inception",
-            BlockKind::Dense => "dense",
-            BlockKind::Shuffle => "shuffle",
-            BlockKind::DualPath => "dual-path",
-            BlockKind::Plain => "plain",
-        }
-    }
-}
 
 /// The path beside a block's transformation that enters the same merge: a residual block's
 /// shortcut, or the half of a ShuffleNet unit that the branch does not take.

@@ -5,13 +5,28 @@
 //! Concat that gathers every layer.
 
 use super::naming::merge_block_name;
+use super::search::{Scope, Searcher};
 use super::{Block, BlockKind, Cx, Form, Found, Rejection};
 use crate::onnx::attr_i;
 
+/// Inception modules and dense blocks, at Concats.
+pub(super) struct Concats;
+
+impl Searcher for Concats {
+    fn scope(&self) -> Scope {
+        Scope::Concats
+    }
+
+    fn at_merge(&self, cx: &Cx, m: usize) -> Found {
+        cx.concat(m)
+    }
+}
+
 impl Cx<'_, '_> {
-    /// The inception module or dense block whose Concat is node `m`; Ok(None) for shape
-    /// arithmetic or a concatenation along another axis.
-    pub(super) fn concat(&self, m: usize) -> Found {
+    /// The feature inputs of Concat `m` when it joins feature maps along channels; Ok(None)
+    /// for shape arithmetic, a concatenation along another axis, or one convolution split in
+    /// groups.
+    pub(super) fn channel_concat(&self, m: usize) -> Result<Option<Vec<&String>>, Rejection> {
         let node = self.view.node(m);
         let axis = attr_i(node, "axis").unwrap_or(1);
         let inputs: Vec<&String> = node
@@ -31,10 +46,17 @@ impl Cx<'_, '_> {
         if self.feats.channels(out).is_none() {
             return Err(Rejection::UnknownChannels);
         }
+        Ok(Some(inputs))
+    }
+
+    /// The inception module or dense block whose Concat is node `m`; Ok(None) for shape
+    /// arithmetic or a concatenation along another axis.
+    pub(super) fn concat(&self, m: usize) -> Found {
+        let Some(inputs) = self.channel_concat(m)? else {
+            return Ok(None);
+        };
+        let node = self.view.node(m);
         let (fork, fork_node) = self.fork(m, &inputs)?;
-        if let Ok(Some(b)) = self.dual_path(m, &fork, fork_node) {
-            return Ok(Some(b));
-        }
         let dense = inputs.iter().any(|i| **i == fork);
         // The union of the paths from the fork to every input, in one walk: a dense block's
         // Concat reads every earlier layer, and a walk per input would cost layers × block.

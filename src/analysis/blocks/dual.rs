@@ -5,6 +5,7 @@
 //! block of a stage, while the map it writes grows by T's dense part.
 
 use super::residual::Path;
+use super::search::{Scope, Searcher};
 use super::{Block, BlockKind, Cx, Form, Found, Rejection, Shortcut};
 use crate::analysis::features::Layout;
 use crate::onnx::attr_i;
@@ -19,10 +20,23 @@ struct Parts {
     cuts: Vec<(usize, String)>,
 }
 
+/// Dual-path blocks, at Concats.
+pub(super) struct DualPaths;
+
+impl Searcher for DualPaths {
+    fn scope(&self) -> Scope {
+        Scope::Concats
+    }
+
+    fn at_merge(&self, cx: &Cx, m: usize) -> Found {
+        cx.dual_path(m)
+    }
+}
+
 impl Cx<'_, '_> {
-    /// The dual-path block whose Concat is node `m`, its inputs forking from `fork`; Ok(None)
-    /// when the Concat does not gather cut parts of two maps.
-    pub(super) fn dual_path(&self, m: usize, fork: &str, fork_node: Option<usize>) -> Found {
+    /// The dual-path block whose Concat is node `m`; Ok(None) when the Concat does not gather
+    /// cut parts of two maps.
+    pub(super) fn dual_path(&self, m: usize) -> Found {
         let Some(parts) = self.cut_parts(m) else {
             return Ok(None);
         };
@@ -30,6 +44,11 @@ impl Cx<'_, '_> {
         let [a, b] = sources.into_iter().collect::<Vec<_>>()[..] else {
             return Ok(None);
         };
+        let Some(inputs) = self.channel_concat(m)? else {
+            return Ok(None);
+        };
+        let (fork, fork_node) = self.fork(m, &inputs)?;
+        let fork = fork.as_str();
         let path = |t| self.path_from(fork, fork_node, t);
         let (pa, pb) = (path(a)?, path(b)?);
         // A pre-activation projection (BN, ReLU, 1×1 conv) is not linear, but it holds fewer

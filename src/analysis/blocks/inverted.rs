@@ -2,9 +2,26 @@
 //! depthwise → project 1×1, found around depthwise convolutions no other block covers. Each of
 //! the three may be a convolution split in groups (MixNet).
 
+use super::search::{Scope, Searcher};
 use super::{tail, Block, BlockKind, Cx};
 use crate::onnx::op::Op;
 use petgraph::graph::NodeIndex;
+
+/// Inverted residuals without a merge, in models where blocks were found at merges.
+pub(super) struct InvertedWithoutMerge;
+
+impl Searcher for InvertedWithoutMerge {
+    fn scope(&self) -> Scope {
+        Scope::Chains
+    }
+
+    fn in_chains(&self, cx: &Cx, merged: &[Block]) -> Vec<Block> {
+        if merged.is_empty() {
+            return Vec::new();
+        }
+        cx.inverted_without_merge(merged)
+    }
+}
 
 impl Cx<'_, '_> {
     /// The first convolution unit (a Conv, or the Concat of a split convolution) before unit

@@ -10,8 +10,10 @@
 //! - [`plain`]: in models with none of the above (VGG, MobileNet v1), a convolution with its
 //!   activation, or a depthwise-separable pair.
 //!
-//! A new kind of block is one more file here, a [`BlockKind`] and its row in
-//! `crate::rewrite::site::rule`.
+//! Each detector is a searcher registered in [`search`], which asks them in priority order at
+//! each merge. A new kind of block is one more file here with its searcher, its entry in
+//! `search::SEARCHERS`, its row in [`KINDS`] (name, description, shortcut, placement) and its
+//! row in the README's table.
 //!
 //! Cost: a merge's block is found by walking the feature paths back from its inputs to its fork
 //! (the merge's immediate dominator), each tensor and edge once per walk. A residual merge walks
@@ -29,17 +31,20 @@ mod block;
 mod concat;
 mod dual;
 mod inverted;
+mod kind;
 mod naming;
 mod plain;
 mod rejection;
 mod residual;
+mod search;
 mod shuffle;
 mod units;
 
 pub use units::{split_conv, unit_of_part};
 
 pub use activation::{activation_after, after_activation, next_if, tail};
-pub use block::{Block, BlockKind, Form, Shortcut};
+pub use block::{Block, Form, Shortcut};
+pub use kind::{BlockKind, KindRow, Placement, Rule, KINDS};
 pub use naming::block_name;
 pub use rejection::Rejection;
 
@@ -55,8 +60,9 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 #[derive(Debug, Default)]
 pub struct Detection {
     pub blocks: Vec<Block>,
-    /// Merge nodes looked at and rejected, with the reason.
-    pub rejected: Vec<(usize, Rejection)>,
+    /// Merge nodes looked at and taken by no detector, with every detector's reason in the
+    /// order the detectors were asked.
+    pub rejected: Vec<(usize, Vec<Rejection>)>,
     /// Steps of work the detection did (tensors and edges walked, nodes ordered).
     pub work: u64,
     /// Whether it stopped because the work reached its budget (its blocks are then incomplete).
@@ -71,6 +77,17 @@ pub fn detect(
     gates: &[super::existing::SeGate],
     budget: u64,
 ) -> Detection {
+    detect_with(view, feats, gates, budget, &search::SEARCHERS)
+}
+
+/// [`detect`] with the searchers `searchers`, in their priority order.
+fn detect_with(
+    view: &GraphView,
+    feats: &Features,
+    gates: &[super::existing::SeGate],
+    budget: u64,
+    searchers: &[&dyn search::Searcher],
+) -> Detection {
     let doms = view.dominators(|t| feats.is_feature(t));
     let pdoms = view.post_dominators(|t| feats.is_feature(t));
     let cx = Cx {
@@ -83,50 +100,14 @@ pub fn detect(
         work: Cell::new(0),
         budget,
     };
-    let mut det = Detection::default();
     let mut order: Vec<usize> = (0..view.graph.node.len()).collect();
     order.sort_by_key(|&n| view.rank[n]);
-    for &m in &order {
-        if Op::of(view.node(m)).adds() {
-            cx.keep(cx.residual(m), m, &mut det.blocks, &mut det.rejected);
-        }
-    }
-    // Parallel paths of one input merged by a chain of Adds (RepVGG's 3×3 + 1×1 + identity):
-    // the inner merge is part of the outer block.
-    det.blocks = outermost(std::mem::take(&mut det.blocks), true);
-    // A Concat inside a residual branch (Inception-ResNet) belongs to it; one inside a module
-    // found from a later Concat (a dense layer's Concat inside its dense block, a split branch
-    // inside an Inception module) is part of that module. Concats are looked at last first, so
-    // the nodes of every module found cover the earlier Concats inside it, which are not looked
-    // at: a dense block of n layers is walked once, not n times.
-    let mut covered: HashSet<usize> = det.blocks.iter().flat_map(Block::covered).collect();
-    let (mut modules, mut rejected) = (Vec::new(), Vec::new());
-    for &m in order.iter().rev() {
-        if Op::of(view.node(m)) == Op::Concat && !covered.contains(&m) {
-            let found = match cx.shuffle(m) {
-                Ok(None) => cx.concat(m),
-                other => other,
-            };
-            if let Ok(Some(b)) = &found {
-                cx.charge(b.nodes.len());
-                covered.extend(b.covered().filter(|&n| n != m));
-            }
-            cx.keep(found, m, &mut modules, &mut rejected);
-        }
-    }
-    modules.reverse();
-    rejected.reverse();
-    det.rejected.extend(rejected);
-    // A module whose Concat lies inside a bigger module (Inception v3's split 1×3 / 3×1
-    // branches), or a dense-layer Concat inside its dense block, is part of that block.
-    det.blocks
-        .extend(cx.join_dense_runs(outermost(modules, false)));
-    if !det.blocks.is_empty() {
-        let more = cx.inverted_without_merge(&det.blocks);
-        det.blocks.extend(more);
-    } else {
-        det.blocks = cx.plain();
-    }
+    let found = search::search(&cx, searchers, &order);
+    let mut det = Detection {
+        blocks: found.blocks,
+        rejected: found.rejected,
+        ..Detection::default()
+    };
     det.blocks.sort_by_key(|b| {
         b.merge()
             .map_or_else(|| end_rank(view, &b.end), |m| view.rank[m])
@@ -186,21 +167,6 @@ struct Cx<'v, 'a> {
 type Found = Result<Option<Block>, Rejection>;
 
 impl Cx<'_, '_> {
-    /// Files a detector's answer for merge node `m`.
-    fn keep(
-        &self,
-        found: Found,
-        m: usize,
-        blocks: &mut Vec<Block>,
-        rejected: &mut Vec<(usize, Rejection)>,
-    ) {
-        match found {
-            Ok(Some(b)) => blocks.push(b),
-            Ok(None) => {}
-            Err(reason) => rejected.push((m, reason)),
-        }
-    }
-
     fn order(&self, r: impl IntoIterator<Item = usize>) -> Vec<usize> {
         let mut v: Vec<usize> = r.into_iter().collect();
         self.charge(v.len());

@@ -2,9 +2,26 @@
 //! activation; a depthwise convolution with its activation and the pointwise one after it make
 //! one block.
 
+use super::search::{Scope, Searcher};
 use super::{next_if, tail, Block, BlockKind, Cx};
 use crate::onnx::op::Op;
 use std::collections::HashSet;
+
+/// Plain chains, in models where no block was found at a merge.
+pub(super) struct PlainChains;
+
+impl Searcher for PlainChains {
+    fn scope(&self) -> Scope {
+        Scope::Chains
+    }
+
+    fn in_chains(&self, cx: &Cx, merged: &[Block]) -> Vec<Block> {
+        if !merged.is_empty() {
+            return Vec::new();
+        }
+        cx.plain()
+    }
+}
 
 impl Cx<'_, '_> {
     /// Every plain block of the graph, in topological order.

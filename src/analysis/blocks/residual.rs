@@ -4,6 +4,7 @@
 //! projection. A residual branch holding a depthwise convolution makes it an inverted residual.
 
 use super::naming::merge_block_name;
+use super::search::{Scope, Searcher};
 use super::{Block, BlockKind, Cx, Form, Found, Rejection, Shortcut};
 use crate::onnx::op::Op;
 use std::collections::BTreeSet;
@@ -28,6 +29,19 @@ pub(super) struct Path<'t> {
     pub region: BTreeSet<usize>,
     pub tensor: &'t String,
     pub slot: usize,
+}
+
+/// Residual and inverted residual blocks, at elementwise merges.
+pub(super) struct Residuals;
+
+impl Searcher for Residuals {
+    fn scope(&self) -> Scope {
+        Scope::Adds
+    }
+
+    fn at_merge(&self, cx: &Cx, m: usize) -> Found {
+        cx.residual(m)
+    }
 }
 
 impl Cx<'_, '_> {

@@ -3,10 +3,24 @@
 //! (Reshape → Transpose → Reshape). The path with more convolutions is the branch.
 
 use super::naming::merge_block_name;
+use super::search::{Scope, Searcher};
 use super::{Block, BlockKind, Cx, Form, Found, Rejection, Shortcut};
 use crate::onnx::attr_i;
 use crate::onnx::op::Op;
 use std::collections::BTreeSet;
+
+/// ShuffleNet v2 units, at Concats.
+pub(super) struct ShuffleUnits;
+
+impl Searcher for ShuffleUnits {
+    fn scope(&self) -> Scope {
+        Scope::Concats
+    }
+
+    fn at_merge(&self, cx: &Cx, m: usize) -> Found {
+        cx.shuffle(m)
+    }
+}
 
 impl Cx<'_, '_> {
     /// The ShuffleNet unit whose Concat is node `m`; Ok(None) when no channel shuffle follows.
