@@ -208,7 +208,7 @@ mod tests {
 
     fn model_in(dir: &Path) -> Model {
         let path = dir.join("m.onnx");
-        let proto = crate::testutil::residual_model(1);
+        let proto = crate::testutil::residual_model(crate::onnx::tensor::ElemType::FLOAT);
         std::fs::write(&path, prost::Message::encode_to_vec(&proto)).unwrap();
         crate::onnx::load(&path).unwrap()
     }

@@ -237,7 +237,7 @@ pub fn write(kind: Kind, path: &Path) -> anyhow::Result<u64> {
             }
         })
         .collect();
-    let float = DataType::Float as i32;
+    let float = onnx::tensor::ElemType::FLOAT;
     let graph = GraphProto {
         name: Some(kind.name().into()),
         node: net.nodes,

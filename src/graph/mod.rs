@@ -33,13 +33,20 @@ pub enum Source {
     Node { node: usize, slot: usize },
 }
 
+/// Where a tensor is read: input `slot` of node `node` (an index into `graph.node`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Inlet {
+    pub node: usize,
+    pub slot: usize,
+}
+
 /// The graph view. Node indices are indices into `graph.node`.
 pub struct GraphView<'a> {
     pub graph: &'a GraphProto,
     /// Node-to-node dependencies; node `i` is `NodeIndex::new(i)`.
     pub dag: DiGraph<usize, ()>,
     producers: HashMap<&'a str, Source>,
-    consumers: HashMap<&'a str, Vec<(usize, usize)>>,
+    consumers: HashMap<&'a str, Vec<Inlet>>,
     /// Node indices in a topological order.
     pub topo: Vec<usize>,
     /// Position of each node in `topo`.
@@ -47,7 +54,7 @@ pub struct GraphView<'a> {
 }
 
 /// Producer → consumer dependencies between nodes, and the readers of each tensor.
-type Links<'a> = (DiGraph<usize, ()>, HashMap<&'a str, Vec<(usize, usize)>>);
+type Links<'a> = (DiGraph<usize, ()>, HashMap<&'a str, Vec<Inlet>>);
 
 /// Where each tensor comes from, refusing a tensor defined twice.
 fn producers_of(graph: &GraphProto) -> Result<HashMap<&str, Source>> {
@@ -106,7 +113,7 @@ fn link<'a>(graph: &'a GraphProto, producers: &HashMap<&str, Source>) -> Result<
     for i in 0..graph.node.len() {
         dag.add_node(i);
     }
-    let mut consumers: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
+    let mut consumers: HashMap<&str, Vec<Inlet>> = HashMap::new();
     // Each dependency once, in the order first seen (petgraph's update_edge would look through
     // the producer's edges on every input: a map read by n Concats costs n² there).
     let mut linked: HashSet<(usize, usize)> = HashSet::new();
@@ -128,7 +135,10 @@ fn link<'a>(graph: &'a GraphProto, producers: &HashMap<&str, Source>) -> Result<
                 }
                 Some(_) => {}
             }
-            consumers.entry(inp.as_str()).or_default().push((n, slot));
+            consumers
+                .entry(inp.as_str())
+                .or_default()
+                .push(Inlet { node: n, slot });
         }
     }
     Ok((dag, consumers))
@@ -189,8 +199,8 @@ impl<'a> GraphView<'a> {
         }
     }
 
-    /// The (node, input slot) pairs reading tensor `name`.
-    pub fn consumers(&self, name: &str) -> &[(usize, usize)] {
+    /// The node inputs reading tensor `name`.
+    pub fn consumers(&self, name: &str) -> &[Inlet] {
         self.consumers.get(name).map(Vec::as_slice).unwrap_or(&[])
     }
 
@@ -203,10 +213,10 @@ impl<'a> GraphView<'a> {
     }
 
     /// Element type of a graph input, if declared.
-    pub fn input_type(&self, i: usize) -> Option<i32> {
+    pub fn input_type(&self, i: usize) -> Option<crate::onnx::tensor::ElemType> {
         use crate::onnx::proto::type_proto::Value;
         match self.graph.input.get(i)?.r#type.as_ref()?.value.as_ref()? {
-            Value::TensorType(t) => t.elem_type,
+            Value::TensorType(t) => t.elem_type.map(crate::onnx::tensor::ElemType::of),
             _ => None,
         }
     }
@@ -294,7 +304,7 @@ mod tests {
         let v = GraphView::new(&g).unwrap();
         assert_eq!(v.topo, vec![0, 1]);
         assert!(v.is_ordered());
-        assert_eq!(v.consumers("input"), &[(0, 0)]);
+        assert_eq!(v.consumers("input"), &[Inlet { node: 0, slot: 0 }]);
         assert_eq!(v.producer_node(&g.node[1].output[0]), Some(1));
         assert_eq!(v.feature_inputs(), vec![0]);
     }

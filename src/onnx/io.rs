@@ -10,7 +10,7 @@
 use super::map::MappedFile;
 use super::proto::tensor_proto::{DataLocation, DataType};
 use super::proto::{ModelProto, TensorProto};
-use super::tensor::{element_count, element_size, type_name};
+use super::tensor::{element_count, ElemType};
 use crate::shown::{shown as shown_str, shown_path};
 use anyhow::{anyhow, bail, Context, Result};
 use prost::Message;
@@ -247,11 +247,11 @@ fn sparse(s: &super::proto::SparseTensorProto) -> impl Iterator<Item = &TensorPr
 /// Checks that a tensor's raw data holds exactly what its dims and element type need.
 fn check_tensor_size(t: &TensorProto) -> Result<()> {
     let n = element_count(&t.dims)?;
-    let dt = t.data_type.unwrap_or(0);
-    if !matches!(DataType::try_from(dt), Ok(d) if d != DataType::Undefined) {
-        bail!("element type {dt} is not an ONNX element type");
+    let dt = ElemType::of_tensor(t);
+    if !matches!(dt.known(), Some(d) if d != DataType::Undefined) {
+        bail!("element type {} is not an ONNX element type", dt.code());
     }
-    if let (Some(raw), Some(size)) = (&t.raw_data, element_size(dt)) {
+    if let (Some(raw), Some(size)) = (&t.raw_data, dt.size()) {
         let need = n
             .checked_mul(size as u64)
             .ok_or_else(|| anyhow!("dims {:?} overflow", t.dims))?;
@@ -259,7 +259,7 @@ fn check_tensor_size(t: &TensorProto) -> Result<()> {
             bail!(
                 "dims {:?} of {} need {need} bytes but its data holds {}",
                 t.dims,
-                type_name(dt),
+                dt.name(),
                 raw.len()
             );
         }
@@ -276,10 +276,7 @@ fn check_tensor_size(t: &TensorProto) -> Result<()> {
         .into_iter()
         .max()
         .unwrap_or(0) as u64;
-        let complex = matches!(
-            DataType::try_from(dt),
-            Ok(DataType::Complex64 | DataType::Complex128)
-        );
+        let complex = matches!(dt.known(), Some(DataType::Complex64 | DataType::Complex128));
         let expected = if complex { n.saturating_mul(2) } else { n };
         if typed != expected {
             bail!(

@@ -22,7 +22,11 @@ pub use proto::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
 pub use write::save;
 
 /// A tensor value info: `name`, element type `elem_type`, fixed `dims`.
-pub fn tensor_value_info(name: &str, elem_type: i32, dims: &[i64]) -> proto::ValueInfoProto {
+pub fn tensor_value_info(
+    name: &str,
+    elem_type: tensor::ElemType,
+    dims: &[i64],
+) -> proto::ValueInfoProto {
     use proto::tensor_shape_proto::{dimension, Dimension};
     use proto::{type_proto, TensorShapeProto, TypeProto, ValueInfoProto};
     let dim = dims
@@ -36,7 +40,7 @@ pub fn tensor_value_info(name: &str, elem_type: i32, dims: &[i64]) -> proto::Val
         name: Some(name.to_string()),
         r#type: Some(TypeProto {
             value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(elem_type),
+                elem_type: Some(elem_type.code()),
                 shape: Some(TensorShapeProto { dim }),
             })),
             ..Default::default()
@@ -53,7 +57,11 @@ pub fn list_as_inputs(graph: &mut GraphProto, names: &[String]) {
         .iter()
         .filter_map(|t| {
             let name = t.name.as_ref().filter(|n| names.contains(n))?;
-            Some(tensor_value_info(name, t.data_type.unwrap_or(0), &t.dims))
+            Some(tensor_value_info(
+                name,
+                tensor::ElemType::of_tensor(t),
+                &t.dims,
+            ))
         })
         .collect();
     graph.input.extend(inputs);

@@ -9,7 +9,7 @@ use crate::analysis::shapes::Shapes;
 use crate::analysis::{Analysis, Features};
 use crate::graph::GraphView;
 use crate::onnx::op::Op;
-use crate::onnx::tensor::{is_float, numel};
+use crate::onnx::tensor::{numel, ElemType};
 use crate::onnx::{describe_node, op};
 use std::collections::{HashMap, HashSet};
 
@@ -153,7 +153,7 @@ pub(super) fn stage_params(
         for t in &view.node(n).input {
             let Some(w) = view.constant(t) else { continue };
             let name = w.name.as_deref().unwrap_or(t.as_str());
-            if is_float(w.data_type.unwrap_or(0)) && seen.insert(name) {
+            if ElemType::of_tensor(w).is_float() && seen.insert(name) {
                 params[s] = params[s].saturating_add(numel(w));
             }
         }

@@ -173,7 +173,7 @@ fn pools_count_their_windows_and_inputs() {
 #[test]
 fn unknown_shapes_name_the_node() {
     let mut g = bottleneck();
-    g.input[0] = crate::testutil::value_info("input", 1, &[]);
+    g.input[0] = crate::testutil::value_info("input", crate::onnx::tensor::ElemType::FLOAT, &[]);
     let r = report(&g, Position::Standard);
     assert_eq!(r.compute, None);
     let note = r.compute_note.unwrap();

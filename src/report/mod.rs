@@ -20,7 +20,7 @@ pub use text::{group, spelled};
 
 use crate::analysis::Analysis;
 use crate::graph::GraphView;
-use crate::onnx::tensor::{is_float, numel};
+use crate::onnx::tensor::{numel, ElemType};
 use crate::onnx::{op, GraphProto};
 use crate::rewrite::{Decision, SeOptions, Splice};
 use crate::validate::Validation;
@@ -139,7 +139,7 @@ pub fn count_params(graph: &GraphProto) -> u64 {
         .initializer
         .iter()
         .chain(constants)
-        .filter(|t| is_float(t.data_type.unwrap_or(0)))
+        .filter(|t| ElemType::of_tensor(t).is_float())
         .map(numel)
         .fold(0u64, u64::saturating_add)
 }

@@ -6,7 +6,7 @@
 
 use super::names::Names;
 use super::se::SeBlock;
-use crate::graph::{GraphView, Source};
+use crate::graph::{GraphView, Inlet, Source};
 use crate::onnx::{GraphProto, NodeProto};
 use anyhow::{bail, Context, Result};
 use std::cmp::Reverse;
@@ -15,10 +15,10 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 /// Where an SE block attaches.
 #[derive(Debug, Clone)]
 pub enum Site {
-    /// SE reads `tensor`; only these (node, input slot) consumers read its output instead.
+    /// SE reads `tensor`; only these node inputs read its output instead.
     Only {
         tensor: String,
-        consumers: Vec<(usize, usize)>,
+        consumers: Vec<Inlet>,
         channels: usize,
     },
     /// SE reads `tensor`; every reader of `tensor` (graph outputs included) reads its output.
@@ -55,8 +55,8 @@ struct Insert {
 #[derive(Default)]
 pub struct Patch {
     inserts: Vec<Insert>,
-    /// (node, input slot) → the insert whose output it reads instead.
-    rewires: HashMap<(usize, usize), usize>,
+    /// A node input → the insert whose output it reads instead.
+    rewires: HashMap<Inlet, usize>,
 }
 
 /// The patched graph, the names of the initializers the patch added, and what each insert did.
@@ -112,7 +112,7 @@ impl Patch {
         let index = self.inserts.len();
         let after = view.producer_node(site.tensor());
         let mut takes_name_of = None;
-        let consumers: Vec<(usize, usize)> = match &site {
+        let consumers: Vec<Inlet> = match &site {
             Site::Only { consumers, .. } => consumers.clone(),
             Site::All { tensor, .. } => match view.producer(tensor) {
                 Some(Source::Node { node, slot }) => {
@@ -142,8 +142,8 @@ impl Patch {
             if self.rewires.insert(c, index).is_some() {
                 bail!(
                     "two SE blocks would both feed input {} of {}",
-                    c.1,
-                    crate::onnx::describe_node(view.node(c.0))
+                    c.slot,
+                    crate::onnx::describe_node(view.node(c.node))
                 );
             }
         }
@@ -185,7 +185,7 @@ impl Patch {
             initializers.extend(inits);
             outputs.push(out);
         }
-        let rewires: HashMap<(usize, usize), &str> = self
+        let rewires: HashMap<Inlet, &str> = self
             .rewires
             .iter()
             .map(|(&c, &i)| (c, outputs[i].as_str()))
@@ -195,7 +195,7 @@ impl Patch {
         let mut nodes: Vec<NodeProto> = after.remove(&None).unwrap_or_default();
         for (i, mut n) in old.into_iter().enumerate() {
             for (slot, inp) in n.input.iter_mut().enumerate() {
-                if let Some(t) = rewires.get(&(i, slot)) {
+                if let Some(t) = rewires.get(&Inlet { node: i, slot }) {
                     *inp = t.to_string();
                 }
             }

@@ -5,7 +5,7 @@ use super::names::Names;
 use super::options::{Gate, Init, SeOptions, Squeeze};
 use crate::analysis::features::Layout;
 use crate::onnx::proto::attribute_proto::AttributeType;
-use crate::onnx::tensor::float_tensor;
+use crate::onnx::tensor::{float_tensor, ElemType};
 use crate::onnx::{AttributeProto, NodeProto, TensorProto};
 use anyhow::Result;
 use rand::rngs::ChaCha8Rng;
@@ -119,7 +119,7 @@ pub enum Weights {
 /// An SE block being written: nodes and weights under the names they ask for.
 struct Draft<'p> {
     prefix: &'p str,
-    dtype: i32,
+    dtype: ElemType,
     bias: bool,
     weights: Weights,
     block: SeBlock,
@@ -166,7 +166,7 @@ impl Draft<'_> {
             Weights::DimsOnly => Ok(TensorProto {
                 name: Some(name.to_string()),
                 dims: dims.to_vec(),
-                data_type: Some(self.dtype),
+                data_type: Some(self.dtype.code()),
                 ..Default::default()
             }),
         }
@@ -222,7 +222,7 @@ fn channel_moves(layout: Layout) -> Result<Option<(Vec<i64>, Vec<i64>)>> {
 pub fn build(
     prefix: &str,
     channels: usize,
-    dtype: i32,
+    dtype: ElemType,
     layout: Layout,
     opts: &SeOptions,
     weights: Weights,

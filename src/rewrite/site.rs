@@ -11,6 +11,7 @@ use crate::analysis::blocks::{
 };
 use crate::analysis::features::{is_spatial_conv, Features};
 use crate::graph::GraphView;
+use crate::graph::Inlet;
 use crate::onnx::op::Op;
 use std::collections::HashSet;
 
@@ -99,7 +100,7 @@ impl Context<'_, '_> {
     }
 
     /// SE on `t` for the given readers only.
-    fn only(&self, t: &str, consumers: Vec<(usize, usize)>) -> Result<Site, SkipReason> {
+    fn only(&self, t: &str, consumers: Vec<Inlet>) -> Result<Site, SkipReason> {
         Ok(Site::Only {
             tensor: t.to_string(),
             channels: self.channels(t)?,
@@ -109,12 +110,12 @@ impl Context<'_, '_> {
 
     /// SE on `t` read by the block's own nodes only.
     fn read_within(&self, block: &Block, t: &str) -> Result<Site, SkipReason> {
-        let consumers: Vec<(usize, usize)> = self
+        let consumers: Vec<Inlet> = self
             .view
             .consumers(t)
             .iter()
             .copied()
-            .filter(|(n, _)| block.nodes.contains(n))
+            .filter(|Inlet { node: n, .. }| block.nodes.contains(n))
             .collect();
         if consumers.is_empty() {
             return Err(SkipReason::InputUnread);
@@ -157,14 +158,20 @@ impl Rule {
         match self {
             Rule::Skip => Err(no_meaning),
             Rule::BranchOutput => match merged(block) {
-                Some((m, branch_slot, ..)) => cx.only(&block.output, vec![(m, branch_slot)]),
+                Some((m, branch_slot, ..)) => cx.only(
+                    &block.output,
+                    vec![Inlet {
+                        node: m,
+                        slot: branch_slot,
+                    }],
+                ),
                 None => Ok(Site::All {
                     tensor: block.output.clone(),
                     channels: block.channels,
                 }),
             },
             Rule::Shortcut => match (merged(block), &block.form) {
-                (Some((m, _, output, slot)), _) => cx.only(output, vec![(m, slot)]),
+                (Some((m, _, output, slot)), _) => cx.only(output, vec![Inlet { node: m, slot }]),
                 // A dual path's shortcut, before it is cut in two.
                 (
                     None,
@@ -175,7 +182,7 @@ impl Rule {
                     let cuts = cx.view.consumers(&shortcut.output).iter().copied();
                     cx.only(
                         &shortcut.output,
-                        cuts.filter(|(n, _)| joins.contains(n)).collect(),
+                        cuts.filter(|i| joins.contains(&i.node)).collect(),
                     )
                 }
                 (None, _) => Err(no_meaning),
@@ -242,7 +249,7 @@ fn after_spatial_conv(block: &Block, cx: &Context) -> Result<Site, SkipReason> {
     if t == block.output {
         return Err(SkipReason::InnerIsStandard);
     }
-    if consumers.iter().any(|(n, _)| !block.nodes.contains(n)) || view.is_graph_output(t) {
+    if consumers.iter().any(|i| !block.nodes.contains(&i.node)) || view.is_graph_output(t) {
         return Err(SkipReason::ReadOutside(t.to_string()));
     }
     cx.only(t, consumers)

@@ -3,6 +3,7 @@
 use super::models::{ints_attr, value_info};
 use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::proto::ValueInfoProto;
+use crate::onnx::tensor::ElemType;
 use crate::onnx::{AttributeProto, GraphProto, NodeProto, TensorProto};
 
 /// How a ShuffleNet v2 unit cuts its input in halves.
@@ -21,7 +22,7 @@ pub struct GraphBuilder {
 }
 
 fn float_info(name: &str, dims: &[i64]) -> ValueInfoProto {
-    value_info(name, DataType::Float as i32, dims)
+    value_info(name, ElemType::FLOAT, dims)
 }
 
 fn int_attr(name: &str, i: i64) -> AttributeProto {

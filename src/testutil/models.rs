@@ -4,10 +4,11 @@
 use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::proto::tensor_shape_proto::{dimension, Dimension};
 use crate::onnx::proto::{type_proto, OperatorSetIdProto, TensorShapeProto, ValueInfoProto};
+use crate::onnx::tensor::ElemType;
 use crate::onnx::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
 
 /// A tensor's value info with these element type and dims.
-pub fn value_info(name: &str, elem: i32, dims: &[i64]) -> ValueInfoProto {
+pub fn value_info(name: &str, elem: ElemType, dims: &[i64]) -> ValueInfoProto {
     crate::onnx::tensor_value_info(name, elem, dims)
 }
 
@@ -37,7 +38,7 @@ impl Dim<'_> {
 }
 
 /// A tensor's value info whose shape is absent (`None`) or these dims.
-pub fn value_info_shape(name: &str, elem: i32, dims: Option<&[Dim]>) -> ValueInfoProto {
+pub fn value_info_shape(name: &str, elem: ElemType, dims: Option<&[Dim]>) -> ValueInfoProto {
     let mut info = value_info(name, elem, &[]);
     if let Some(type_proto::Value::TensorType(t)) =
         info.r#type.as_mut().and_then(|t| t.value.as_mut())
@@ -60,14 +61,14 @@ pub fn float_scalar(name: &str, v: f32) -> TensorProto {
 }
 
 /// A weight of element type `elem` holding small pseudo-random values (from `seed`) around 0.
-pub fn tensor(name: &str, dims: &[i64], elem: i32, seed: u32) -> TensorProto {
+pub fn tensor(name: &str, dims: &[i64], elem: ElemType, seed: u32) -> TensorProto {
     let n: i64 = dims.iter().product();
     let vals =
         (0..n).map(|i| ((i as u32).wrapping_mul(2654435761) ^ seed) as f32 / u32::MAX as f32 - 0.5);
-    let raw: Vec<u8> = match DataType::try_from(elem) {
-        Ok(DataType::Double) => vals.flat_map(|v| f64::from(v).to_le_bytes()).collect(),
+    let raw: Vec<u8> = match elem {
+        ElemType::DOUBLE => vals.flat_map(|v| f64::from(v).to_le_bytes()).collect(),
         // bfloat16: the upper half of the f32 bits.
-        Ok(DataType::Bfloat16) => vals
+        ElemType::BFLOAT16 => vals
             .flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes())
             .collect(),
         _ => vals.flat_map(|v| v.to_le_bytes()).collect(),
@@ -75,7 +76,7 @@ pub fn tensor(name: &str, dims: &[i64], elem: i32, seed: u32) -> TensorProto {
     TensorProto {
         name: Some(name.into()),
         dims: dims.to_vec(),
-        data_type: Some(elem),
+        data_type: Some(elem.code()),
         raw_data: Some(raw.into()),
         ..Default::default()
     }
@@ -118,7 +119,7 @@ pub fn model(graph: GraphProto, ir_version: i64, opset: i64) -> ModelProto {
 
 /// One residual block with weights of element type `elem`:
 /// `x [1,4,8,8] → conv → relu → conv → Add(·, x) → relu → y`.
-pub fn residual_graph(elem: i32) -> GraphProto {
+pub fn residual_graph(elem: ElemType) -> GraphProto {
     let conv = |name: &str, x: &str, w: &str, b: &str, out: &str| {
         let mut n = node(name, "Conv", &[x, w, b], out);
         n.attribute.push(ints_attr("pads", &[1, 1, 1, 1]));
@@ -146,7 +147,7 @@ pub fn residual_graph(elem: i32) -> GraphProto {
 }
 
 /// [`residual_graph`] as an IR 8, opset 13 model.
-pub fn residual_model(elem: i32) -> ModelProto {
+pub fn residual_model(elem: ElemType) -> ModelProto {
     model(residual_graph(elem), 8, 13)
 }
 
@@ -162,8 +163,8 @@ pub fn small_model(
         node,
         input,
         initializer,
-        output: vec![value_info_shape("y", DataType::Float as i32, None)],
-        value_info: vec![value_info("r", DataType::Float as i32, &[7, 7])],
+        output: vec![value_info_shape("y", ElemType::FLOAT, None)],
+        value_info: vec![value_info("r", ElemType::FLOAT, &[7, 7])],
         ..Default::default()
     };
     model(graph, 8, 13)
@@ -171,7 +172,7 @@ pub fn small_model(
 
 /// The float input `x` [1, 2, 3, 3] of the small models.
 pub fn small_input() -> ValueInfoProto {
-    value_info("x", DataType::Float as i32, &[1, 2, 3, 3])
+    value_info("x", ElemType::FLOAT, &[1, 2, 3, 3])
 }
 
 /// `x → Relu → y`, reading the input `x`.
@@ -247,7 +248,7 @@ fn constant_node(name: &str, output: &str, value: TensorProto) -> NodeProto {
 /// every map, 4 + 2·layers wide. Its size grows as layers² (each Concat lists every map before
 /// it): 500 layers are about 3 MB.
 pub fn dense_concat_model(layers: usize) -> ModelProto {
-    let elem = DataType::Float as i32;
+    let elem = ElemType::FLOAT;
     let mut maps = vec!["x".to_string()];
     let (mut nodes, mut weights) = (Vec::new(), Vec::new());
     let concat = |name: &str, inputs: &[String], out: &str| {

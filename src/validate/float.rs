@@ -2,28 +2,28 @@
 //! tract, whose support for those types is incomplete (no Sigmoid in DOUBLE).
 
 use crate::onnx::op::Op;
+use crate::onnx::tensor::ElemType;
 use tract_onnx::pb;
-use tract_onnx::pb::tensor_proto::DataType;
 
-/// The ONNX name of `data_type` when it is a float type converted to FLOAT, else `None`.
-fn narrowed_type(data_type: i32) -> Option<&'static str> {
-    match DataType::try_from(data_type) {
-        Ok(DataType::Float16) => Some("FLOAT16"),
-        Ok(DataType::Bfloat16) => Some("BFLOAT16"),
-        Ok(DataType::Double) => Some("DOUBLE"),
+/// The ONNX name of `elem` when it is a float type converted to FLOAT, else `None`.
+fn narrowed_type(elem: ElemType) -> Option<&'static str> {
+    match elem {
+        ElemType::FLOAT16 => Some("FLOAT16"),
+        ElemType::BFLOAT16 => Some("BFLOAT16"),
+        ElemType::DOUBLE => Some("DOUBLE"),
         _ => None,
     }
 }
 
-/// Whether tensors of `data_type` are converted to FLOAT before running.
-pub(super) fn narrowed(data_type: i32) -> bool {
-    narrowed_type(data_type).is_some()
+/// Whether tensors of type `elem` are converted to FLOAT before running.
+pub(super) fn narrowed(elem: ElemType) -> bool {
+    narrowed_type(elem).is_some()
 }
 
 /// Converts a FLOAT16 / BFLOAT16 / DOUBLE model to FLOAT in place: initializers, Constant
 /// values, graph input and output types, and Cast targets. Returns the type it converted from.
 pub(super) fn to_float(proto: &mut pb::ModelProto) -> Option<&'static str> {
-    let float = DataType::Float as i32;
+    let float = ElemType::FLOAT.code();
     let graph = proto.graph.as_mut()?;
     let mut from = None;
     for t in graph.initializer.iter_mut() {
@@ -34,7 +34,7 @@ pub(super) fn to_float(proto: &mut pb::ModelProto) -> Option<&'static str> {
             if let Some(t) = a.t.as_mut() {
                 from = tensor_to_float(t).or(from);
             }
-            let narrowed = i32::try_from(a.i).is_ok_and(|t| narrowed_type(t).is_some());
+            let narrowed = narrowed(ElemType::of_attribute(a.i));
             if Op::parse(&node.op_type) == Op::Cast && a.name == "to" && narrowed {
                 a.i = i64::from(float);
             }
@@ -44,7 +44,7 @@ pub(super) fn to_float(proto: &mut pb::ModelProto) -> Option<&'static str> {
         if let Some(pb::type_proto::Value::TensorType(t)) =
             v.r#type.as_mut().and_then(|t| t.value.as_mut())
         {
-            if let Some(name) = narrowed_type(t.elem_type) {
+            if let Some(name) = narrowed_type(ElemType::of(t.elem_type)) {
                 from.get_or_insert(name);
                 t.elem_type = float;
             }
@@ -56,8 +56,9 @@ pub(super) fn to_float(proto: &mut pb::ModelProto) -> Option<&'static str> {
 /// Rewrites the values of a FLOAT16 / BFLOAT16 / DOUBLE tensor as FLOAT raw data;
 /// returns the type it converted from, or `None` for a tensor of any other type.
 fn tensor_to_float(t: &mut pb::TensorProto) -> Option<&'static str> {
-    let from = narrowed_type(t.data_type)?;
-    let values: Vec<f32> = if t.data_type == DataType::Double as i32 {
+    let elem = ElemType::of(t.data_type);
+    let from = narrowed_type(elem)?;
+    let values: Vec<f32> = if elem == ElemType::DOUBLE {
         if t.raw_data.is_empty() {
             t.double_data.iter().map(|&v| v as f32).collect()
         } else {
@@ -69,7 +70,7 @@ fn tensor_to_float(t: &mut pb::TensorProto) -> Option<&'static str> {
                 .collect()
         }
     } else {
-        let half = t.data_type == DataType::Float16 as i32;
+        let half = elem == ElemType::FLOAT16;
         let widen = |bits: u16| {
             if half {
                 half::f16::from_bits(bits).to_f32()
@@ -89,13 +90,14 @@ fn tensor_to_float(t: &mut pb::TensorProto) -> Option<&'static str> {
     t.raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     t.int32_data.clear();
     t.double_data.clear();
-    t.data_type = DataType::Float as i32;
+    t.data_type = ElemType::FLOAT.code();
     Some(from)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tract_onnx::pb::tensor_proto::DataType;
 
     fn tensor(data_type: DataType) -> pb::TensorProto {
         pb::TensorProto {

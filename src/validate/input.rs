@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use crate::onnx::tensor::ElemType;
 use anyhow::{bail, Context};
 use rand::rngs::ChaCha8Rng;
 use rand::SeedableRng;
@@ -35,7 +36,7 @@ pub(super) fn resolve_input(
         .as_ref()
         .and_then(|t| t.value.as_ref())
         .with_context(|| format!("input `{named}` has no tensor type"))?;
-    let datum_type = datum_type(&name, tensor_type.elem_type)?;
+    let datum_type = datum_type(&name, ElemType::of(tensor_type.elem_type))?;
     let shape = match shape_override {
         Some(shape) => override_shape(&name, shape, tensor_type.shape.as_ref())?,
         None => declared_shape(&name, tensor_type.shape.as_ref())?,
@@ -80,19 +81,18 @@ fn single_input(graph: &pb::GraphProto) -> anyhow::Result<&pb::ValueInfoProto> {
 }
 
 /// The tract type of input `name` with ONNX element type `elem_type`: FLOAT, FLOAT16 or DOUBLE.
-fn datum_type(name: &str, elem_type: i32) -> anyhow::Result<DatumType> {
-    use pb::tensor_proto::DataType;
+fn datum_type(name: &str, elem: ElemType) -> anyhow::Result<DatumType> {
     let name = crate::shown::shown(name);
-    Ok(match DataType::try_from(elem_type) {
-        Ok(DataType::Float) => DatumType::F32,
-        Ok(DataType::Float16) => DatumType::F16,
-        Ok(DataType::Double) => DatumType::F64,
-        Ok(other) => bail!(
+    Ok(match elem {
+        ElemType::FLOAT => DatumType::F32,
+        ElemType::FLOAT16 => DatumType::F16,
+        ElemType::DOUBLE => DatumType::F64,
+        other if other.known().is_some() => bail!(
             "input `{name}` has element type {}; only FLOAT, FLOAT16 and DOUBLE inputs are \
              supported",
-            other.as_str_name()
+            other.name()
         ),
-        Err(_) => bail!("input `{name}` has unknown element type {elem_type}"),
+        other => bail!("input `{name}` has unknown element type {}", other.code()),
     })
 }
 

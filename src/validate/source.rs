@@ -6,6 +6,7 @@ use prost::Message;
 use tract_onnx::pb;
 
 use crate::onnx;
+use crate::onnx::tensor::ElemType;
 
 /// A model as tract reads it.
 pub struct ModelSource {
@@ -36,7 +37,7 @@ impl ModelSource {
             .iter()
             .map(|t| t.raw_data.as_ref().map_or(0, |r| r.len() as u64))
             .sum();
-        let (proto, dir) = model.by_reference(|t| super::float::narrowed(t.data_type.unwrap_or(0)));
+        let (proto, dir) = model.by_reference(|t| super::float::narrowed(ElemType::of_tensor(t)));
         Self {
             proto: proto.encode_to_vec(),
             dir,

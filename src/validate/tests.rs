@@ -2,7 +2,7 @@
 
 use super::run::{decode_model, load};
 use super::*;
-use crate::onnx::proto::tensor_proto::DataType;
+use crate::onnx::tensor::ElemType;
 use crate::testutil::{
     ints_attr, node, relu_mul_on, relu_on, small_input, small_model, value_info, value_info_shape,
     Dim,
@@ -144,7 +144,7 @@ fn explicit_input_shape_is_used() {
 #[test]
 fn symbolic_batch_is_resolved_to_one() {
     let dims = [Dim::Named("N"), Dim::Fixed(2), Dim::Fixed(3), Dim::Fixed(3)];
-    let x = value_info_shape("x", DataType::Float as i32, Some(&dims));
+    let x = value_info_shape("x", ElemType::FLOAT, Some(&dims));
     let a = relu_on(x.clone()).encode_to_vec();
     let b = relu_mul_on(vec![x], 2.0).encode_to_vec();
     let v = validate(&a, &b, &opts(false)).unwrap();
@@ -155,7 +155,7 @@ fn symbolic_batch_is_resolved_to_one() {
 #[test]
 fn unknown_dim_needs_input_shape() {
     let dims = [Dim::Unknown, Dim::Fixed(2), Dim::Fixed(3), Dim::Fixed(3)];
-    let x = value_info_shape("x", DataType::Float as i32, Some(&dims));
+    let x = value_info_shape("x", ElemType::FLOAT, Some(&dims));
     let a = relu_on(x).encode_to_vec();
     let e = validate(&a, &a, &opts(true)).unwrap_err();
     assert!(format!("{e:#}").contains("pass --input-shape"));
@@ -171,7 +171,7 @@ fn unknown_dim_needs_input_shape() {
 fn two_inputs_is_err() {
     let a = small_model(
         vec![node("Add_y", "Add", &["x", "z"], "y")],
-        vec![small_input(), value_info("z", DataType::Float as i32, &[1])],
+        vec![small_input(), value_info("z", ElemType::FLOAT, &[1])],
         vec![],
     )
     .encode_to_vec();
@@ -185,7 +185,7 @@ fn two_inputs_is_err() {
 
 #[test]
 fn initializer_listed_as_input_is_not_an_input() {
-    let k = value_info("k", DataType::Float as i32, &[]);
+    let k = value_info("k", ElemType::FLOAT, &[]);
     let b = relu_mul_on(vec![small_input(), k], 3.0).encode_to_vec();
     let v = validate(&relu(), &b, &opts(false)).unwrap();
     assert!(v.ok, "{:?}", v.reason);
@@ -224,7 +224,7 @@ fn shape_mismatch_fails() {
 
 #[test]
 fn double_input_is_supported() {
-    let x = value_info("x", DataType::Double as i32, &[1, 2, 3, 3]);
+    let x = value_info("x", ElemType::DOUBLE, &[1, 2, 3, 3]);
     let a = relu_on(x).encode_to_vec();
     let v = validate(&a, &a, &opts(true)).unwrap();
     assert!(v.ok, "{:?}", v.reason);
@@ -233,7 +233,7 @@ fn double_input_is_supported() {
 
 #[test]
 fn integer_input_is_rejected() {
-    let x = value_info("x", DataType::Int64 as i32, &[1, 2, 3, 3]);
+    let x = value_info("x", ElemType::INT64, &[1, 2, 3, 3]);
     let a = relu_on(x).encode_to_vec();
     let e = validate(&a, &a, &opts(true)).unwrap_err();
     assert!(format!("{e:#}").contains("INT64"));

@@ -6,7 +6,7 @@
 use crate::common::hostile::{run_on, write};
 use crate::common::{stderr, stdout};
 use prost::Message;
-use se_inject::onnx::proto::tensor_proto::DataType;
+use se_inject::onnx::tensor::ElemType;
 use se_inject::testutil::residual_model;
 
 /// Sets the window title and clears the screen on a terminal that receives it raw.
@@ -22,7 +22,7 @@ fn has_controls(s: &str) -> bool {
 /// The residual model with its block's nodes named `/b<escape sequences>/...` and its first
 /// convolution named so that a raw newline would start a `written:` line.
 fn hostile_names() -> se_inject::onnx::ModelProto {
-    let mut m = residual_model(DataType::Float as i32);
+    let mut m = residual_model(ElemType::FLOAT);
     let g = m.graph.as_mut().unwrap();
     for n in g.node.iter_mut() {
         let name = n.name.take().unwrap();
@@ -101,7 +101,7 @@ fn json_keeps_names_as_they_are() {
 fn names_in_the_error_line_are_escaped() {
     let dir = tempfile::tempdir().unwrap();
     // A node reading a tensor nothing produces, both names hostile, in a file named so too.
-    let mut m = residual_model(DataType::Float as i32);
+    let mut m = residual_model(ElemType::FLOAT);
     let g = m.graph.as_mut().unwrap();
     g.node[1].input[0] = format!("ghost{TITLE_AND_CLEAR}");
     g.node[1].name = Some("relu\nse-inject: done".into());
@@ -119,7 +119,7 @@ fn names_in_the_error_line_are_escaped() {
 
     // A message whose tensor name reaches the line unescaped on its way (validation's map
     // bound): the line itself is escaped before it is printed.
-    let mut m = residual_model(DataType::Float as i32);
+    let mut m = residual_model(ElemType::FLOAT);
     let g = m.graph.as_mut().unwrap();
     g.node[0].output[0] = format!("c1{TITLE_AND_CLEAR}");
     g.node[1].input[0] = format!("c1{TITLE_AND_CLEAR}");
@@ -141,7 +141,7 @@ fn names_in_the_error_line_are_escaped() {
 #[test]
 fn the_input_name_in_a_validation_refusal_is_escaped() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = residual_model(DataType::Float as i32);
+    let mut m = residual_model(ElemType::FLOAT);
     let g = m.graph.as_mut().unwrap();
     let x = format!("x\n{TITLE_AND_CLEAR}");
     g.input[0].name = Some(x.clone());
@@ -170,7 +170,7 @@ fn a_file_name_with_control_characters_keeps_the_plot_well_formed() {
     let p = write(
         dir.path(),
         "m\x01\x1b[2J.onnx",
-        &residual_model(DataType::Float as i32).encode_to_vec(),
+        &residual_model(ElemType::FLOAT).encode_to_vec(),
     );
     let plot = dir.path().join("p.svg");
     let o = run_on(&p, &["--no-validate", "--plot", plot.to_str().unwrap()]);

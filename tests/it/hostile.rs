@@ -12,6 +12,7 @@ use se_inject::onnx::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
     ValueInfoProto,
 };
+use se_inject::onnx::tensor::ElemType;
 use se_inject::testutil::{
     ints_attr, model, node, residual_graph, residual_model, tensor, value_info,
 };
@@ -22,7 +23,7 @@ fn the_generated_model_itself_is_accepted() {
     let p = write(
         dir.path(),
         "m.onnx",
-        &residual_model(DataType::Float as i32).encode_to_vec(),
+        &residual_model(ElemType::FLOAT).encode_to_vec(),
     );
     let o = run_on(&p, &["--format", "json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -83,10 +84,10 @@ fn truncated_at_every_tenth() {
 #[test]
 fn a_protobuf_that_is_not_a_model() {
     let dir = tempfile::tempdir().unwrap();
-    let t = tensor("w", &[2, 2], DataType::Float as i32, 0);
+    let t = tensor("w", &[2, 2], ElemType::FLOAT, 0);
     let p = write(dir.path(), "tensor.onnx", &t.encode_to_vec());
     assert_error(&run_on(&p, &[]), &["tensor.onnx", "not an ONNX model"]);
-    let mut m = residual_model(1);
+    let mut m = residual_model(ElemType::FLOAT);
     m.graph = None;
     let p = write(dir.path(), "nograph.onnx", &m.encode_to_vec());
     assert_error(&run_on(&p, &[]), &["nograph.onnx", "no graph"]);
@@ -141,7 +142,7 @@ fn structural_faults_are_named() {
         ),
     ];
     for (name, mutate, needles) in cases {
-        let mut m = residual_model(1);
+        let mut m = residual_model(ElemType::FLOAT);
         mutate(m.graph.as_mut().unwrap());
         let file = format!("{name}.onnx");
         let p = write(dir.path(), &file, &m.encode_to_vec());
@@ -155,7 +156,7 @@ fn structural_faults_are_named() {
 #[test]
 fn unknown_ops_outside_the_splice_pass_through() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = residual_model(1);
+    let mut m = residual_model(ElemType::FLOAT);
     let g = m.graph.as_mut().unwrap();
     // y → custom op in a custom domain → z, the new graph output.
     let mut custom = node("/post/Custom", "FancyNorm", &["y"], "z");
@@ -194,7 +195,7 @@ fn se_in_the_model_type(elem: DataType, name: &str) {
     let p = write(
         dir.path(),
         "m.onnx",
-        &residual_model(elem as i32).encode_to_vec(),
+        &residual_model(ElemType::of(elem as i32)).encode_to_vec(),
     );
     let o = run_on(&p, &["--format", "json", "--init", "identity"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -284,7 +285,7 @@ fn nhwc_graphs_are_refused_with_a_reason() {
     // A TensorFlow-style graph: the residual Add merges NHWC maps between Transposes, so its
     // channel count is not the Conv's: the Add is rejected and the error says why.
     let dir = tempfile::tempdir().unwrap();
-    let mut m = residual_model(1);
+    let mut m = residual_model(ElemType::FLOAT);
     let g = m.graph.as_mut().unwrap();
     let mut t1 = node("/nhwc/T1", "Transpose", &["c2"], "c2t");
     t1.attribute.push(ints_attr("perm", &[0, 2, 3, 1]));
@@ -293,7 +294,7 @@ fn nhwc_graphs_are_refused_with_a_reason() {
     g.node.insert(3, t1);
     g.node.insert(3, t2);
     g.node[5].input = vec!["c2t".into(), "xt".into()];
-    g.output[0] = value_info("y", 1, &[1, 8, 8, 4]);
+    g.output[0] = value_info("y", ElemType::FLOAT, &[1, 8, 8, 4]);
     let p = write(dir.path(), "nhwc.onnx", &m.encode_to_vec());
     let o = run_on(&p, &["--report", "stages"]);
     // Either refused with the reason, or handled: never a panic, never a wrong block.
@@ -333,8 +334,7 @@ fn a_full_disk_leaves_no_partial_file_and_the_old_output_alone() {
 /// inputs, BatchNormalization kept as its own node, the merge a `Sum`, one weight in a Constant
 /// node and one computed by a constant subgraph (Reshape of a flat tensor).
 fn legacy_model() -> ModelProto {
-    let f = DataType::Float as i32;
-    let mut m = model(residual_graph(f), 3, 8);
+    let mut m = model(residual_graph(ElemType::FLOAT), 3, 8);
     let g = m.graph.as_mut().unwrap();
     // w1 from a Constant node.
     let w1 = g.initializer.remove(0);
@@ -365,7 +365,7 @@ fn legacy_model() -> ModelProto {
     // BatchNormalization after each convolution, with its four tensors.
     let bn = |name: &str, x: &str, out: &str, g: &mut GraphProto| {
         for (k, p) in ["scale", "bias", "mean", "var"].iter().enumerate() {
-            let mut t = tensor(&format!("{name}.{p}"), &[4], f, 10 + k as u32);
+            let mut t = tensor(&format!("{name}.{p}"), &[4], ElemType::FLOAT, 10 + k as u32);
             if *p == "var" {
                 // A variance of 1.0 (f32 little endian) in each channel.
                 t.raw_data = Some([0x00, 0x00, 0x80, 0x3f].repeat(4).into());
@@ -393,7 +393,7 @@ fn legacy_model() -> ModelProto {
     let inits: Vec<ValueInfoProto> = g
         .initializer
         .iter()
-        .map(|t| value_info(t.name.as_deref().unwrap(), t.data_type.unwrap(), &t.dims))
+        .map(|t| value_info(t.name.as_deref().unwrap(), ElemType::of_tensor(t), &t.dims))
         .collect();
     g.input.extend(inits);
     m
@@ -444,7 +444,7 @@ fn fifo_data_and_undefined_element_types_are_refused() {
         assert_error(&run_on(&model, &[]), &["not a regular file"]);
         assert_error(&run_on(&data, &[]), &["model", "not a regular file"]);
     }
-    let mut m = residual_model(DataType::Float as i32);
+    let mut m = residual_model(ElemType::FLOAT);
     let g = m.graph.as_mut().unwrap();
     g.initializer[0].data_type = Some(DataType::Undefined as i32);
     let p = write(dir.path(), "undefined.onnx", &m.encode_to_vec());
@@ -495,7 +495,7 @@ fn external_data_outside_the_initializers_is_refused() {
     let branch = |location: &str| GraphProto {
         name: Some("branch".into()),
         node: vec![constant("inner", location)],
-        output: vec![value_info("inner_out", DataType::Float as i32, &[1])],
+        output: vec![value_info("inner_out", ElemType::FLOAT, &[1])],
         ..Default::default()
     };
     let cond = TensorProto {
@@ -560,7 +560,7 @@ fn external_data_outside_the_initializers_is_refused() {
         (tensors, "node 'custom' (Lookup)", "'tables'"),
     ];
     for (i, (extra, who, attribute)) in cases.into_iter().enumerate() {
-        let mut m = residual_model(1);
+        let mut m = residual_model(ElemType::FLOAT);
         let g = m.graph.as_mut().unwrap();
         g.initializer.push(cond.clone());
         g.node.push(extra);
@@ -681,7 +681,7 @@ fn invalid_window_attributes_are_refused_naming_the_node() {
     ];
     let mut models = Vec::new();
     for (name, attrs, line) in convs {
-        let mut m = residual_model(DataType::Float as i32);
+        let mut m = residual_model(ElemType::FLOAT);
         m.graph.as_mut().unwrap().node[2].attribute = attrs;
         models.push((name, m, line));
     }
@@ -728,20 +728,20 @@ fn invalid_window_attributes_are_refused_naming_the_node() {
         ),
     ];
     for (name, op, attrs, what) in heads {
-        let mut m = residual_model(DataType::Float as i32);
+        let mut m = residual_model(ElemType::FLOAT);
         let g = m.graph.as_mut().unwrap();
         let mut head = node("/head", op, &["y"], "z");
         head.attribute = attrs;
         g.node.push(head);
-        g.output = vec![value_info("z", DataType::Float as i32, &[])];
+        g.output = vec![value_info("z", ElemType::FLOAT, &[])];
         models.push((name, m, format!("node '/head' ({op}) has {what}")));
     }
-    let mut t = residual_model(DataType::Float as i32);
+    let mut t = residual_model(ElemType::FLOAT);
     let g = t.graph.as_mut().unwrap();
     let mut head = node("/up", "ConvTranspose", &["y", "w1"], "z");
     head.attribute = vec![ints_attr("strides", &[0, 0])];
     g.node.push(head);
-    g.output = vec![value_info("z", DataType::Float as i32, &[])];
+    g.output = vec![value_info("z", ElemType::FLOAT, &[])];
     models.push((
         "convtranspose",
         t,
@@ -810,7 +810,7 @@ fn a_model_nested_too_deep_is_refused_in_a_short_line() {
 #[test]
 fn the_default_domain_imported_at_two_opsets_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = residual_model(DataType::Float as i32);
+    let mut m = residual_model(ElemType::FLOAT);
     m.opset_import.push(OperatorSetIdProto {
         domain: Some("ai.onnx".into()),
         version: Some(11),

@@ -9,6 +9,7 @@ use prost::Message;
 use se_inject::onnx::proto::tensor_proto::{DataLocation, DataType};
 use se_inject::onnx::proto::NodeProto;
 use se_inject::onnx::proto::{AttributeProto, GraphProto, StringStringEntryProto, TensorProto};
+use se_inject::onnx::tensor::ElemType;
 use se_inject::testutil::{
     float_constant, int_constant, ints_attr, model, node, residual_graph, residual_model, tensor,
     value_info, value_info_shape,
@@ -20,7 +21,7 @@ use se_inject::testutil::{
 fn validation_refuses_what_would_hang_or_abort_tract() {
     let dir = tempfile::tempdir().unwrap();
     // A max pool padded by 2^20 after the block (tract would fail to allocate and abort).
-    let mut m = residual_model(DataType::Float as i32);
+    let mut m = residual_model(ElemType::FLOAT);
     let g = m.graph.as_mut().unwrap();
     let mut pool = node("/head/MaxPool", "MaxPool", &["y"], "z");
     pool.attribute = vec![
@@ -28,7 +29,7 @@ fn validation_refuses_what_would_hang_or_abort_tract() {
         ints_attr("pads", &[1 << 20; 4]),
     ];
     g.node.push(pool);
-    g.output = vec![value_info("z", DataType::Float as i32, &[])];
+    g.output = vec![value_info("z", ElemType::FLOAT, &[])];
     let p = write(dir.path(), "padded.onnx", &m.encode_to_vec());
     assert_error(
         &run_on(&p, &[]),
@@ -42,7 +43,7 @@ fn validation_refuses_what_would_hang_or_abort_tract() {
     let p = write(
         dir.path(),
         "m.onnx",
-        &residual_model(DataType::Float as i32).encode_to_vec(),
+        &residual_model(ElemType::FLOAT).encode_to_vec(),
     );
     assert_error(
         &run_on(&p, &["--validate-nodes", "3"]),
@@ -78,11 +79,10 @@ fn hidden(prefix: &str, out: &str, values: &[f32], scalar: bool) -> Vec<NodeProt
 
 /// The residual model with `nodes` added and their tensor `side` a second graph output.
 fn with_side_output(nodes: Vec<NodeProto>, side: &str) -> Vec<u8> {
-    let mut m = residual_model(DataType::Float as i32);
+    let mut m = residual_model(ElemType::FLOAT);
     let g = m.graph.as_mut().unwrap();
     g.node.extend(nodes);
-    g.output
-        .push(value_info_shape(side, DataType::Float as i32, None));
+    g.output.push(value_info_shape(side, ElemType::FLOAT, None));
     m.encode_to_vec()
 }
 
@@ -215,14 +215,14 @@ fn tensors_sized_by_values_are_bounded_before_tract() {
 #[test]
 fn validation_stops_at_its_time_budget() {
     let dir = tempfile::tempdir().unwrap();
-    let mut g = residual_graph(DataType::Float as i32);
+    let mut g = residual_graph(ElemType::FLOAT);
     for (t, dims) in [("w1", [64i64, 64, 3, 3]), ("w2", [64, 64, 3, 3])] {
         let at = g
             .initializer
             .iter()
             .position(|i| i.name.as_deref() == Some(t))
             .unwrap();
-        g.initializer[at] = tensor(t, &dims, DataType::Float as i32, 1);
+        g.initializer[at] = tensor(t, &dims, ElemType::FLOAT, 1);
     }
     for (t, seed) in [("b1", 2), ("b2", 4)] {
         let at = g
@@ -230,10 +230,10 @@ fn validation_stops_at_its_time_budget() {
             .iter()
             .position(|i| i.name.as_deref() == Some(t))
             .unwrap();
-        g.initializer[at] = tensor(t, &[64], DataType::Float as i32, seed);
+        g.initializer[at] = tensor(t, &[64], ElemType::FLOAT, seed);
     }
-    g.input = vec![value_info("x", DataType::Float as i32, &[1, 64, 512, 512])];
-    g.output = vec![value_info("y", DataType::Float as i32, &[1, 64, 512, 512])];
+    g.input = vec![value_info("x", ElemType::FLOAT, &[1, 64, 512, 512])];
+    g.output = vec![value_info("y", ElemType::FLOAT, &[1, 64, 512, 512])];
     let p = write(dir.path(), "big.onnx", &model(g, 8, 13).encode_to_vec());
     let o = run_on(&p, &["--validate-timeout", "1", "--time-runs", "20"]);
     assert_error(
@@ -267,7 +267,7 @@ fn spawn_unvalidated(model: &std::path::Path, out: &std::path::Path) -> std::pro
 fn a_sparse_data_file_is_read_only_where_its_tensors_are() {
     use std::io::{Seek, SeekFrom, Write};
     let dir = tempfile::tempdir().unwrap();
-    let w = tensor("w1", &[4, 4, 3, 3], DataType::Float as i32, 1);
+    let w = tensor("w1", &[4, 4, 3, 3], ElemType::FLOAT, 1);
     let raw = w.raw_data.clone().unwrap();
     let size: u64 = 4 << 30;
     let offset = size - raw.len() as u64;
@@ -305,7 +305,7 @@ fn a_sparse_data_file_is_read_only_where_its_tensors_are() {
 #[test]
 fn opsets_before_numpy_broadcasting_are_refused_for_writing() {
     let dir = tempfile::tempdir().unwrap();
-    let bytes = model(residual_graph(DataType::Float as i32), 3, 6).encode_to_vec();
+    let bytes = model(residual_graph(ElemType::FLOAT), 3, 6).encode_to_vec();
     let p = write(dir.path(), "old.onnx", &bytes);
     assert_error(
         &run_on(&p, &["--no-validate"]),
@@ -327,7 +327,7 @@ fn opsets_before_numpy_broadcasting_are_refused_for_writing() {
 fn sparse_initializers_are_weights() {
     use se_inject::onnx::proto::SparseTensorProto;
     let dir = tempfile::tempdir().unwrap();
-    let mut m = residual_model(DataType::Float as i32);
+    let mut m = residual_model(ElemType::FLOAT);
     let g = m.graph.as_mut().unwrap();
     let at = g
         .initializer
@@ -369,9 +369,9 @@ fn sparse_initializers_are_weights() {
 #[test]
 fn external_data_in_a_subgraph_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = residual_model(DataType::Float as i32);
+    let mut m = residual_model(ElemType::FLOAT);
     let g = m.graph.as_mut().unwrap();
-    let mut far = tensor("far", &[4], DataType::Float as i32, 9);
+    let mut far = tensor("far", &[4], ElemType::FLOAT, 9);
     far.raw_data = None;
     far.data_location = Some(DataLocation::External as i32);
     far.external_data = vec![StringStringEntryProto {
@@ -573,7 +573,7 @@ fn node_counts_are_refused_before_decoding() {
         graph
     };
     let with_graph = |graph: Vec<u8>| {
-        let mut bytes = residual_model(DataType::Float as i32).encode_to_vec();
+        let mut bytes = residual_model(ElemType::FLOAT).encode_to_vec();
         // ModelProto.graph is field 7, length-delimited.
         bytes.push(0x3a);
         prost::encoding::encode_varint(graph.len() as u64, &mut bytes);

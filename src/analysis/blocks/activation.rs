@@ -2,6 +2,7 @@
 //! Also what follows a convolution: its normalisation and activation.
 
 use crate::graph::GraphView;
+use crate::graph::Inlet;
 use crate::onnx::op::Op;
 
 /// The activation that directly follows `t`, when there is one: a single activation node
@@ -14,8 +15,10 @@ pub fn activation_after<'a>(view: &GraphView<'a>, t: &str) -> Option<(Vec<usize>
     }
     let out = |n: usize| view.node(n).output.first().map(String::as_str);
     match view.consumers(t) {
-        [(n, 0)] if Op::of(view.node(*n)).is_activation() => Some((vec![*n], out(*n)?)),
-        [(a, _), (b, _)] => {
+        [Inlet { node: n, slot: 0 }] if Op::of(view.node(*n)).is_activation() => {
+            Some((vec![*n], out(*n)?))
+        }
+        [Inlet { node: a, .. }, Inlet { node: b, .. }] => {
             let (gate, mul) = if Op::of(view.node(*a)) == Op::Mul {
                 (*b, *a)
             } else {
@@ -27,7 +30,7 @@ pub fn activation_after<'a>(view: &GraphView<'a>, t: &str) -> Option<(Vec<usize>
                 && view.node(gate).input.first().map(String::as_str) == Some(t)
                 && view.node(mul).input.iter().any(|i| i == g_out)
                 && view.node(mul).input.iter().any(|i| i == t)
-                && matches!(view.consumers(g_out), [(m, _)] if *m == mul);
+                && matches!(view.consumers(g_out), [Inlet { node: m, .. }] if *m == mul);
             ok.then_some((vec![gate, mul], out(mul)?))
         }
         _ => None,
@@ -45,7 +48,7 @@ pub fn next_if(view: &GraphView, t: &str, want: Op) -> Option<usize> {
         return None;
     }
     match view.consumers(t) {
-        [(n, 0)] if Op::of(view.node(*n)) == want => Some(*n),
+        [Inlet { node: n, slot: 0 }] if Op::of(view.node(*n)) == want => Some(*n),
         _ => None,
     }
 }

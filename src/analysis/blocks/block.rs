@@ -63,7 +63,7 @@ pub struct Block {
     /// Output channels of the block.
     pub channels: usize,
     /// Element type of the block's feature maps.
-    pub dtype: i32,
+    pub dtype: crate::onnx::tensor::ElemType,
     pub form: Form,
 }
 

@@ -7,6 +7,7 @@
 use super::naming::merge_block_name;
 use super::search::{Scope, Searcher};
 use super::{Block, BlockKind, Cx, Form, Found, Rejection};
+use crate::graph::Inlet;
 use crate::onnx::attr_i;
 
 /// Inception modules and dense blocks, at Concats.
@@ -127,7 +128,7 @@ impl Cx<'_, '_> {
                 .view
                 .consumers(&prev.end)
                 .iter()
-                .all(|(n, _)| b.covers(*n))
+                .all(|Inlet { node: n, .. }| b.covers(*n))
     }
 }
 

@@ -51,6 +51,7 @@ pub use rejection::Rejection;
 use super::features::{conv_weight, Features};
 use crate::graph::{GraphView, Source};
 use crate::onnx::op::Op;
+use crate::onnx::tensor::ElemType;
 use crate::onnx::{attr_i, describe_node};
 use petgraph::graph::NodeIndex;
 use std::cell::Cell;
@@ -311,8 +312,8 @@ impl Cx<'_, '_> {
     }
 
     /// Element type of feature map `t` (FLOAT when unknown).
-    fn dtype(&self, t: &str) -> i32 {
-        self.feats.get(t).map_or(1, |f| f.dtype)
+    fn dtype(&self, t: &str) -> ElemType {
+        self.feats.get(t).map_or(ElemType::FLOAT, |f| f.dtype)
     }
 
     /// A block whose transformation ends in `out` itself (no shortcut): a module's Concat or a
@@ -366,7 +367,7 @@ pub(super) mod tests {
             .initializer
             .last_mut()
             .expect("just added")
-            .data_type = Some(7); // INT64
+            .data_type = Some(ElemType::INT64.code());
         g.graph
             .initializer
             .last_mut()

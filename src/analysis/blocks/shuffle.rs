@@ -5,6 +5,7 @@
 use super::naming::merge_block_name;
 use super::search::{Scope, Searcher};
 use super::{Block, BlockKind, Cx, Form, Found, Rejection, Shortcut};
+use crate::graph::Inlet;
 use crate::onnx::attr_i;
 use crate::onnx::op::Op;
 use std::collections::BTreeSet;
@@ -89,13 +90,17 @@ impl Cx<'_, '_> {
         let view = self.view;
         let mut t = t.to_string();
         for expect in [Op::Reshape, Op::Transpose, Op::Reshape] {
-            let readers: Vec<&(usize, usize)> = view
+            let readers: Vec<&Inlet> = view
                 .consumers(&t)
                 .iter()
-                .filter(|(c, _)| !Op::of(view.node(*c)).reads_shape())
+                .filter(|Inlet { node: c, .. }| !Op::of(view.node(*c)).reads_shape())
                 .collect();
             let n = match readers.as_slice() {
-                [(n, 0)] if Op::of(view.node(*n)) == expect && !view.is_graph_output(&t) => *n,
+                [Inlet { node: n, slot: 0 }]
+                    if Op::of(view.node(*n)) == expect && !view.is_graph_output(&t) =>
+                {
+                    *n
+                }
                 _ => return None,
             };
             t = view.node(n).output[0].clone();
@@ -114,7 +119,11 @@ impl Cx<'_, '_> {
         view.node(*split)
             .output
             .iter()
-            .find(|o| view.consumers(o).iter().any(|(c, _)| branch.contains(c)))
+            .find(|o| {
+                view.consumers(o)
+                    .iter()
+                    .any(|Inlet { node: c, .. }| branch.contains(c))
+            })
             .cloned()
     }
 }

@@ -5,6 +5,7 @@
 
 use super::Cx;
 use crate::graph::GraphView;
+use crate::graph::Inlet;
 use crate::onnx::attr_i;
 use crate::onnx::op::Op;
 
@@ -29,7 +30,7 @@ pub fn split_conv(view: &GraphView, m: usize) -> Option<SplitConv> {
     let mut splitters: Vec<usize> = Vec::new();
     for i in &node.input {
         let c = view.producer_node(i)?;
-        let only_m = matches!(view.consumers(i), [(r, _)] if *r == m);
+        let only_m = matches!(view.consumers(i), [Inlet { node: r, .. }] if *r == m);
         if Op::of(view.node(c)) != Op::Conv || !only_m || view.is_graph_output(i) {
             return None;
         }
@@ -65,7 +66,11 @@ pub fn split_conv(view: &GraphView, m: usize) -> Option<SplitConv> {
 fn splitters_feed_only(view: &GraphView, splitters: &[usize], parts: &[usize]) -> bool {
     splitters.iter().all(|&s| {
         view.node(s).output.iter().all(|o| {
-            !view.is_graph_output(o) && view.consumers(o).iter().all(|(c, _)| parts.contains(c))
+            !view.is_graph_output(o)
+                && view
+                    .consumers(o)
+                    .iter()
+                    .all(|Inlet { node: c, .. }| parts.contains(c))
         })
     })
 }
@@ -74,7 +79,7 @@ fn splitters_feed_only(view: &GraphView, splitters: &[usize], parts: &[usize]) -
 pub fn unit_of_part(view: &GraphView, c: usize) -> Option<usize> {
     let out = view.node(c).output.first()?;
     match view.consumers(out) {
-        [(m, _)] => split_conv(view, *m)
+        [Inlet { node: m, .. }] => split_conv(view, *m)
             .is_some_and(|sc| sc.parts.contains(&c))
             .then_some(*m),
         _ => None,
@@ -90,9 +95,9 @@ impl Cx<'_, '_> {
     /// The Concat of the split convolution that Split / Slice node `s` opens, if it opens one.
     pub(super) fn opened_by(&self, s: usize) -> Option<usize> {
         let out = self.view.node(s).output.first()?;
-        let (part, _) = *self.view.consumers(out).first()?;
+        let Inlet { node: part, .. } = *self.view.consumers(out).first()?;
         let part_out = self.view.node(part).output.first()?;
-        let (m, _) = *self.view.consumers(part_out).first()?;
+        let Inlet { node: m, .. } = *self.view.consumers(part_out).first()?;
         self.split_conv(m)
             .is_some_and(|sc| sc.splitters.contains(&s))
             .then_some(m)

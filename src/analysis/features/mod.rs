@@ -6,6 +6,7 @@ use super::facts::{Facts, InputDims};
 use super::ops::Dim;
 use crate::graph::GraphView;
 use crate::onnx::op::Op;
+use crate::onnx::tensor::ElemType;
 use crate::onnx::{attr_i, attr_ints, NodeProto};
 use std::collections::HashMap;
 
@@ -14,8 +15,7 @@ use std::collections::HashMap;
 pub struct Feature {
     /// Channel count (the size of the channel axis), when it can be derived.
     pub channels: Option<usize>,
-    /// ONNX element type code.
-    pub dtype: i32,
+    pub dtype: ElemType,
     pub layout: Layout,
 }
 
@@ -62,7 +62,7 @@ impl Features {
         for i in view.feature_inputs() {
             let name = view.graph.input[i].name.clone().unwrap_or_default();
             let rank = facts.dims(&name).map_or(4, <[_]>::len);
-            let dtype = view.input_type(i).unwrap_or(1);
+            let dtype = view.input_type(i).unwrap_or(ElemType::FLOAT);
             let layout = Layout { axis: 1, rank };
             let channels = channels_at(&facts, &name, layout);
             map.insert(
@@ -145,7 +145,7 @@ fn output_feature(node: &NodeProto, facts: &Facts, o: &str, first: Feature) -> F
         _ => Some(first.layout),
     };
     let dtype = match Op::of(node) {
-        Op::Cast => attr_i(node, "to").map_or(first.dtype, |t| t as i32),
+        Op::Cast => attr_i(node, "to").map_or(first.dtype, ElemType::of_attribute),
         _ => first.dtype,
     };
     let layout = layout.unwrap_or(first.layout);

@@ -16,7 +16,7 @@ use crate::testutil::{ints_attr, value_info, GraphBuilder};
 #[test]
 fn channels_follow_the_channel_axis() {
     let mut g = GraphBuilder::new(3);
-    g.graph.input = vec![value_info("input", 1, &[1, 8, 8, 3])];
+    g.graph.input = vec![value_info("input", ElemType::FLOAT, &[1, 8, 8, 3])];
     let x = g.node(
         "Transpose",
         &["input"],

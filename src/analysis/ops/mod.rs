@@ -10,7 +10,7 @@ mod shape;
 mod values;
 
 use crate::onnx::op::{Op, Shape as OpShape};
-use crate::onnx::tensor::int_values;
+use crate::onnx::tensor::{int_values, ElemType};
 use crate::onnx::{attr_i, attr_ints, attr_t, NodeProto, TensorProto};
 
 /// A dimension: its size when known (None: symbolic, or not derivable).
@@ -81,8 +81,8 @@ impl Fact {
 
 /// The float values of a FLOAT or DOUBLE tensor stored inline.
 fn float_values(t: &TensorProto) -> Option<Vec<f64>> {
-    match t.data_type? {
-        1 => match &t.raw_data {
+    match ElemType::of_tensor(t) {
+        ElemType::FLOAT => match &t.raw_data {
             Some(raw) => Some(
                 raw.chunks_exact(4)
                     .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
@@ -90,7 +90,7 @@ fn float_values(t: &TensorProto) -> Option<Vec<f64>> {
             ),
             None => Some(t.float_data.iter().map(|&v| f64::from(v)).collect()),
         },
-        11 => match &t.raw_data {
+        ElemType::DOUBLE => match &t.raw_data {
             Some(raw) => Some(
                 raw.chunks_exact(8)
                     .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))

@@ -4,6 +4,7 @@
 use prost::Message;
 use se_inject::onnx::proto::tensor_proto::DataLocation;
 use se_inject::onnx::proto::StringStringEntryProto;
+use se_inject::onnx::tensor::ElemType;
 use se_inject::testutil::residual_model;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -26,7 +27,7 @@ pub fn run_on(model: &Path, extra: &[&str]) -> Output {
 /// The residual model with its first weight in the external data file `location` (written
 /// beside it as `w.data`), at `offset` for `length` bytes: `ext.onnx`.
 pub fn external_model(dir: &Path, location: &str, offset: u64, length: u64) -> PathBuf {
-    let mut m = residual_model(1);
+    let mut m = residual_model(ElemType::FLOAT);
     let w = &mut m.graph.as_mut().unwrap().initializer[0];
     let raw = w.raw_data.take().unwrap();
     std::fs::write(dir.join("w.data"), &raw).unwrap();
