@@ -66,6 +66,12 @@ fn place(
         feats: &analysis.features,
     };
     let site = rule(block.kind, opts.position).resolve(block, opts.position, &cx)?;
+    if let Err(why) = analysis.features.poolable(site.tensor()) {
+        return Err(SkipReason::NotPoolable {
+            tensor: site.tensor().to_string(),
+            why,
+        });
+    }
     if opts.force {
         return Ok(site);
     }

@@ -84,6 +84,12 @@ pub enum SkipReason {
     SeInBlock,
     #[error("an SE block is already present here (use --force to add another)")]
     SeHere,
+    /// The site's map has no spatial extent to squeeze or no channel axis to scale.
+    #[error("'{}' cannot take SE: {why}", crate::shown::shown(.tensor))]
+    NotPoolable {
+        tensor: String,
+        why: crate::analysis::features::NotPoolable,
+    },
 }
 
 /// What resolving a rule needs to read.

@@ -1,5 +1,5 @@
 //! Comparison of the rewritten model's outputs with the original's: output count and
-//! shapes, finite values, the largest difference, judged relative to the outputs' scale.
+//! shapes, finite values, the largest difference; identity holds each output to its own scale.
 
 use anyhow::Context;
 use tract_onnx::prelude::tract_ndarray::ArrayD;
@@ -28,7 +28,7 @@ impl Reference {
     /// The reference of `outputs`, with `other` the outputs on a second input.
     pub fn new(outputs: Vec<ArrayD<f64>>, other: &[ArrayD<f64>]) -> Reference {
         let scale = outputs.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
-        let (sensitivity, _) = largest_diff(&outputs, other);
+        let sensitivity = largest_diff(&outputs, other);
         Reference {
             outputs,
             scale,
@@ -67,9 +67,13 @@ pub(super) fn compare(
             }
         }
     };
-    let (max_diff, worst) = largest_diff(&reference.outputs, &new_vals);
-    let worst = output_label(worst, new_names);
-    let (reason, note) = match judge(reference, max_diff, &worst, expect_identical) {
+    let max_diff = largest_diff(&reference.outputs, &new_vals);
+    let judged = if expect_identical {
+        judge_identical(reference, &new_vals, new_names)
+    } else {
+        judge_changed(reference, max_diff)
+    };
+    let (reason, note) = match judged {
         Ok(note) => (None, note),
         Err(reason) => (Some(reason), None),
     };
@@ -115,25 +119,36 @@ fn checked_outputs(
     Ok(new_vals)
 }
 
-/// Whether a difference of `max_diff` (largest in output `worst`) passes: `Ok` with an
-/// optional note, or `Err` with the reason.
-fn judge(
+/// Whether every output of the rewritten model, `new_vals`, matches the original's within the
+/// tolerance of its own scale: a detector's box coordinates (hundreds) and its class scores
+/// (below 1) are each held to their own magnitude. `Err` names the first output that does not.
+fn judge_identical(
     reference: &Reference,
-    max_diff: f64,
-    worst: &str,
-    expect_identical: bool,
+    new_vals: &[ArrayD<f64>],
+    new_names: &[String],
 ) -> Result<Option<String>, String> {
-    let scale = reference.scale;
-    if expect_identical {
+    for (ix, (orig, new)) in reference.outputs.iter().zip(new_vals).enumerate() {
+        let scale = orig.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let diff = orig
+            .iter()
+            .zip(new)
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
         let tol = IDENTICAL_TOL * scale.max(1.0);
-        if max_diff > tol {
+        if diff > tol {
             return Err(format!(
-                "{worst} differs from the original by up to {max_diff:.3e} (tolerance {tol:.3e}) \
-                 although the rewrite should compute the same function"
+                "{} differs from the original by up to {diff:.3e} (tolerance {tol:.3e}) \
+                 although the rewrite should compute the same function",
+                output_label(ix, new_names)
             ));
         }
-        return Ok(None);
     }
+    Ok(None)
+}
+
+/// Whether a rewrite that should change the function (random init) did: a difference of
+/// `max_diff` over every output passes with an optional note, or `Err` with the reason.
+fn judge_changed(reference: &Reference, max_diff: f64) -> Result<Option<String>, String> {
+    let scale = reference.scale;
     // Relative to the outputs' own magnitude, however small (random-weight models).
     let tol = LIVE_TOL * scale;
     if max_diff > tol {
@@ -153,22 +168,11 @@ fn judge(
     }
 }
 
-/// The largest absolute difference between two sets of outputs, and the index of the
-/// first output where it occurs (0 when every difference is 0).
-fn largest_diff(a: &[ArrayD<f64>], b: &[ArrayD<f64>]) -> (f64, usize) {
-    let mut max_diff = 0.0f64;
-    let mut worst = 0usize;
-    for (ix, (x, y)) in a.iter().zip(b).enumerate() {
-        let d = x
-            .iter()
-            .zip(y)
-            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
-        if d > max_diff {
-            max_diff = d;
-            worst = ix;
-        }
-    }
-    (max_diff, worst)
+/// The largest absolute difference between two sets of outputs.
+fn largest_diff(a: &[ArrayD<f64>], b: &[ArrayD<f64>]) -> f64 {
+    a.iter().zip(b).fold(0.0f64, |m, (x, y)| {
+        x.iter().zip(y).fold(m, |m, (x, y)| m.max((x - y).abs()))
+    })
 }
 
 /// The index of the first output holding a NaN or an infinity, and that value.
@@ -205,5 +209,40 @@ pub(super) fn output_label(ix: usize, names: &[String]) -> String {
     match names.get(ix) {
         Some(n) if !n.is_empty() => format!("output {ix} (`{n}`)"),
         _ => format!("output {ix}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(v: &[f32]) -> TValue {
+        tract_onnx::prelude::Tensor::from_shape(&[v.len()], v)
+            .expect("shape fits")
+            .into_tvalue()
+    }
+
+    fn f64s(v: &[f32]) -> ArrayD<f64> {
+        ArrayD::from_shape_vec(vec![v.len()], v.iter().map(|&x| f64::from(x)).collect())
+            .expect("shape fits")
+    }
+
+    /// A detector's outputs: boxes in the hundreds, scores below 1. A change of 0.01 in the
+    /// scores is far above their tolerance though far below the boxes' scale.
+    #[test]
+    fn identity_holds_each_output_to_its_own_scale() {
+        let (boxes, scores) = ([600.0, 320.0], [0.25, 0.5]);
+        let reference = Reference::new(vec![f64s(&boxes), f64s(&scores)], &[]);
+        let names = vec!["boxes".to_string(), "scores".to_string()];
+        let same = compare(&reference, &[value(&boxes), value(&scores)], &names, true);
+        assert_eq!(same.reason, None);
+        let moved = compare(
+            &reference,
+            &[value(&boxes), value(&[0.26, 0.5])],
+            &names,
+            true,
+        );
+        let reason = moved.reason.expect("the scores moved");
+        assert!(reason.contains("scores"), "{reason}");
     }
 }

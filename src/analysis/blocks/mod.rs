@@ -104,8 +104,16 @@ fn detect_with(
     let mut order: Vec<usize> = (0..view.graph.node.len()).collect();
     order.sort_by_key(|&n| view.rank[n]);
     let found = search::search(&cx, searchers, &order);
+    // Only feature maps SE can pool take SE: a block whose transformation ends in a map after a
+    // global pool (a classifier's 1×1 convolution on a 1×1 map) or outside the spatial domain
+    // is no block.
+    let blocks: Vec<Block> = found
+        .blocks
+        .into_iter()
+        .filter(|b| feats.poolable(&b.output).is_ok())
+        .collect();
     let mut det = Detection {
-        blocks: found.blocks,
+        blocks,
         rejected: found.rejected,
         ..Detection::default()
     };
@@ -417,5 +425,23 @@ pub(super) mod tests {
         );
         assert_eq!(a.blocks[0].input, xb);
         assert_eq!(a.blocks[1].input, x);
+    }
+
+    /// A VGG-like chain whose classifier is written as convolutions on the pooled map:
+    /// `conv 3×3 ─ Relu ─ conv 3×3 ─ Relu ─ GlobalAveragePool ─ conv 1×1 ─ Relu`. The two
+    /// convolutions before the pool are plain blocks; the one after it is none.
+    #[test]
+    fn a_convolution_after_the_global_pool_is_no_block() {
+        let mut g = GraphBuilder::new(3);
+        let x = g.conv("input", 3, 8, 3, 1);
+        let x = g.relu(&x);
+        let x = g.conv(&x, 8, 8, 3, 1);
+        let x = g.relu(&x);
+        let p = g.node(Op::GlobalAveragePool.name(), &[&x], vec![]);
+        let h = g.conv(&p, 8, 32, 1, 1);
+        let h = g.relu(&h);
+        let g = g.finish(&h);
+        let a = analysis_of(&g).expect("blocks");
+        assert_eq!(kinds(&a), [(BlockKind::Plain, 8), (BlockKind::Plain, 8)]);
     }
 }

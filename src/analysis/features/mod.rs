@@ -17,6 +17,20 @@ pub struct Feature {
     pub channels: Option<usize>,
     pub dtype: ElemType,
     pub layout: Layout,
+    /// Whether it comes after a global pool: every feature input of its producer pooled, or the
+    /// producer a global pool, a reduction or a window that leaves one position.
+    pub pooled: bool,
+}
+
+/// Why SE cannot pool a tensor around its channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotPoolable {
+    #[error("it is not a feature map")]
+    NotAMap,
+    #[error("its channel axis is {axis} of rank {rank}, with no spatial axis beside it")]
+    Axis { axis: usize, rank: usize },
+    #[error("it comes after a global pool")]
+    Pooled,
 }
 
 /// Where a map's channels are: axis 1 of 4 for NCHW; the last axis in a channels-last section
@@ -71,6 +85,7 @@ impl Features {
                     channels,
                     dtype,
                     layout,
+                    pooled: false,
                 },
             );
         }
@@ -79,10 +94,18 @@ impl Features {
             if Op::of(node).reads_shape() {
                 continue; // metadata of a map, not a map: shape arithmetic is not a feature
             }
-            let first = node.input.iter().find_map(|i| map.get(i.as_str()).copied());
-            let Some(first) = first else { continue };
+            let inputs: Vec<Feature> = node
+                .input
+                .iter()
+                .filter_map(|i| map.get(i.as_str()).copied())
+                .collect();
+            let Some(&first) = inputs.first() else {
+                continue;
+            };
+            let pooled = inputs.iter().all(|f| f.pooled);
             for o in node.output.iter().filter(|o| !o.is_empty()) {
-                let f = output_feature(node, &facts, o, first);
+                let mut f = output_feature(node, &facts, o, first);
+                f.pooled = pooled || squeezes_to_one(node, &facts, o, first.layout);
                 map.insert(o.clone(), f);
             }
         }
@@ -102,6 +125,23 @@ impl Features {
     /// Channel count of `name`, if known.
     pub fn channels(&self, name: &str) -> Option<usize> {
         self.get(name).and_then(|f| f.channels)
+    }
+
+    /// Whether SE can pool `name` around its channels: a feature map whose channel axis is
+    /// neither the batch axis nor beyond its rank, with at least one axis beside them, that does
+    /// not come after a global pool. A classifier's 1×1 map after its global pool, a feature
+    /// vector, or a head's map folded with its channels on axis 0 is not one; a map that is 1×1
+    /// only because the input is small (strided convolutions on a tiny image) is.
+    pub fn poolable(&self, name: &str) -> Result<(), NotPoolable> {
+        let f = self.get(name).ok_or(NotPoolable::NotAMap)?;
+        let Layout { axis, rank } = f.layout;
+        if axis == 0 || axis >= rank || rank < 3 {
+            return Err(NotPoolable::Axis { axis, rank });
+        }
+        if f.pooled {
+            return Err(NotPoolable::Pooled);
+        }
+        Ok(())
     }
 
     /// The dims of any tensor (a weight, or a weight a constant subgraph computes), all known.
@@ -153,7 +193,39 @@ fn output_feature(node: &NodeProto, facts: &Facts, o: &str, first: Feature) -> F
         channels: channels_at(facts, o, layout),
         dtype,
         layout,
+        pooled: false,
     }
+}
+
+/// The product of `dims` other than the batch axis and the channel axis of `layout`, when all
+/// are known and the rank is the layout's.
+fn spatial_extent(dims: &[Dim], layout: Layout) -> Option<usize> {
+    if dims.len() != layout.rank {
+        return None;
+    }
+    let mut extent = 1usize;
+    for (i, d) in dims.iter().enumerate() {
+        if i != 0 && i != layout.axis {
+            extent = extent.saturating_mul((*d)?);
+        }
+    }
+    Some(extent)
+}
+
+/// Whether `node` squeezes its map to one position per channel: a global pool, or a reduction
+/// or pooling window whose output `o` has a spatial extent of 1 where its input's is larger.
+fn squeezes_to_one(node: &NodeProto, facts: &Facts, o: &str, layout: Layout) -> bool {
+    let op = Op::of(node);
+    if op.class() == crate::onnx::op::Class::GlobalPool {
+        return true;
+    }
+    let windowed = matches!(op, Op::AveragePool | Op::MaxPool | Op::LpPool);
+    if !(windowed || op.class() == crate::onnx::op::Class::Reduction) {
+        return false;
+    }
+    let extent = |t: &str| facts.dims(t).and_then(|d| spatial_extent(d, layout));
+    let before = node.input.first().and_then(|i| extent(i));
+    extent(o) == Some(1) && before.is_some_and(|e| e > 1)
 }
 
 /// Where a reshape from dims `from` to dims `to` puts the channel axis of `layout`, when it

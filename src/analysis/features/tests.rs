@@ -146,3 +146,60 @@ fn a_reshape_keeps_a_whole_channel_axis() {
         "a layout of another rank than the dims"
     );
 }
+
+/// `input [1,8,8,8] ─ conv ─ Relu ─ GlobalAveragePool ─ conv 1×1 ─ Relu ─ Flatten`, beside a
+/// map that strided convolutions bring to 1×1:
+/// the maps after the pool, and the flattened vector, are no maps SE can pool; the map that is
+/// 1×1 because the input is small is one.
+#[test]
+fn maps_after_a_global_pool_cannot_take_se() {
+    let mut g = GraphBuilder::new(8);
+    let c = g.conv("input", 8, 8, 3, 1);
+    let r = g.relu(&c);
+    let pooled = g.node("GlobalAveragePool", &[&r], vec![]);
+    let head = g.conv(&pooled, 8, 16, 1, 1);
+    let head = g.relu(&head);
+    let flat = g.node("Flatten", &[&head], vec![]);
+    let w = g.weight(&[8, 8, 8, 8]);
+    let tiny = g.node(
+        "Conv",
+        &[&r, &w],
+        vec![
+            ints_attr("kernel_shape", &[8, 8]),
+            ints_attr("strides", &[8, 8]),
+        ],
+    );
+    let out = g.concat(&[&head, &tiny]);
+    let graph = g.finish(&out);
+    let view = GraphView::new(&graph).expect("well formed");
+    let f = Features::new(&view);
+    assert_eq!(f.poolable(&r), Ok(()));
+    assert_eq!(f.dims(&tiny), Some(vec![1, 8, 1, 1]));
+    assert_eq!(f.poolable(&tiny), Ok(()), "1×1 from a strided conv");
+    assert_eq!(f.poolable(&pooled), Err(NotPoolable::Pooled));
+    assert_eq!(f.poolable(&head), Err(NotPoolable::Pooled));
+    assert_eq!(
+        f.poolable(&flat),
+        Err(NotPoolable::Axis { axis: 1, rank: 2 })
+    );
+    assert_eq!(f.poolable(&out), Ok(()), "a pooled and an unpooled map");
+    assert_eq!(f.poolable("w_missing"), Err(NotPoolable::NotAMap));
+}
+
+/// A window that leaves one position of an 8×8 map pools it globally; one of 2×2 does not.
+#[test]
+fn a_window_over_the_whole_map_is_a_global_pool() {
+    let mut g = GraphBuilder::new(8);
+    let whole = g.node(
+        "AveragePool",
+        &["input"],
+        vec![ints_attr("kernel_shape", &[8, 8])],
+    );
+    let half = g.max_pool("input");
+    let out = g.concat(&[&whole, &half]);
+    let graph = g.finish(&out);
+    let view = GraphView::new(&graph).expect("well formed");
+    let f = Features::new(&view);
+    assert_eq!(f.poolable(&whole), Err(NotPoolable::Pooled));
+    assert_eq!(f.poolable(&half), Ok(()));
+}
