@@ -80,6 +80,36 @@ pub struct Cli {
     /// Inject even where an SE block is already present.
     #[arg(long)]
     pub force: bool,
+    /// Only blocks whose name matches this regular expression take SE (names as
+    /// `--report stages` lists them; unanchored).
+    #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
+    pub only: Option<regex::Regex>,
+    /// Blocks whose name matches this regular expression take no SE.
+    #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
+    pub exclude: Option<regex::Regex>,
+    /// Put SE exactly on these feature maps (tensor names, comma-separated), each for every
+    /// reader, without detecting blocks.
+    #[arg(long, value_name = "TENSOR,...", value_delimiter = ',',
+          conflicts_with_all = ["position", "only", "exclude"])]
+    pub at: Option<Vec<String>>,
+}
+
+/// A regular expression over block names, at most 1,000 bytes and compiled within regex's
+/// default size limit.
+fn parse_regex(s: &str) -> Result<regex::Regex, String> {
+    if s.len() > 1000 {
+        return Err("a pattern of more than 1,000 bytes".into());
+    }
+    regex::Regex::new(s).map_err(|e| {
+        // The parser's message ends in its one-line reason, after a picture of the pattern.
+        let text = e.to_string();
+        let reason = text
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim_start_matches("error: ");
+        se_inject::shown::shown(reason).into_owned()
+    })
 }
 
 /// `--stages`: every stage, or a list of 1-based numbers.
@@ -150,6 +180,11 @@ impl Cli {
                 StageSelection::Some(v) => Some(v),
             },
             force: self.force,
+            names: se_inject::rewrite::Names {
+                only: self.only,
+                exclude: self.exclude,
+            },
+            at: self.at,
         };
         let cfg = Config {
             model: self.model,

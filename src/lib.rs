@@ -128,7 +128,11 @@ pub fn run_reporting(cfg: &Config, progress: progress::Progress) -> Result<Outco
     targets::check(&model, output.as_deref(), cfg.plot.as_deref())?;
     progress(progress::Phase::Analyse);
     let view = graph::GraphView::new(model.graph()).with_context(|| format!("'{named}'"))?;
-    let analysis = analysis::analyse(&view).with_context(|| format!("'{named}'"))?;
+    let analysis = match &cfg.se.at {
+        Some(maps) => analysis::named::at_maps(&view, maps),
+        None => analysis::analyse(&view),
+    }
+    .with_context(|| format!("'{named}'"))?;
     cfg.check_stages(analysis.stages.len())?;
     // A report alone needs the new weights' dims, not their values.
     let splice = match output {

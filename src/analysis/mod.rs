@@ -19,6 +19,7 @@ mod detect_tests;
 pub mod existing;
 pub mod facts;
 pub mod features;
+pub mod named;
 pub mod ops;
 pub mod shapes;
 pub mod stages;

@@ -95,6 +95,14 @@ pub struct Report {
     pub init: crate::rewrite::Init,
     pub squeeze: crate::rewrite::Squeeze,
     pub gate: crate::rewrite::Gate,
+    /// The `--only` and `--exclude` patterns, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub only: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<String>,
+    /// The feature maps `--at` named, when given (then nothing was detected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<Vec<String>>,
     pub stages: Vec<StageRow>,
     pub blocks: Vec<BlockRow>,
     /// (2/r)·Σ N_s·C_s² over the stages that got SE.
@@ -272,6 +280,9 @@ impl Report {
             init: opts.init,
             squeeze: opts.squeeze,
             gate: opts.gate,
+            only: opts.names.only.as_ref().map(|r| r.as_str().to_string()),
+            exclude: opts.names.exclude.as_ref().map(|r| r.as_str().to_string()),
+            at: opts.at.clone(),
             stages,
             blocks,
             formula_params: Formula(total),

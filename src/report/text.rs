@@ -198,10 +198,21 @@ impl Report {
         spelled(self.position)
     }
 
-    /// The header line naming the model and the options.
+    /// The header line naming the model and the options, and the selection when one was made.
     pub fn header(&self) -> String {
+        let mut selection = String::new();
+        if let Some(at) = &self.at {
+            let names: Vec<String> = at.iter().map(|t| format!("'{}'", shown(t))).collect();
+            selection += &format!("; at {}", names.join(", "));
+        }
+        if let Some(r) = &self.only {
+            selection += &format!("; only /{}/", shown(r));
+        }
+        if let Some(r) = &self.exclude {
+            selection += &format!("; exclude /{}/", shown(r));
+        }
         format!(
-            "{}: position {}, r = {}, {}, squeeze {}, gate {}, init {}\n",
+            "{}: position {}, r = {}, {}, squeeze {}, gate {}, init {}{selection}\n",
             shown(&self.model),
             spelled(self.position),
             self.ratio,

@@ -8,7 +8,7 @@ pub mod patch;
 pub mod se;
 pub mod site;
 
-pub use options::{Gate, Init, Position, SeOptions, Squeeze};
+pub use options::{Gate, Init, Names, Position, SeOptions, Squeeze};
 pub use site::{rule, Rule, SkipReason};
 
 use crate::analysis::blocks::after_activation;
@@ -60,6 +60,9 @@ fn place(
         .map_or(0, |s| s.index);
     if opts.stages.as_ref().is_some_and(|s| !s.contains(&stage)) {
         return Err(SkipReason::StageNotSelected);
+    }
+    if !opts.names.selects(&block.name) {
+        return Err(SkipReason::NameNotSelected);
     }
     let cx = site::Context {
         view,

@@ -84,6 +84,27 @@ pub struct SeOptions {
     pub stages: Option<Vec<usize>>,
     /// Inject even where an SE block is already present.
     pub force: bool,
+    /// Which blocks may take SE, by name.
+    pub names: Names,
+    /// Feature maps named to take SE without block detection (`--at`); None to detect.
+    pub at: Option<Vec<String>>,
+}
+
+/// A selection of blocks by name (`--only`, `--exclude`): a block takes SE when its name
+/// matches `only` (when given) and does not match `exclude` (when given). A pattern matches
+/// anywhere in the name unless anchored.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    pub only: Option<regex::Regex>,
+    pub exclude: Option<regex::Regex>,
+}
+
+impl Names {
+    /// Whether block `name` is selected.
+    pub fn selects(&self, name: &str) -> bool {
+        self.only.as_ref().is_none_or(|r| r.is_match(name))
+            && !self.exclude.as_ref().is_some_and(|r| r.is_match(name))
+    }
 }
 
 impl Default for SeOptions {
@@ -100,6 +121,8 @@ impl Default for SeOptions {
             gate: Gate::Sigmoid,
             stages: None,
             force: false,
+            names: Names::default(),
+            at: None,
         }
     }
 }

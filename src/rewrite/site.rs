@@ -58,6 +58,8 @@ pub fn table_text() -> String {
 pub enum SkipReason {
     #[error("stage not selected")]
     StageNotSelected,
+    #[error("name not selected by --only / --exclude")]
+    NameNotSelected,
     /// The table has no place for the kind at the position, or the block lacks the part the
     /// rule needs (an inverted residual without its Add has no shortcut).
     #[error("{} has no meaning for {} {} block{}", .position.as_str(), .kind.article(), .kind.as_str(),

@@ -21,6 +21,7 @@ mod options;
 mod output;
 mod paths;
 mod schema;
+mod select;
 
 use crate::common::*;
 use expect::*;

@@ -13,6 +13,7 @@ pub enum BlockKind {
     Shuffle,
     DualPath,
     Plain,
+    Named,
 }
 
 /// Where SE goes in a block, independently of any particular block.
@@ -81,7 +82,7 @@ pub struct KindRow {
 
 /// Every kind, in the order the README's table lists them.
 #[rustfmt::skip]
-pub const KINDS: [KindRow; 7] = {
+pub const KINDS: [KindRow; 8] = {
     use Rule::*;
     const fn place(standard: Rule, pre: Rule, post: Rule, identity: Rule, inner: Rule) -> Placement {
         Placement { standard, pre, post, identity, inner }
@@ -121,6 +122,11 @@ pub const KINDS: [KindRow; 7] = {
             kind: BlockKind::Plain, name: "plain", article: "a", has_shortcut: false,
             describe: "a convolution with its activation, or a depthwise-separable pair (VGG, MobileNet v1)",
             placement: place(BranchOutput, BlockInput, AfterMerge, Skip, Skip),
+        },
+        KindRow {
+            kind: BlockKind::Named, name: "named", article: "a", has_shortcut: false,
+            describe: "a feature map named with --at, taken as it is: no detection",
+            placement: place(BranchOutput, Skip, Skip, Skip, Skip),
         },
     ]
 };
