@@ -86,12 +86,26 @@ pub struct Flags {
     /// A unary op whose integer values shape arithmetic folds (a shape computed through it stays
     /// known).
     pub folds: bool,
+    /// It raises the resolution (interpolation, transposed convolution, depth to space): a path
+    /// through it brings a coarser map back up, as the top-down paths of FPN, U-Net decoders and
+    /// YOLO necks do.
+    pub upsamples: bool,
 }
 
 const NONE: Flags = Flags {
     strides: false,
     gate: false,
     folds: false,
+    upsamples: false,
+};
+const UPSAMPLES: Flags = Flags {
+    upsamples: true,
+    ..NONE
+};
+const STRIDES_UP: Flags = Flags {
+    strides: true,
+    upsamples: true,
+    ..NONE
 };
 const STRIDES: Flags = Flags {
     strides: true,
@@ -173,7 +187,7 @@ ops! {
     // Channel-mixing products.
     Conv: Linear, Own, Macs, STRIDES;
     ConvInteger: Linear, Own, Macs, STRIDES;
-    ConvTranspose: Linear, Own, Macs, STRIDES;
+    ConvTranspose: Linear, Own, Macs, STRIDES_UP;
     MatMul: Linear, Own, Macs, NONE;
     MatMulInteger: Linear, Own, Macs, NONE;
     Gemm: Linear, Own, Macs, NONE;
@@ -184,7 +198,7 @@ ops! {
     MaxPool: Pool, Window, Window(1), STRIDES;
     AveragePool: Pool, Window, Window(1), STRIDES;
     LpPool: Pool, Window, Window(1), STRIDES;
-    MaxUnpool: Pool, Unknown, Free, STRIDES;
+    MaxUnpool: Pool, Unknown, Free, STRIDES_UP;
     GlobalAveragePool: GlobalPool, Global, Input(1), NONE;
     GlobalMaxPool: GlobalPool, Global, Input(1), NONE;
     GlobalLpPool: GlobalPool, Global, Input(1), NONE;
@@ -268,11 +282,11 @@ ops! {
     Expand: Movement, Own, Free, NONE;
     Tile: Movement, Own, Free, NONE;
     Pad: Movement, Own, Free, NONE;
-    DepthToSpace: Movement, Own, Free, NONE;
+    DepthToSpace: Movement, Own, Free, UPSAMPLES;
     SpaceToDepth: Movement, Own, Free, NONE;
     Trilu: Movement, Same, Free, NONE;
-    Resize: Movement, Own, OutputOnce(1), NONE;
-    Upsample: Movement, Own, OutputOnce(1), NONE;
+    Resize: Movement, Own, OutputOnce(1), UPSAMPLES;
+    Upsample: Movement, Own, OutputOnce(1), UPSAMPLES;
     // Shapes, constants and generated tensors.
     Constant: Source, Own, Free, NONE;
     Shape: Source, Own, Free, NONE;
@@ -362,6 +376,11 @@ impl Op {
     /// and its `group` checked against its input.
     pub fn is_convolution(self) -> bool {
         self.mixes_channels() && self.strides()
+    }
+
+    /// Whether it raises the resolution (Resize, Upsample, ConvTranspose, DepthToSpace, MaxUnpool).
+    pub fn upsamples(self) -> bool {
+        self.row().flags.upsamples
     }
 
     /// Whether shape arithmetic folds its integer values (a unary op on a shape).

@@ -104,6 +104,32 @@ impl GraphBuilder {
         name
     }
 
+    /// `x → Resize (nearest, scales 1, 1, 2, 2) → ·`: the map at twice its resolution.
+    pub fn upsample2(&mut self, x: &str) -> String {
+        let scales = self.fresh("scales");
+        self.graph.initializer.push(TensorProto {
+            name: Some(scales.clone()),
+            dims: vec![4],
+            data_type: Some(DataType::Float as i32),
+            float_data: vec![1.0, 1.0, 2.0, 2.0],
+            ..Default::default()
+        });
+        self.node("Resize", &[x, "", &scales], vec![])
+    }
+
+    /// Conv 3×3 of stride 2 (and bias) from `cin` to `cout` channels, padded by 1: half the
+    /// resolution.
+    pub fn conv_s2(&mut self, x: &str, cin: i64, cout: i64) -> String {
+        let w = self.weight(&[cout, cin, 3, 3]);
+        let b = self.weight(&[cout]);
+        let attrs = vec![
+            ints_attr("kernel_shape", &[3, 3]),
+            ints_attr("pads", &[1; 4]),
+            ints_attr("strides", &[2, 2]),
+        ];
+        self.node("Conv", &[x, &w, &b], attrs)
+    }
+
     /// Conv with a k×k kernel (and bias) from `cin` to `cout` channels, in `group` groups,
     /// padded to keep the map's size (for odd k).
     pub fn conv(&mut self, x: &str, cin: i64, cout: i64, k: i64, group: i64) -> String {

@@ -2,7 +2,7 @@
 //! depthwise → project 1×1, found around depthwise convolutions no other block covers. Each of
 //! the three may be a convolution split in groups (MixNet).
 
-use super::search::{Scope, Searcher};
+use super::search::{Merged, Scope, Searcher};
 use super::{tail, Block, BlockKind, Cx};
 use crate::onnx::op::Op;
 use petgraph::graph::NodeIndex;
@@ -15,8 +15,8 @@ impl Searcher for InvertedWithoutMerge {
         Scope::Chains
     }
 
-    fn in_chains(&self, cx: &Cx, merged: &[Block]) -> Vec<Block> {
-        if merged.is_empty() {
+    fn in_chains(&self, cx: &Cx, merged: &Merged) -> Vec<Block> {
+        if merged.blocks.is_empty() {
             return Vec::new();
         }
         cx.inverted_without_merge(merged)
@@ -62,9 +62,9 @@ impl Cx<'_, '_> {
     /// convolution that post-dominates it (so an SE gate or a decomposed activation in between
     /// is part of the block), the expansion the first convolution that dominates it, when that
     /// is a pointwise one nothing else reads.
-    pub(super) fn inverted_without_merge(&self, blocks: &[Block]) -> Vec<Block> {
+    pub(super) fn inverted_without_merge(&self, merged: &Merged) -> Vec<Block> {
         let view = self.view;
-        let covered = |n: usize| blocks.iter().any(|b| b.covers(n));
+        let covered = |n: usize| merged.covers(n);
         let mut out = Vec::new();
         for &d in &view.topo {
             if !self.is_depthwise(d) || covered(d) || self.in_unit(d) {

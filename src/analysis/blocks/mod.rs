@@ -289,6 +289,47 @@ impl Cx<'_, '_> {
         done <= self.budget
     }
 
+    /// The first node of `b` that raises the resolution of a map not pooled, described: `b`'s
+    /// merge then fuses maps from different resolutions. An upsampling of a pooled map (the
+    /// image-level branch of an ASPP module, broadcast back to the map's size) is none.
+    fn fusion(&self, b: &Block) -> Option<String> {
+        b.covered().find_map(|n| {
+            let node = self.view.node(n);
+            let raises = Op::of(node).upsamples()
+                && node
+                    .input
+                    .first()
+                    .and_then(|i| self.feats.get(i))
+                    .is_some_and(|f| !f.pooled);
+            raises.then(|| describe_node(node))
+        })
+    }
+
+    /// Whether block `b` is a prediction head's: its final map, through activations, is read
+    /// only by reshapes that lay it out per position for a dense prediction (fewer axes than
+    /// the map, at least three: batch, a per-position channel axis, positions), as YOLO's Detect
+    /// writes `view(batch, outputs, -1)` and RetinaNet's heads `(batch, -1, classes)`. A
+    /// classifier's Flatten (two axes) is no such reshape.
+    fn is_head(&self, b: &Block) -> bool {
+        let view = self.view;
+        let t = after_activation(view, &b.end);
+        let Some(rank) = self.feats.get(t).map(|f| f.layout.rank) else {
+            return false;
+        };
+        let readers = view.consumers(t);
+        !readers.is_empty()
+            && !view.is_graph_output(t)
+            && readers.iter().all(|i| {
+                let node = view.node(i.node);
+                let out_rank = node
+                    .output
+                    .first()
+                    .and_then(|o| self.feats.get(o))
+                    .map(|f| f.layout.rank);
+                Op::of(node) == Op::Reshape && out_rank.is_some_and(|r| (3..rank).contains(&r))
+            })
+    }
+
     /// Convolutions in `r`, the FCs of SE gates already there not counted.
     fn convs(&self, r: &BTreeSet<usize>) -> usize {
         r.iter()
@@ -365,6 +406,7 @@ impl Cx<'_, '_> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::analysis::features::Features;
     use crate::onnx::{AttributeProto, NodeProto};
     use crate::testutil::{analysis_of, kinds, GraphBuilder};
 
@@ -443,5 +485,67 @@ pub(super) mod tests {
         let g = g.finish(&h);
         let a = analysis_of(&g).expect("blocks");
         assert_eq!(kinds(&a), [(BlockKind::Plain, 8), (BlockKind::Plain, 8)]);
+    }
+
+    /// The top-down merges of an FPN and a U-Net decoder:
+    ///
+    /// ```text
+    /// c1(8, 8×8) ─ conv s2 ─ Relu ─ c2(16, 4×4) ─ Resize ×2 ─ u(16, 8×8) ─┬─ Add ──── p (16)
+    ///  └────────────── conv 1×1 8→16 (lateral) ───────────────────────────┘
+    /// u ─ Concat(u, c1) (24) ─ conv 3×3 ─ Relu
+    /// ```
+    /// Both merge maps from two resolutions: fusions, no blocks, each rejected as such.
+    #[test]
+    fn merges_of_two_resolutions_are_fusions() {
+        let mut g = GraphBuilder::new(8);
+        let c1 = g.conv("input", 8, 8, 3, 1);
+        let c1 = g.relu(&c1);
+        let c2 = g.conv_s2(&c1, 8, 16);
+        let c2 = g.relu(&c2);
+        let u = g.upsample2(&c2);
+        let lateral = g.conv(&c1, 8, 16, 1, 1);
+        let p = g.add(&u, &lateral);
+        let cat = g.concat(&[&u, &c1]);
+        let d = g.conv(&cat, 24, 16, 3, 1);
+        let d = g.relu(&d);
+        let out = g.add(&p, &d);
+        let g = g.finish(&out);
+        let view = GraphView::new(&g).expect("view");
+        let feats = Features::new(&view);
+        let det = detect(&view, &feats, &[], u64::MAX);
+        let fused: Vec<&str> = det
+            .rejected
+            .iter()
+            .filter(|(_, r)| matches!(r.first(), Some(Rejection::Fusion(_))))
+            .filter_map(|(m, _)| view.node(*m).op_type.as_deref())
+            .collect();
+        assert_eq!(fused, [Op::Add.name(), Op::Concat.name()]);
+        assert!(
+            det.blocks
+                .iter()
+                .all(|b| b.merge() != view.producer_node(&p)),
+            "the FPN Add is no block"
+        );
+    }
+
+    /// A prediction head as YOLO's Detect writes it, after one residual block:
+    /// `p ─┬─ conv (4) ─┬─ Concat (8) ─ Reshape (1, 8, 64)`: the Concat gathers two branches
+    ///     └─ conv (4) ─┘
+    /// from one map, as an inception module would, but its map is laid out per position for
+    /// the prediction: a head's, no block.
+    #[test]
+    fn a_concat_read_as_a_dense_prediction_is_a_head() {
+        let mut g = GraphBuilder::new(8);
+        let x = g.conv("input", 8, 8, 3, 1);
+        let x = g.relu(&x);
+        let p = g.basic(&x, 8, 8, false);
+        let a = g.conv(&p, 8, 4, 3, 1);
+        let b = g.conv(&p, 8, 4, 1, 1);
+        let cat = g.concat(&[&a, &b]);
+        let shape = g.ints(&[1, 8, 64]);
+        let flat = g.node(Op::Reshape.name(), &[&cat, &shape], vec![]);
+        let g = g.finish(&flat);
+        let a = analysis_of(&g).expect("blocks");
+        assert_eq!(kinds(&a), [(BlockKind::Residual, 8)]);
     }
 }

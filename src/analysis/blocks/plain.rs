@@ -2,7 +2,7 @@
 //! activation; a depthwise convolution with its activation and the pointwise one after it make
 //! one block.
 
-use super::search::{Scope, Searcher};
+use super::search::{Merged, Scope, Searcher};
 use super::{next_if, tail, Block, BlockKind, Cx};
 use crate::onnx::op::Op;
 use std::collections::HashSet;
@@ -15,22 +15,25 @@ impl Searcher for PlainChains {
         Scope::Chains
     }
 
-    fn in_chains(&self, cx: &Cx, merged: &[Block]) -> Vec<Block> {
-        if !merged.is_empty() {
+    fn in_chains(&self, cx: &Cx, merged: &Merged) -> Vec<Block> {
+        if !merged.blocks.is_empty() {
             return Vec::new();
         }
-        cx.plain()
+        cx.plain(merged)
     }
 }
 
 impl Cx<'_, '_> {
     /// Every plain block of the graph, in topological order.
-    pub(super) fn plain(&self) -> Vec<Block> {
+    pub(super) fn plain(&self, merged: &Merged) -> Vec<Block> {
         let view = self.view;
         let mut used: HashSet<usize> = HashSet::new();
         let mut out = Vec::new();
         for &c in &view.topo {
-            if Op::of(view.node(c)) != Op::Conv || used.contains(&c) || self.gate_nodes.contains(&c)
+            if Op::of(view.node(c)) != Op::Conv
+                || used.contains(&c)
+                || self.gate_nodes.contains(&c)
+                || merged.covers(c)
             {
                 continue;
             }

@@ -36,4 +36,12 @@ pub enum Rejection {
     NoConvInHalves,
     #[error("the analysis budget is spent")]
     Budget,
+    /// A path into the merge brings a coarser map back up: a neck's or decoder's fusion of
+    /// maps from different stages (FPN, PAN, a U-Net skip), not a block.
+    #[error("it fuses maps from different resolutions (a path through {0})")]
+    Fusion(String),
+    /// Its map is read only to be laid out per position for a dense prediction (YOLO's Detect,
+    /// a RetinaNet head): a head's, not a block.
+    #[error("its map leaves the spatial domain for a prediction head")]
+    Head,
 }

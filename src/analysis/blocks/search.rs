@@ -4,7 +4,9 @@
 //! outside the blocks found at merges. At a merge, the searchers of its scope are asked in the
 //! order of [`SEARCHERS`]; the first that finds a block has the merge, and the reasons the
 //! others gave are dropped. A merge no searcher takes keeps every distinct reason given, in that
-//! order.
+//! order. A block one of whose paths raises the resolution of a map that is not pooled (an
+//! Upsample, a Resize, a transposed convolution) is a fusion of maps from different stages, a
+//! neck's or a decoder's, and no block: its merge is rejected as such, whichever searcher found it.
 //!
 //! A new kind of block is a detector file with its searcher, one entry here, its row in
 //! [`super::KINDS`] and its row in the README's table.
@@ -53,9 +55,9 @@ pub(super) trait Searcher: Sync {
         Ok(None)
     }
 
-    /// The blocks among the chains outside `merged`, the blocks found at merges
-    /// ([`Scope::Chains`]).
-    fn in_chains(&self, _cx: &Cx, _merged: &[Block]) -> Vec<Block> {
+    /// The blocks among the chains outside `merged.blocks`, the blocks found at merges, and
+    /// outside the prediction heads found there ([`Scope::Chains`]).
+    fn in_chains(&self, _cx: &Cx, _merged: &Merged) -> Vec<Block> {
         Vec::new()
     }
 }
@@ -77,6 +79,20 @@ pub(super) struct Searched {
     pub rejected: Vec<(usize, Vec<Rejection>)>,
 }
 
+/// What the chain searchers see of the merges: the blocks found there, and the prediction heads
+/// (merges a searcher found whose map then leaves the spatial domain), whose nodes are no block's.
+pub(super) struct Merged {
+    pub blocks: Vec<Block>,
+    pub heads: Vec<Block>,
+}
+
+impl Merged {
+    /// Whether node `n` belongs to a block or a head found at a merge.
+    pub fn covers(&self, n: usize) -> bool {
+        self.blocks.iter().chain(&self.heads).any(|b| b.covers(n))
+    }
+}
+
 /// Runs every scope's `searchers` (in their priority order) over the graph; `order` is the
 /// nodes in topological order.
 pub(super) fn search(cx: &Cx, searchers: &[&dyn Searcher], order: &[usize]) -> Searched {
@@ -84,6 +100,7 @@ pub(super) fn search(cx: &Cx, searchers: &[&dyn Searcher], order: &[usize]) -> S
         blocks: Vec::new(),
         rejected: Vec::new(),
     };
+    let mut heads = Vec::new();
     for scope in Scope::ALL {
         let searchers: Vec<&dyn Searcher> = searchers
             .iter()
@@ -92,16 +109,21 @@ pub(super) fn search(cx: &Cx, searchers: &[&dyn Searcher], order: &[usize]) -> S
             .collect();
         match scope {
             Scope::Adds => {
-                let (blocks, rejected) = at_merges(cx, scope, &searchers, order, HashSet::new());
+                let (blocks, rejected) =
+                    at_merges(cx, scope, &searchers, order, HashSet::new(), &mut heads);
                 found.blocks = outermost(blocks, true);
                 found.rejected.extend(rejected);
             }
             Scope::Concats => {
-                let covered: HashSet<usize> =
-                    found.blocks.iter().flat_map(Block::covered).collect();
+                let covered: HashSet<usize> = found
+                    .blocks
+                    .iter()
+                    .chain(&heads)
+                    .flat_map(Block::covered)
+                    .collect();
                 let last_first: Vec<usize> = order.iter().rev().copied().collect();
                 let (mut modules, mut rejected) =
-                    at_merges(cx, scope, &searchers, &last_first, covered);
+                    at_merges(cx, scope, &searchers, &last_first, covered, &mut heads);
                 modules.reverse();
                 rejected.reverse();
                 found.rejected.extend(rejected);
@@ -113,12 +135,15 @@ pub(super) fn search(cx: &Cx, searchers: &[&dyn Searcher], order: &[usize]) -> S
                     .extend(cx.join_dense_runs(outermost(modules, false)));
             }
             Scope::Chains => {
-                let merged = std::mem::take(&mut found.blocks);
+                let merged = Merged {
+                    blocks: std::mem::take(&mut found.blocks),
+                    heads: std::mem::take(&mut heads),
+                };
                 let chains: Vec<Block> = searchers
                     .iter()
                     .flat_map(|s| s.in_chains(cx, &merged))
                     .collect();
-                found.blocks = merged;
+                found.blocks = merged.blocks;
                 found.blocks.extend(chains);
             }
         }
@@ -128,13 +153,14 @@ pub(super) fn search(cx: &Cx, searchers: &[&dyn Searcher], order: &[usize]) -> S
 
 /// The blocks the searchers find at the merges of `scope`, visited in `order`; with `covered`
 /// growing by each block's nodes (but its merge) so that merges inside a block found are not
-/// looked at.
+/// looked at. A block found that is a prediction head goes to `heads`, its merge rejected.
 fn at_merges(
     cx: &Cx,
     scope: Scope,
     searchers: &[&dyn Searcher],
     order: &[usize],
     mut covered: HashSet<usize>,
+    heads: &mut Vec<Block>,
 ) -> (Vec<Block>, Vec<(usize, Vec<Rejection>)>) {
     let (mut blocks, mut rejected) = (Vec::new(), Vec::new());
     let skips = scope == Scope::Concats;
@@ -147,7 +173,15 @@ fn at_merges(
         for s in searchers {
             match s.at_merge(cx, m) {
                 Ok(Some(b)) => {
-                    block = Some(b);
+                    if let Some(node) = cx.fusion(&b) {
+                        reasons.push(Rejection::Fusion(node));
+                    } else if cx.is_head(&b) {
+                        reasons.push(Rejection::Head);
+                        covered.extend(b.covered());
+                        heads.push(b);
+                    } else {
+                        block = Some(b);
+                    }
                     break;
                 }
                 Ok(None) => {}
