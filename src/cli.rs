@@ -1,7 +1,7 @@
 //! Command-line flags, parsed by clap into a validated [`Config`].
 
 use clap::{CommandFactory, FromArgMatches, Parser};
-use se_inject::rewrite::{Gate, Init, Position, SeOptions, Squeeze};
+use se_inject::rewrite::{Gate, Init, Level, Position, SeOptions, Squeeze};
 use se_inject::{Config, ReportKind};
 use std::path::PathBuf;
 
@@ -25,6 +25,10 @@ pub struct Cli {
     /// Where SE goes in each block.
     #[arg(short, long, value_enum, default_value_t = Position::Standard)]
     pub position: Position,
+    /// Where blocks nest (a CSP module holding residual units): the modules take SE, their
+    /// units, or both.
+    #[arg(long, value_enum, default_value_t = Level::Module)]
+    pub level: Level,
     /// Where to write the rewritten model [default: <stem>.se.onnx beside MODEL].
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -185,6 +189,7 @@ impl Cli {
                 exclude: self.exclude,
             },
             at: self.at,
+            level: self.level,
         };
         let cfg = Config {
             model: self.model,

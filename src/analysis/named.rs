@@ -45,6 +45,7 @@ pub fn at_maps(view: &GraphView, tensors: &[String]) -> Result<Analysis> {
             channels,
             dtype: f.dtype,
             form: Form::Chain,
+            parent: None,
         });
     }
     blocks.sort_by_key(|b| b.nodes.first().map_or(0, |&n| view.rank[n] + 1));

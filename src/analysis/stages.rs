@@ -58,11 +58,44 @@ fn alike(a: &Block, b: &Block) -> bool {
 /// and RepVGG stride in a stage's first block, ResNet v2 in its last, and the channels that
 /// change after it tell the stages apart.
 pub fn group(view: &GraphView, blocks: &[Block]) -> Vec<Stage> {
+    // Blocks nested in others (a CSP module's units) are grouped among the blocks of their
+    // own depth: a module and its units never share a stage, and modules either side of a
+    // module's units still do.
+    let depth = |mut i: usize| {
+        let mut d = 0;
+        while let Some(p) = blocks[i].parent.filter(|_| d < blocks.len()) {
+            (i, d) = (p, d + 1);
+        }
+        d
+    };
+    let depths: Vec<usize> = (0..blocks.len()).map(depth).collect();
     let mut stages: Vec<Stage> = Vec::new();
-    for (i, b) in blocks.iter().enumerate() {
-        let ends_run = blocks.get(i + 1).is_none_or(|next| !alike(b, next));
+    for level in depths
+        .iter()
+        .copied()
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let members: Vec<usize> = (0..blocks.len()).filter(|&i| depths[i] == level).collect();
+        stages.extend(group_run(view, blocks, &members));
+    }
+    stages.sort_by_key(|s| s.blocks.first().copied());
+    for (i, s) in stages.iter_mut().enumerate() {
+        s.index = i + 1;
+    }
+    stages
+}
+
+/// The stages of the blocks `members` (indices into `blocks`, in order), each block compared
+/// with the member before it.
+fn group_run(view: &GraphView, blocks: &[Block], members: &[usize]) -> Vec<Stage> {
+    let mut stages: Vec<Stage> = Vec::new();
+    for (k, &i) in members.iter().enumerate() {
+        let b = &blocks[i];
+        let ends_run = members
+            .get(k + 1)
+            .is_none_or(|&next| !alike(b, &blocks[next]));
         let same = |s: &Stage| {
-            let prev = &blocks[i - 1];
+            let prev = &blocks[members[k - 1]];
             alike(prev, b)
                 && s.kind == b.kind
                 && !downsamples(view, b, prev)
@@ -71,7 +104,7 @@ pub fn group(view: &GraphView, blocks: &[Block]) -> Vec<Stage> {
         match stages.last_mut() {
             Some(s) if same(s) => s.blocks.push(i),
             _ => stages.push(Stage {
-                index: stages.len() + 1,
+                index: 0,
                 kind: b.kind,
                 channels: b.channels,
                 blocks: vec![i],

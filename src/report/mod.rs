@@ -82,6 +82,9 @@ pub struct BlockRow {
     pub injected: bool,
     pub added_params: u64,
     pub skipped: Option<String>,
+    /// The name of the block this one is nested in (a CSP module, for its residual units).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
 }
 
 /// The whole report, as `--format json` prints it. Scripts read these fields, so fields are only
@@ -103,6 +106,9 @@ pub struct Report {
     /// The feature maps `--at` named, when given (then nothing was detected).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<Vec<String>>,
+    /// Which of the nested blocks took SE (`--level`), when any block is nested in another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<crate::rewrite::Level>,
     pub stages: Vec<StageRow>,
     pub blocks: Vec<BlockRow>,
     /// (2/r)·Σ N_s·C_s² over the stages that got SE.
@@ -187,6 +193,10 @@ fn block_rows(view: &GraphView, analysis: &Analysis, decisions: &[Decision]) -> 
             injected: d.skipped.is_none(),
             added_params: d.params,
             skipped: skip_reason(d),
+            module: b
+                .parent
+                .and_then(|p| analysis.blocks.get(p))
+                .map(|m| m.name.clone()),
         });
     }
     blocks
@@ -283,6 +293,11 @@ impl Report {
             only: opts.names.only.as_ref().map(|r| r.as_str().to_string()),
             exclude: opts.names.exclude.as_ref().map(|r| r.as_str().to_string()),
             at: opts.at.clone(),
+            level: analysis
+                .blocks
+                .iter()
+                .any(|b| b.parent.is_some())
+                .then_some(opts.level),
             stages,
             blocks,
             formula_params: Formula(total),

@@ -110,7 +110,12 @@ impl Report {
                 s,
                 "{:>5}  {:<40} {:>8} {:>6}  {:<10} {}",
                 b.stage,
-                shown(&b.name),
+                // A nested block's name is indented under the module it belongs to.
+                format!(
+                    "{}{}",
+                    if b.module.is_some() { "  " } else { "" },
+                    shown(&b.name)
+                ),
                 b.channels,
                 b.hidden,
                 if b.projection {
@@ -210,6 +215,9 @@ impl Report {
         }
         if let Some(r) = &self.exclude {
             selection += &format!("; exclude /{}/", shown(r));
+        }
+        if let Some(level) = self.level {
+            selection += &format!("; level {}", level.as_str());
         }
         format!(
             "{}: position {}, r = {}, {}, squeeze {}, gate {}, init {}{selection}\n",

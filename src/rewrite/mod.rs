@@ -8,7 +8,7 @@ pub mod patch;
 pub mod se;
 pub mod site;
 
-pub use options::{Gate, Init, Names, Position, SeOptions, Squeeze};
+pub use options::{Gate, Init, Level, Names, Position, SeOptions, Squeeze};
 pub use site::{rule, Rule, SkipReason};
 
 use crate::analysis::blocks::after_activation;
@@ -44,6 +44,28 @@ pub struct Splice {
     pub inserted: Vec<patch::Inserted>,
 }
 
+/// Whether block `i` takes SE at `level`: a unit nested in a module only at unit or all, or
+/// where the position has no place in its module (a CSP module has no shortcut, so at
+/// identity its residual units take SE); a module holding units only at module or all.
+fn level(analysis: &Analysis, i: usize, opts: &SeOptions) -> Result<(), SkipReason> {
+    let block = &analysis.blocks[i];
+    let parent = block.parent.and_then(|p| analysis.blocks.get(p));
+    if let (Some(module), Level::Module) = (parent, opts.level) {
+        if rule(module.kind, opts.position) != Rule::Skip {
+            return Err(SkipReason::UnitOfModule(module.name.clone()));
+        }
+    }
+    let units = analysis
+        .blocks
+        .iter()
+        .filter(|b| b.parent == Some(i))
+        .count();
+    if units > 0 && opts.level == Level::Unit {
+        return Err(SkipReason::HoldsUnits(units));
+    }
+    Ok(())
+}
+
 /// Where SE goes in block `i` of the analysis, or why it goes nowhere: the stage selection, the
 /// placement rule, then SE already there.
 fn place(
@@ -64,6 +86,7 @@ fn place(
     if !opts.names.selects(&block.name) {
         return Err(SkipReason::NameNotSelected);
     }
+    level(analysis, i, opts)?;
     let cx = site::Context {
         view,
         feats: &analysis.features,

@@ -70,6 +70,29 @@ pub enum Gate {
     Relu,
 }
 
+/// Which blocks take SE where blocks nest (a CSP module and its residual units).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// The outermost blocks: a module takes SE, its units do not.
+    #[default]
+    Module,
+    /// The innermost blocks: units take SE, a module holding units does not.
+    Unit,
+    /// Every block, modules and units.
+    All,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Module => "module",
+            Level::Unit => "unit",
+            Level::All => "all",
+        }
+    }
+}
+
 /// Everything that shapes the SE blocks.
 #[derive(Debug, Clone)]
 pub struct SeOptions {
@@ -88,6 +111,8 @@ pub struct SeOptions {
     pub names: Names,
     /// Feature maps named to take SE without block detection (`--at`); None to detect.
     pub at: Option<Vec<String>>,
+    /// Where blocks nest, which of them take SE.
+    pub level: Level,
 }
 
 /// A selection of blocks by name (`--only`, `--exclude`): a block takes SE when its name
@@ -109,7 +134,7 @@ impl Names {
 
 impl Default for SeOptions {
     /// The command line's defaults: r = 16, standard, with biases, random init, seed 0, average
-    /// squeeze, sigmoid gate, every stage.
+    /// squeeze, sigmoid gate, every stage, modules over their units.
     fn default() -> Self {
         Self {
             ratio: 16,
@@ -123,6 +148,7 @@ impl Default for SeOptions {
             force: false,
             names: Names::default(),
             at: None,
+            level: Level::Module,
         }
     }
 }

@@ -60,6 +60,12 @@ pub enum SkipReason {
     StageNotSelected,
     #[error("name not selected by --only / --exclude")]
     NameNotSelected,
+    /// A block nested in a module, at the module level.
+    #[error("a unit of module '{}' (SE on units: --level unit or all)", crate::shown::shown(.0))]
+    UnitOfModule(String),
+    /// A module holding blocks of its own, at the unit level.
+    #[error("its {0} unit(s) take SE at level unit (SE on the module: --level module or all)")]
+    HoldsUnits(usize),
     /// The table has no place for the kind at the position, or the block lacks the part the
     /// rule needs (an inverted residual without its Add has no shortcut).
     #[error("{} has no meaning for {} {} block{}", .position.as_str(), .kind.article(), .kind.as_str(),

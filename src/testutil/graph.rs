@@ -172,6 +172,23 @@ impl GraphBuilder {
         self.node("MaxPool", &[x], attrs)
     }
 
+    /// `x → MaxPool k×k, stride 1, padded by k / 2 → ·`: SPPF's pool, keeping the size.
+    pub fn max_pool_same(&mut self, x: &str, k: i64) -> String {
+        let attrs = vec![
+            ints_attr("kernel_shape", &[k, k]),
+            ints_attr("strides", &[1, 1]),
+            ints_attr("pads", &[k / 2; 4]),
+        ];
+        self.node("MaxPool", &[x], attrs)
+    }
+
+    /// `x → Split(axis 1, sizes) → ·, ·, ...`: the map cut along channels.
+    pub fn split(&mut self, x: &str, sizes: &[i64]) -> Vec<String> {
+        let n = sizes.len();
+        let sizes = self.ints(sizes);
+        self.node_outputs("Split", &[x, &sizes], vec![int_attr("axis", 1)], n)
+    }
+
     /// Declares `x` the graph output.
     pub fn finish(mut self, x: &str) -> GraphProto {
         self.graph.output.push(float_info(x, &[]));

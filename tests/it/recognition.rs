@@ -25,35 +25,37 @@ use crate::common;
 use crate::common::Land::{At, Skip};
 use check::{
     check_fixture, check_variant, Expect, INNER_IS_STANDARD, NO_IDENTITY, NO_INNER, NO_SHORTCUT,
-    PARALLEL,
+    PARALLEL, UNIT,
 };
 
 /// Stem 3→8; CrossStage: conv_down 3x3 s2 8→8, conv_exp 1x1 8→32, split 16 | 16; the second
 /// half through two BottleneckBlocks 16→16 (1x1 16→8, 3x3 8→8, 1x1 8→16, + x, ReLU), then
 /// conv_transition_b 16→16, Concat with the first half (32), conv_transition 32→16.
-/// The bottlenecks are residual blocks (identity shortcuts); the Concat is an inception
-/// block forking where the split halves come from (conv_exp, 32). A new kind starts a
-/// new stage: residual 2×16, then inception 1×32 (its output channels, the Concat's).
+/// The bottlenecks are residual blocks (identity shortcuts), nested in one csp module: the
+/// Concat is read only by conv_transition (1x1, stride 1) and its parts come from one Split,
+/// so the module runs from conv_exp (only the split reads it) to conv_transition's ReLU, 16
+/// channels. Units and modules are grouped apart: residual 2×16, then csp 1×16. At the
+/// default level the module takes SE and its units do not, except where the position has no
+/// place in a csp module (identity, inner): there the units take it.
 fn csp_tiny_expect() -> Expect {
     Expect {
         net: "csp_tiny",
-        stages: vec![("residual", 2, 16), ("inception", 1, 32)],
+        stages: vec![("residual", 2, 16), ("csp", 1, 16)],
         blocks: vec![
             (1, "residual", "Add", 16, false),
             (1, "residual", "Add", 16, false),
-            (2, "inception", "Concat", 32, false),
+            (2, "csp", "Concat", 16, false),
         ],
         positions: vec![
-            // Bottleneck branch outputs (16, h 1); the Concat (32, h 2).
-            ("standard", vec![At(16, 1), At(16, 1), At(32, 2)]),
-            // The split half (16), the first bottleneck's output (16); conv_exp's output,
-            // read by the split only (32).
-            ("pre", vec![At(16, 1), At(16, 1), At(32, 2)]),
-            // After each Add's ReLU (16); after the Concat (32).
-            ("post", vec![At(16, 1), At(16, 1), At(32, 2)]),
-            // The bottlenecks' identity shortcuts (16); an inception block has none.
+            // conv_transition's ReLU (16, h 1).
+            ("standard", vec![Skip(UNIT), Skip(UNIT), At(16, 1)]),
+            // conv_down's output, read by conv_exp only: 8, h = max(1, round(0.5)) = 1.
+            ("pre", vec![Skip(UNIT), Skip(UNIT), At(8, 1)]),
+            // The fusion conv closes the module: the same map as standard.
+            ("post", vec![Skip(UNIT), Skip(UNIT), At(16, 1)]),
+            // The bottlenecks' identity shortcuts (16); a csp module has none.
             ("identity", vec![At(16, 1), At(16, 1), Skip(NO_IDENTITY)]),
-            // After each bottleneck's 3x3 and its ReLU: 8, h = max(1, round(0.5)) = 1.
+            // After each bottleneck's 3x3 and its ReLU: 8, h 1; a csp module has no inner.
             ("inner", vec![At(8, 1), At(8, 1), Skip(NO_INNER)]),
         ],
     }

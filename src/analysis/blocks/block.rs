@@ -65,6 +65,9 @@ pub struct Block {
     /// Element type of the block's feature maps.
     pub dtype: crate::onnx::tensor::ElemType,
     pub form: Form,
+    /// The block this one is nested in (a CSP module holding its residual units), as an index
+    /// into the detection's block list; None for a block nested in none.
+    pub parent: Option<usize>,
 }
 
 impl Block {

@@ -95,6 +95,7 @@ impl Cx<'_, '_> {
                 shortcut,
                 joins: self.order(joins),
             },
+            parent: None,
         }))
     }
 

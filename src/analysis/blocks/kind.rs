@@ -13,6 +13,8 @@ pub enum BlockKind {
     Shuffle,
     DualPath,
     Plain,
+    Csp,
+    PyramidPool,
     Named,
 }
 
@@ -77,54 +79,67 @@ pub struct KindRow {
     pub describe: &'static str,
     /// Whether a path beside the transformation enters the merge (a shortcut, the other half).
     pub has_shortcut: bool,
+    /// Whether blocks found inside it stay blocks of their own, nested in it (a CSP module's
+    /// residual units), rather than parts of it.
+    pub nests: bool,
     pub placement: Placement,
 }
 
 /// Every kind, in the order the README's table lists them.
 #[rustfmt::skip]
-pub const KINDS: [KindRow; 8] = {
+pub const KINDS: [KindRow; 10] = {
     use Rule::*;
     const fn place(standard: Rule, pre: Rule, post: Rule, identity: Rule, inner: Rule) -> Placement {
         Placement { standard, pre, post, identity, inner }
     }
     [
         KindRow {
-            kind: BlockKind::Residual, name: "residual", article: "a", has_shortcut: true,
+            kind: BlockKind::Residual, name: "residual", article: "a", has_shortcut: true, nests: false,
             describe: "a branch with convolutions and a shortcut merged by Add/Sum (ResNet, ResNeXt, RegNet)",
             placement: place(BranchOutput, BlockInput, AfterMerge, Shortcut, AfterSpatialConv),
         },
         KindRow {
-            kind: BlockKind::InvertedResidual, name: "inverted-residual", article: "an", has_shortcut: true,
+            kind: BlockKind::InvertedResidual, name: "inverted-residual", article: "an", has_shortcut: true, nests: false,
             describe: "expand 1x1, depthwise, project 1x1, with or without the Add (MobileNet v2/v3, EfficientNet)",
             placement: place(BranchOutput, BlockInput, AfterMerge, Shortcut, AfterSpatialConv),
         },
         KindRow {
-            kind: BlockKind::Inception, name: "inception", article: "an", has_shortcut: false,
+            kind: BlockKind::Inception, name: "inception", article: "an", has_shortcut: false, nests: false,
             describe: "branches from one input joined by a Concat (GoogLeNet, Inception v3/v4)",
             placement: place(BranchOutput, BlockInput, AfterMerge, Skip, Skip),
         },
         KindRow {
-            kind: BlockKind::Dense, name: "dense", article: "a", has_shortcut: false,
+            kind: BlockKind::Dense, name: "dense", article: "a", has_shortcut: false, nests: false,
             describe: "layers concatenated onto one growing map, up to the Concat that gathers them (DenseNet)",
             placement: place(BranchOutput, BlockInput, AfterMerge, Skip, Skip),
         },
         KindRow {
-            kind: BlockKind::Shuffle, name: "shuffle", article: "a", has_shortcut: true,
+            kind: BlockKind::Shuffle, name: "shuffle", article: "a", has_shortcut: true, nests: false,
             describe: "two halves, a Concat and a channel shuffle (ShuffleNet v2)",
             placement: place(BranchOutput, HalfInput, AfterMerge, Shortcut, AfterSpatialConv),
         },
         KindRow {
-            kind: BlockKind::DualPath, name: "dual-path", article: "a", has_shortcut: true,
+            kind: BlockKind::DualPath, name: "dual-path", article: "a", has_shortcut: true, nests: false,
             describe: "a branch and a shortcut each cut in two: first parts added, the rest concatenated (DPN)",
             placement: place(BranchOutput, BlockInput, AfterMerge, Shortcut, AfterSpatialConv),
         },
         KindRow {
-            kind: BlockKind::Plain, name: "plain", article: "a", has_shortcut: false,
+            kind: BlockKind::Plain, name: "plain", article: "a", has_shortcut: false, nests: false,
             describe: "a convolution with its activation, or a depthwise-separable pair (VGG, MobileNet v1)",
             placement: place(BranchOutput, BlockInput, AfterMerge, Skip, Skip),
         },
         KindRow {
-            kind: BlockKind::Named, name: "named", article: "a", has_shortcut: false,
+            kind: BlockKind::Csp, name: "csp", article: "a", has_shortcut: false, nests: true,
+            describe: "one map split in two, units on one part, the parts gathered by a Concat and fused by a 1x1 conv (YOLO C2f / C3 / C3k2, CSPNet)",
+            placement: place(BranchOutput, BlockInput, AfterMerge, Skip, Skip),
+        },
+        KindRow {
+            kind: BlockKind::PyramidPool, name: "pyramid-pool", article: "a", has_shortcut: false, nests: false,
+            describe: "a map and max pools of it gathered by a Concat and fused by a 1x1 conv (SPP, SPPF)",
+            placement: place(BranchOutput, BlockInput, AfterMerge, Skip, Skip),
+        },
+        KindRow {
+            kind: BlockKind::Named, name: "named", article: "a", has_shortcut: false, nests: false,
             describe: "a feature map named with --at, taken as it is: no detection",
             placement: place(BranchOutput, Skip, Skip, Skip, Skip),
         },
@@ -165,6 +180,11 @@ impl BlockKind {
     /// Whether a path beside the transformation enters the merge.
     pub fn has_shortcut(self) -> bool {
         self.row().has_shortcut
+    }
+
+    /// Whether blocks found inside one of this kind stay blocks of their own, nested in it.
+    pub fn nests(self) -> bool {
+        self.row().nests
     }
 }
 

@@ -29,6 +29,7 @@
 mod activation;
 mod block;
 mod concat;
+mod csp;
 mod dual;
 mod inverted;
 mod kind;
@@ -121,18 +122,45 @@ fn detect_with(
         b.merge()
             .map_or_else(|| end_rank(view, &b.end), |m| view.rank[m])
     });
+    nest(&mut det.blocks);
     det.work = cx.work.get();
     det.over_budget = det.work > budget;
     det
 }
 
+/// Sets each block's parent: the smallest block of a nesting kind (other than itself) whose
+/// nodes hold the block's merge, or all of its nodes when it has no merge.
+fn nest(blocks: &mut [Block]) {
+    let holders: Vec<(usize, HashSet<usize>)> = blocks
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.kind.nests())
+        .map(|(i, b)| (i, b.nodes.iter().copied().collect()))
+        .collect();
+    if holders.is_empty() {
+        return;
+    }
+    for (i, b) in blocks.iter_mut().enumerate() {
+        let inside = |nodes: &HashSet<usize>| match b.merge() {
+            Some(m) => nodes.contains(&m),
+            None => !b.nodes.is_empty() && b.nodes.iter().all(|n| nodes.contains(n)),
+        };
+        b.parent = holders
+            .iter()
+            .filter(|(h, nodes)| *h != i && inside(nodes))
+            .min_by_key(|(_, nodes)| nodes.len())
+            .map(|(h, _)| *h);
+    }
+}
+
 /// `blocks` without those whose merge lies in another one's transformation (with
-/// `same_input`, another starting from the same tensor): they are part of it.
+/// `same_input`, another starting from the same tensor): they are part of it. A block of a
+/// kind that nests blocks holds none as parts.
 fn outermost(blocks: Vec<Block>, same_input: bool) -> Vec<Block> {
     // Per node, the inputs of the blocks whose transformation holds it (one pass over the
     // blocks' nodes, rather than every block against every other).
     let mut holders: HashMap<usize, HashSet<&str>> = HashMap::new();
-    for o in &blocks {
+    for o in blocks.iter().filter(|o| !o.kind.nests()) {
         for &n in &o.nodes {
             holders.entry(n).or_default().insert(o.input.as_str());
         }
@@ -386,6 +414,7 @@ impl Cx<'_, '_> {
             output: out.clone(),
             end: out,
             form,
+            parent: None,
         })
     }
 
@@ -447,7 +476,8 @@ pub(super) mod tests {
     /// ```
     /// The basic block forks from the Split's second output; the Concat's paths start from
     /// both outputs, so it forks from what the Split splits: one residual block (8 channels)
-    /// inside one CSP block of 16 channels.
+    /// nested in one CSP module of 16 channels, which runs from the pointwise convolution
+    /// that makes the map it splits (only the module reads it) to the fusion convolution.
     #[test]
     fn a_split_with_several_outputs_forks_blocks() {
         let mut g = GraphBuilder::new(16);
@@ -461,12 +491,10 @@ pub(super) mod tests {
         let g = g.finish(&out);
         let a = analysis_of(&g).expect("blocks");
         let found = kinds(&a);
-        assert_eq!(
-            found,
-            [(BlockKind::Residual, 8), (BlockKind::Inception, 16)]
-        );
+        assert_eq!(found, [(BlockKind::Residual, 8), (BlockKind::Csp, 16)]);
         assert_eq!(a.blocks[0].input, xb);
-        assert_eq!(a.blocks[1].input, x);
+        assert_eq!(a.blocks[1].input, "input");
+        assert_eq!(a.blocks[1].output, out);
     }
 
     /// A VGG-like chain whose classifier is written as convolutions on the pooled map:

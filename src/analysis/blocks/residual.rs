@@ -105,6 +105,7 @@ impl Cx<'_, '_> {
             channels,
             dtype: self.dtype(branch.tensor),
             form: Form::Residual { merge: m, shortcut },
+            parent: None,
         }))
     }
 

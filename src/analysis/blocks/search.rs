@@ -63,10 +63,11 @@ pub(super) trait Searcher: Sync {
 }
 
 /// Every searcher, in priority order.
-pub(super) static SEARCHERS: [&dyn Searcher; 6] = [
+pub(super) static SEARCHERS: [&dyn Searcher; 7] = [
     &super::residual::Residuals,
     &super::shuffle::ShuffleUnits,
     &super::dual::DualPaths,
+    &super::csp::FusedModules,
     &super::concat::Concats,
     &super::inverted::InvertedWithoutMerge,
     &super::plain::PlainChains,
@@ -192,7 +193,8 @@ fn at_merges(
         }
         match block {
             Some(b) => {
-                if skips {
+                // A module that nests blocks leaves the Concats inside it to be found too.
+                if skips && !b.kind.nests() {
                     cx.charge(b.nodes.len());
                     covered.extend(b.covered().filter(|&n| n != m));
                 }

@@ -80,6 +80,7 @@ impl Cx<'_, '_> {
                 other,
                 branch_input,
             },
+            parent: None,
         }))
     }
 

@@ -122,3 +122,39 @@ fn at_refuses_what_it_cannot_take() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("unclosed group"), "{}", stderr(&o));
 }
+
+/// csp_tiny: one csp module '/stage' of 16 channels (h 1: 2·16 + 1 + 16 = 49) holding two
+/// residual units of 16 ('/stage/blocks/blocks.0', '.1', 49 each) at standard.
+#[test]
+fn the_level_chooses_modules_units_or_both() {
+    let nested = |args: &[&str]| params_report(fixture("csp_tiny_ts"), args);
+    let units = ["/stage/blocks/blocks.0", "/stage/blocks/blocks.1"];
+
+    let j = nested(&[]);
+    assert_eq!(j["level"], "module");
+    assert_eq!(taking(&j), ["/stage"]);
+    assert_eq!(u(&j, "added_params"), 49);
+    for b in &arr(&j, "blocks")[..2] {
+        assert_eq!(b["module"], "/stage");
+        let why = b["skipped"].as_str().unwrap_or_default();
+        assert!(why.starts_with("a unit of module '/stage'"), "{why}");
+    }
+    assert!(arr(&j, "blocks")[2].get("module").is_none());
+
+    let j = nested(&["--level", "unit"]);
+    assert_eq!(j["level"], "unit");
+    assert_eq!(taking(&j), units);
+    assert_eq!(u(&j, "added_params"), 2 * 49);
+    let why = &arr(&j, "blocks")[2]["skipped"];
+    assert_eq!(
+        why,
+        "its 2 unit(s) take SE at level unit (SE on the module: --level module or all)"
+    );
+
+    let j = nested(&["--level", "all"]);
+    assert_eq!(taking(&j), [units[0], units[1], "/stage"]);
+    assert_eq!(u(&j, "added_params"), 3 * 49);
+
+    // A model without nesting echoes no level.
+    assert!(selected(&[]).get("level").is_none());
+}

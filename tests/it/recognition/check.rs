@@ -17,6 +17,8 @@ pub const NO_SHORTCUT: &str =
 pub const NO_INNER: &str = "inner has no meaning";
 pub const PARALLEL: &str = "inner has no meaning for a branch of parallel paths";
 pub const INNER_IS_STANDARD: &str = "the spatial convolution ends the branch";
+/// A block nested in a module, at the module level.
+pub const UNIT: &str = "a unit of module";
 const POSITIONS: [&str; 5] = ["standard", "pre", "post", "identity", "inner"];
 
 /// One expected block: (stage, kind, merge op, output channels, projection shortcut).
