@@ -4,7 +4,8 @@
 //! pre-activation ResNet v2 (both laid out as Keras writes them), a narrow torchvision ConvNeXt and
 //! two timm MixNet blocks, four timm DPN dual-path blocks. Each is exported by TorchScript (`_ts`) and by dynamo (`_dynamo`,
 //! weights in `.onnx.data`). Besides: the legacy fixtures of fixtures/generate_legacy.py and a
-//! Keras ConvNeXt exported by tf2onnx (fixtures/generate_keras.py).
+//! Keras ConvNeXt exported by tf2onnx (fixtures/generate_keras.py), and a tiny ultralytics
+//! YOLOv8 detector (fixtures/generate_detection.py).
 //!
 //! Every expected number is derived by hand from the architectures in the generator script:
 //!
@@ -24,8 +25,8 @@ use crate::common;
 
 use crate::common::Land::{At, Skip};
 use check::{
-    check_fixture, check_variant, Expect, INNER_IS_STANDARD, NO_IDENTITY, NO_INNER, NO_SHORTCUT,
-    PARALLEL, UNIT,
+    check_fixture, check_variant, Expect, CLASSIFIER, INNER_IS_STANDARD, NO_IDENTITY, NO_INNER,
+    NO_SHORTCUT, PARALLEL, UNIT,
 };
 
 /// Stem 3→8; CrossStage: conv_down 3x3 s2 8→8, conv_exp 1x1 8→32, split 16 | 16; the second
@@ -40,6 +41,7 @@ use check::{
 fn csp_tiny_expect() -> Expect {
     Expect {
         net: "csp_tiny",
+        outputs: CLASSIFIER,
         stages: vec![("residual", 2, 16), ("csp", 1, 16)],
         blocks: vec![
             (1, "residual", "Add", 16, false),
@@ -61,6 +63,139 @@ fn csp_tiny_expect() -> Expect {
     }
 }
 
+/// ultralytics yolov8.yaml at width 0.03125 (fixtures/generate_detection.py for every layer).
+/// Each C2f(c, n) is one csp module of c channels from the map before its cv1 (read by cv1
+/// only) to cv2's SiLU; with shortcut (the backbone's) its n Bottlenecks on c/2 are residual
+/// units nested in it; the neck's (no shortcut) hold none. SPPF is a pyramid-pool block. The
+/// neck's Concats merge an upsampled or strided map: fusion, no block; Detect is a head, no
+/// block. Units and modules group apart, each module its own stage (the modules of one
+/// resolution are one per level):
+///
+/// - backbone: 2 C2f 8 (unit 4), 4 C2f 8 (units 4, 4), 6 C2f 16 (units 8, 8), 8 C2f 32
+///   (unit 16), 9 SPPF 32;
+/// - neck: 12 C2f 16, 15 C2f 8, 18 C2f 16, 21 C2f 32.
+///
+/// h = max(1, round(C / 16)), half up: 1 for C = 4, 8, 16; 2 for 24 and 32; 3 for 48.
+fn yolo_tiny_expect() -> Expect {
+    let unit = |stage, c| (stage, "residual", "Add", c, false);
+    let module = |stage, c| (stage, "csp", "Concat", c, false);
+    // Standard and post: every module's (and SPPF's) fusion conv SiLU; the units are
+    // units of their module.
+    let modules = || {
+        vec![
+            Skip(UNIT),
+            At(8, 1),
+            Skip(UNIT),
+            Skip(UNIT),
+            At(8, 1),
+            Skip(UNIT),
+            Skip(UNIT),
+            At(16, 1),
+            Skip(UNIT),
+            At(32, 2),
+            At(32, 2),
+            At(16, 1),
+            At(8, 1),
+            At(16, 1),
+            At(32, 2),
+        ]
+    };
+    // Identity and inner have no place in a module; its units take SE on their identity
+    // shortcut (the unit's input) or after their first 3x3 (c/2 -> c/2): 4, 4, 4, 8, 8, 16.
+    let units = |why: &'static str| {
+        vec![
+            At(4, 1),
+            Skip(why),
+            At(4, 1),
+            At(4, 1),
+            Skip(why),
+            At(8, 1),
+            At(8, 1),
+            Skip(why),
+            At(16, 1),
+            Skip(why),
+            Skip(why),
+            Skip(why),
+            Skip(why),
+            Skip(why),
+            Skip(why),
+        ]
+    };
+    Expect {
+        net: "yolo_tiny",
+        // The decoded predictions (4 box sides + 2 classes per anchor: 8² + 4² + 2² = 84),
+        // the box distributions (4 sides × 4 bins) and class scores, the three neck maps.
+        outputs: &[
+            &[1, 6, 84],
+            &[1, 16, 84],
+            &[1, 2, 84],
+            &[1, 8, 8, 8],
+            &[1, 16, 4, 4],
+            &[1, 32, 2, 2],
+        ],
+        stages: vec![
+            ("residual", 1, 4),
+            ("csp", 1, 8),
+            ("residual", 2, 4),
+            ("csp", 1, 8),
+            ("residual", 2, 8),
+            ("csp", 1, 16),
+            ("residual", 1, 16),
+            ("csp", 1, 32),
+            ("pyramid-pool", 1, 32),
+            ("csp", 1, 16),
+            ("csp", 1, 8),
+            ("csp", 1, 16),
+            ("csp", 1, 32),
+        ],
+        blocks: vec![
+            unit(1, 4),
+            module(2, 8),
+            unit(3, 4),
+            unit(3, 4),
+            module(4, 8),
+            unit(5, 8),
+            unit(5, 8),
+            module(6, 16),
+            unit(7, 16),
+            module(8, 32),
+            (9, "pyramid-pool", "Concat", 32, false),
+            module(10, 16),
+            module(11, 8),
+            module(12, 16),
+            module(13, 32),
+        ],
+        positions: vec![
+            ("standard", modules()),
+            // Each module's input, read by its cv1 only: the conv before it (8, 8, 16, 32),
+            // C2f 8's output for SPPF (32), the neck's Concats (48, 24, 24, 48).
+            (
+                "pre",
+                vec![
+                    Skip(UNIT),
+                    At(8, 1),
+                    Skip(UNIT),
+                    Skip(UNIT),
+                    At(8, 1),
+                    Skip(UNIT),
+                    Skip(UNIT),
+                    At(16, 1),
+                    Skip(UNIT),
+                    At(32, 2),
+                    At(32, 2),
+                    At(48, 3),
+                    At(24, 2),
+                    At(24, 2),
+                    At(48, 3),
+                ],
+            ),
+            ("post", modules()),
+            ("identity", units(NO_IDENTITY)),
+            ("inner", units(NO_INNER)),
+        ],
+    }
+}
+
 /// Stem 3→8; GhostBottleneck(8, mid 16, 16, s2): ghost1 (1x1 8→8, dw 3x3 8, Concat 16),
 /// dw 3x3 s2 16 + BN, ghost2 (1x1 16→8, dw 8, Concat 16), shortcut dw 3x3 s2 8 + BN and
 /// 1x1 8→16 + BN (a projection); GhostBottleneck(16, mid 32, 16, s1): ghost1 (1x1 16→16,
@@ -70,6 +205,7 @@ fn csp_tiny_expect() -> Expect {
 fn ghost_tiny_expect() -> Expect {
     Expect {
         net: "ghost_tiny",
+        outputs: CLASSIFIER,
         stages: vec![("inverted-residual", 2, 16)],
         blocks: vec![
             (1, "inverted-residual", "Add", 16, true),
@@ -101,6 +237,7 @@ fn ghost_tiny_expect() -> Expect {
 fn repvgg_tiny_expect() -> Expect {
     Expect {
         net: "repvgg_tiny",
+        outputs: CLASSIFIER,
         stages: vec![("residual", 3, 16)],
         blocks: vec![
             (1, "residual", "Add", 16, true),
@@ -134,6 +271,7 @@ fn repvgg_tiny_expect() -> Expect {
 fn densenet_pairwise_tiny_expect() -> Expect {
     Expect {
         net: "densenet_pairwise_tiny",
+        outputs: CLASSIFIER,
         stages: vec![("dense", 1, 20), ("dense", 1, 18)],
         blocks: vec![
             (1, "dense", "Concat", 20, false),
@@ -159,6 +297,7 @@ fn densenet_pairwise_tiny_expect() -> Expect {
 fn resnet_v2_tiny_expect() -> Expect {
     Expect {
         net: "resnet_v2_tiny",
+        outputs: CLASSIFIER,
         stages: vec![("residual", 2, 16), ("residual", 2, 32)],
         blocks: vec![
             (1, "residual", "Add", 16, true),
@@ -193,6 +332,7 @@ fn convnext_stack_tiny_expect() -> Expect {
     let width = || vec![At(8, 1), At(8, 1), At(16, 1)];
     Expect {
         net: "convnext_stack_tiny",
+        outputs: CLASSIFIER,
         stages: vec![("inverted-residual", 2, 8), ("inverted-residual", 1, 16)],
         blocks: vec![
             (1, "inverted-residual", "Add", 8, false),
@@ -226,6 +366,7 @@ fn convnext_stack_tiny_expect() -> Expect {
 fn mixnet_tiny_expect() -> Expect {
     Expect {
         net: "mixnet_tiny",
+        outputs: CLASSIFIER,
         stages: vec![("inverted-residual", 2, 16)],
         blocks: vec![
             (1, "inverted-residual", "none", 16, false),
@@ -263,6 +404,7 @@ fn mixnet_tiny_expect() -> Expect {
 fn dpn_tiny_expect() -> Expect {
     Expect {
         net: "dpn_tiny",
+        outputs: CLASSIFIER,
         stages: vec![("dual-path", 2, 12), ("dual-path", 2, 24)],
         blocks: vec![
             (1, "dual-path", "Concat", 12, true),
@@ -292,6 +434,7 @@ fn dpn_tiny_expect() -> Expect {
 fn legacy_resnet_expect(merge: &'static str) -> Expect {
     Expect {
         net: "legacy_resnet",
+        outputs: CLASSIFIER,
         stages: vec![("residual", 1, 8), ("residual", 1, 16)],
         blocks: vec![
             (1, "residual", merge, 8, false),
@@ -334,6 +477,7 @@ fn channels_last_expect() -> Expect {
     let each = || vec![At(8, 1), At(8, 1)];
     Expect {
         net: "channels_last",
+        outputs: CLASSIFIER,
         stages: vec![("inverted-residual", 2, 8)],
         blocks: vec![
             (1, "inverted-residual", "Add", 8, false),
@@ -371,6 +515,7 @@ fn keras_convnext_expect() -> Expect {
     let block = |stage, channels| (stage, "inverted-residual", "Add", channels, false);
     Expect {
         net: "keras_convnext",
+        outputs: CLASSIFIER,
         stages: vec![
             ("inverted-residual", 2, 8),
             ("inverted-residual", 1, 8),
@@ -441,6 +586,11 @@ fn channels_last_blocks() {
 #[test]
 fn csp_tiny() {
     check_fixture(csp_tiny_expect());
+}
+
+#[test]
+fn yolo_tiny() {
+    check_fixture(yolo_tiny_expect());
 }
 
 #[test]

@@ -128,8 +128,8 @@ impl Cx<'_, '_> {
     }
 
     /// The pointwise convolution (with its normalisation and activation) whose output is
-    /// `fork`, when only `module`'s nodes and merge `m` read what it writes: its nodes and the
-    /// tensor it reads.
+    /// `fork`, when only `module`'s nodes and merge `m` read the map it writes (as a feature:
+    /// a Shape may read it too): its nodes and the tensor it reads.
     fn stem(&self, fork: &str, module: &[usize], m: usize) -> Option<(Vec<usize>, String)> {
         let view = self.view;
         let mut t = fork;
@@ -137,10 +137,17 @@ impl Cx<'_, '_> {
             let p = view.producer_node(t)?;
             if Op::of(view.node(p)) == Op::Conv {
                 let (nodes, out, _) = tail(view, p);
-                let read_inside = view
-                    .consumers(fork)
-                    .iter()
-                    .all(|i| i.node == m || module.contains(&i.node));
+                // Readers of its shape alone (a Shape before the Slices a chunk is exported
+                // as) read no feature.
+                let read_inside = view.consumers(fork).iter().all(|i| {
+                    i.node == m
+                        || module.contains(&i.node)
+                        || !view
+                            .node(i.node)
+                            .output
+                            .iter()
+                            .any(|o| self.feats.is_feature(o))
+                });
                 if out != fork
                     || !self.is_pointwise(p)
                     || !read_inside

@@ -17,6 +17,8 @@ pub const NO_SHORTCUT: &str =
 pub const NO_INNER: &str = "inner has no meaning";
 pub const PARALLEL: &str = "inner has no meaning for a branch of parallel paths";
 pub const INNER_IS_STANDARD: &str = "the spatial convolution ends the branch";
+/// The outputs of a classifier fixture: 10 logits.
+pub const CLASSIFIER: &[&[u64]] = &[&[1, 10]];
 /// A block nested in a module, at the module level.
 pub const UNIT: &str = "a unit of module";
 const POSITIONS: [&str; 5] = ["standard", "pre", "post", "identity", "inner"];
@@ -27,6 +29,8 @@ pub type Blk = (u64, &'static str, &'static str, u64, bool);
 /// The hand-derived analysis of one fixture.
 pub struct Expect {
     pub net: &'static str,
+    /// The shape of every output, in the graph's order.
+    pub outputs: &'static [&'static [u64]],
     /// (kind, blocks, channels) per stage.
     pub stages: Vec<(&'static str, u64, u64)>,
     pub blocks: Vec<Blk>,
@@ -179,7 +183,7 @@ fn check_identity_validated(e: &Expect, exporter: &str) {
     let j: Value = serde_json::from_slice(&o.stdout).expect("JSON report");
     let v = &j["validation"];
     assert_eq!(v["ok"], Value::Bool(true), "{name}: {v}");
-    assert_eq!(v["output_shapes"], serde_json::json!([[1, 10]]), "{name}");
+    assert_eq!(v["output_shapes"], serde_json::json!(e.outputs), "{name}");
     let (diff, scale) = (f(v, "max_abs_diff"), f(v, "output_scale"));
     assert!(
         diff <= 1e-4 * scale.max(1.0),
