@@ -333,28 +333,40 @@ impl Cx<'_, '_> {
         })
     }
 
-    /// Whether block `b` is a prediction head's: its final map, through activations, is read
-    /// only by reshapes that lay it out per position for a dense prediction (fewer axes than
-    /// the map, at least three: batch, a per-position channel axis, positions), as YOLO's Detect
-    /// writes `view(batch, outputs, -1)` and RetinaNet's heads `(batch, -1, classes)`. A
-    /// classifier's Flatten (two axes) is no such reshape.
+    /// Whether block `b` is a prediction head's: its final map, through activations and
+    /// further convolutions of one input (a head's branch of convolutions ending in the
+    /// prediction conv), is read only by reshapes that lay it out per position for a dense
+    /// prediction (fewer axes than the map, at least three: batch, a per-position channel axis,
+    /// positions), as YOLO's Detect writes `view(batch, outputs, -1)` and RetinaNet's heads
+    /// `(batch, -1, classes)`. A classifier's Flatten (two axes) is no such reshape.
     fn is_head(&self, b: &Block) -> bool {
+        let t = after_activation(self.view, &b.end);
+        self.feats
+            .get(t)
+            .is_some_and(|f| self.reaches_head(t, f.layout.rank, 8))
+    }
+
+    /// Whether every reader of map `t` (of `rank` axes) is a dense-prediction reshape, or a
+    /// convolution (with its activation) whose map is in turn, at most `depth` deep.
+    fn reaches_head(&self, t: &str, rank: usize, depth: usize) -> bool {
         let view = self.view;
-        let t = after_activation(view, &b.end);
-        let Some(rank) = self.feats.get(t).map(|f| f.layout.rank) else {
-            return false;
-        };
         let readers = view.consumers(t);
         !readers.is_empty()
             && !view.is_graph_output(t)
             && readers.iter().all(|i| {
                 let node = view.node(i.node);
-                let out_rank = node
-                    .output
-                    .first()
-                    .and_then(|o| self.feats.get(o))
-                    .map(|f| f.layout.rank);
-                Op::of(node) == Op::Reshape && out_rank.is_some_and(|r| (3..rank).contains(&r))
+                let Some(out) = node.output.first() else {
+                    return false;
+                };
+                let out_rank = self.feats.get(out).map(|f| f.layout.rank);
+                match Op::of(node) {
+                    Op::Reshape => out_rank.is_some_and(|r| (3..rank).contains(&r)),
+                    Op::Conv if depth > 0 && self.features(&node.input).len() == 1 => {
+                        let (_, end, _) = tail(view, i.node);
+                        self.reaches_head(&end, rank, depth - 1)
+                    }
+                    _ => false,
+                }
             })
     }
 

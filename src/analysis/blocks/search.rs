@@ -143,6 +143,7 @@ pub(super) fn search(cx: &Cx, searchers: &[&dyn Searcher], order: &[usize]) -> S
                 let chains: Vec<Block> = searchers
                     .iter()
                     .flat_map(|s| s.in_chains(cx, &merged))
+                    .filter(|b| !cx.is_head(b))
                     .collect();
                 found.blocks = merged.blocks;
                 found.blocks.extend(chains);
